@@ -1,0 +1,68 @@
+"""Settings accessors for the albums app.
+
+Each accessor reads its setting when it is used and raises ImproperlyConfigured naming the
+offending value, so a bad environment variable fails the run that reads it, clearly.
+"""
+
+from pathlib import Path
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+# JPEG, PNG, GIF, WebP, HEIC/HEIF, AVIF, TIFF and the common camera RAW formats.
+DEFAULT_PHOTO_EXTENSIONS = frozenset(
+    {
+        ".jpg", ".jpeg", ".jpe", ".png", ".gif", ".webp", ".heic", ".heif", ".avif",
+        ".tif", ".tiff", ".dng", ".cr2", ".cr3", ".crw", ".nef", ".nrw", ".arw", ".srf",
+        ".sr2", ".orf", ".rw2", ".raf", ".pef", ".srw", ".x3f", ".erf", ".3fr", ".iiq",
+        ".mos", ".mrw", ".kdc", ".rwl",
+    }
+)  # fmt: skip
+
+
+def _positive_int(name: str, value) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ImproperlyConfigured(f"{name} must be a whole number, not {value!r}.") from None
+    if number < 1:
+        raise ImproperlyConfigured(f"{name} must be at least 1, not {number}.")
+    return number
+
+
+def photos_root() -> Path:
+    return Path(settings.PHOTOS_ROOT).expanduser().resolve()
+
+
+def batch_size() -> int:
+    return _positive_int("ALBUMS_SYNC_BATCH_SIZE", getattr(settings, "ALBUMS_SYNC_BATCH_SIZE", 10))
+
+
+def workers() -> int:
+    return _positive_int("ALBUMS_SYNC_WORKERS", getattr(settings, "ALBUMS_SYNC_WORKERS", 10))
+
+
+def lease_seconds() -> int:
+    return _positive_int(
+        "ALBUMS_SYNC_LEASE_SECONDS", getattr(settings, "ALBUMS_SYNC_LEASE_SECONDS", 300)
+    )
+
+
+def key_prefix() -> str:
+    prefix = str(getattr(settings, "ALBUMS_KEY_PREFIX", "albums")).strip("/")
+    if not prefix or any(part in {".", ".."} for part in prefix.split("/")):
+        raise ImproperlyConfigured(f"ALBUMS_KEY_PREFIX must be a plain path, not {prefix!r}.")
+    return prefix
+
+
+def photo_extensions() -> frozenset[str]:
+    """Lower-case extensions with their dot; matched case-insensitively."""
+    value = getattr(settings, "ALBUMS_PHOTO_EXTENSIONS", "")
+    if not value:
+        return DEFAULT_PHOTO_EXTENSIONS
+    if isinstance(value, str):
+        value = value.replace(",", " ").split()
+    extensions = frozenset("." + ext.lower().lstrip(".") for ext in value if ext.strip("."))
+    if not extensions:
+        raise ImproperlyConfigured(f"ALBUMS_PHOTO_EXTENSIONS lists no extension: {value!r}.")
+    return extensions

@@ -1,0 +1,47 @@
+"""Errors that stop a sync run.
+
+A problem with one file never raises: it becomes a failure entry in the run's result and the
+run goes on. What is raised here stops the run, because going on could not succeed (the
+bucket is unreachable or refuses us) or would be dangerous (the album folder is gone).
+Messages name the album and the cause, never a credential.
+"""
+
+
+class SyncError(Exception):
+    """A sync run could not start or had to stop."""
+
+
+class AlbumFolderMissing(SyncError):
+    """The album's folder does not exist or is not a folder (perhaps a disk is not mounted)."""
+
+
+class AlbumFolderEmpty(SyncError):
+    """The folder holds no photos while the album has some: refuse to treat all as deleted."""
+
+
+class AlbumFolderUnsafe(SyncError):
+    """The album's folder resolves outside PHOTOS_ROOT."""
+
+
+class SyncAlreadyRunning(SyncError):
+    """Another sync of the same album holds its lease."""
+
+
+class SyncLeaseLost(SyncError):
+    """This run's lease expired and another run took the album over."""
+
+
+class StorageError(SyncError):
+    """The bucket cannot be used: unreachable, refused credentials, missing, misconfigured."""
+
+
+class StorageUnreachable(StorageError):
+    """The endpoint did not answer (connection refused, DNS, timeouts after retries)."""
+
+
+class StorageAccessDenied(StorageError):
+    """The credentials are wrong or lack a permission the sync needs."""
+
+
+class BucketMissing(StorageError):
+    """The bucket does not exist."""

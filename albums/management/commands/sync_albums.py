@@ -1,0 +1,138 @@
+import argparse
+import json
+import logging
+import sys
+import time
+
+from django.core.exceptions import ImproperlyConfigured
+from django.core.management.base import BaseCommand, CommandError
+
+from albums.exceptions import SyncError
+from albums.models import Album
+from albums.sync import SyncResult, discover_albums, sync_album
+
+UNKNOWN_ALBUMS = "Unknown album {slugs}. Known albums: {known}."
+NO_ALBUMS = "No albums to sync. Create one in the admin, or run with --discover to make one per folder of PHOTOS_ROOT."
+SOME_FAILED = "{failed} of {total} albums did not sync cleanly."
+LOG_LEVELS = {0: logging.ERROR, 1: logging.WARNING, 2: logging.INFO, 3: logging.DEBUG}
+
+
+def positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {number}")
+    return number
+
+
+class Command(BaseCommand):
+    help = "Sync album folders with the bucket: upload what is missing or changed, record everything."
+
+    def add_arguments(self, parser):
+        parser.add_argument("slugs", nargs="*", metavar="SLUG", help="Albums to sync (default: all).")
+        parser.add_argument("--discover", action="store_true", help="First create an album for every top-level folder of PHOTOS_ROOT that has none.")
+        parser.add_argument("--dry-run", action="store_true", help="Say what would be done; change nothing.")
+        parser.add_argument("--prune", action="store_true", help="Also delete from the bucket the photos gone from disk.")
+        parser.add_argument("--batch-size", type=positive_int, help="Files handed to the thread pool at a time (default ALBUMS_SYNC_BATCH_SIZE).")
+        parser.add_argument("--workers", type=positive_int, help="Threads checking and uploading (default ALBUMS_SYNC_WORKERS).")
+        parser.add_argument("--json", action="store_true", help="Print one JSON object per album instead of a summary line.")
+
+    def handle(self, *slugs, **options):
+        self.options = options
+        albums = self._albums(slugs, discover=options["discover"])
+        failed = 0
+        for album in albums:
+            result = self._sync(album)
+            failed += result is None or not result.ok
+        if failed:
+            raise CommandError(SOME_FAILED.format(failed=failed, total=len(albums)))
+
+    def _albums(self, slugs, *, discover: bool) -> list[Album]:
+        if discover:
+            try:
+                created = discover_albums()
+            except SyncError as exc:
+                raise CommandError(str(exc)) from exc
+            for album in created:
+                self._say(f"Discovered album {album.name!r} ({album.slug}).")
+        albums = list(Album.objects.filter(slug__in=slugs) if slugs else Album.objects.all())
+        unknown = sorted(set(slugs) - {album.slug for album in albums})
+        if unknown:
+            known = ", ".join(Album.objects.values_list("slug", flat=True)[:20]) or "none"
+            raise CommandError(UNKNOWN_ALBUMS.format(slugs=", ".join(unknown), known=known))
+        if not albums:
+            raise CommandError(NO_ALBUMS)
+        return albums
+
+    def _sync(self, album: Album) -> SyncResult | None:
+        logger = logging.getLogger("albums")
+        level = logger.level
+        logger.setLevel(LOG_LEVELS.get(self.options["verbosity"], logging.DEBUG))
+        try:
+            result = sync_album(
+                album=album,
+                dry_run=self.options["dry_run"],
+                prune=self.options["prune"],
+                batch_size=self.options["batch_size"],
+                workers=self.options["workers"],
+                progress=self._progress_line(album) if self._interactive() else None,
+            )
+        except (SyncError, ImproperlyConfigured) as exc:
+            self._end_progress()
+            result = getattr(exc, "result", None)
+            self._report_failure(album, exc, result)
+            return None
+        finally:
+            logger.setLevel(level)
+        self._end_progress()
+        self._report(result)
+        return result
+
+    def _report(self, result: SyncResult) -> None:
+        if self.options["json"]:
+            self.stdout.write(json.dumps(result.as_dict()))
+            return
+        style = self.style.SUCCESS if result.ok else self.style.WARNING
+        self._say(result.summary(), style)
+        for failure in result.failures[:20]:
+            self._say(f"  failed: {failure.path}: {failure.error}", self.style.WARNING, level=1)
+        if result.failed > 20:
+            self._say(f"  ... and {result.failed - 20} more failures (see the run in the admin)", level=1)
+
+    def _report_failure(self, album: Album, exc: Exception, result: SyncResult | None) -> None:
+        if self.options["json"]:
+            data = result.as_dict() if result else {"album": album.slug, "status": "failed"}
+            data["message"] = str(exc)
+            self.stdout.write(json.dumps(data))
+        self.stderr.write(f"{album.slug}: {exc}")
+
+    def _say(self, text: str, style=None, *, level: int = 1) -> None:
+        if self.options["verbosity"] >= level and not self.options["json"]:
+            self.stdout.write(text, style)
+
+    # Progress on a terminal: one line, rewritten in place, at most ten times a second.
+
+    def _interactive(self) -> bool:
+        return self.options["verbosity"] >= 1 and sys.stderr.isatty()
+
+    def _progress_line(self, album: Album):
+        last = 0.0
+
+        def show(done: int, total: int) -> None:
+            nonlocal last
+            now = time.monotonic()
+            if now - last >= 0.1 or done == total:
+                last = now
+                sys.stderr.write(f"\r{album.slug}: {done}/{total} files")
+                sys.stderr.flush()
+                self._progress_shown = True
+
+        return show
+
+    def _end_progress(self) -> None:
+        if getattr(self, "_progress_shown", False):
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
+            self._progress_shown = False

@@ -1,0 +1,159 @@
+from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
+
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.urls import reverse
+from django.utils import timezone
+
+from . import conf
+
+
+def validate_album_folder(value: str) -> None:
+    """An album folder is a relative path that stays inside PHOTOS_ROOT, symlinks included."""
+    path = PurePosixPath(value)
+    if not value or path.is_absolute() or ".." in path.parts or "\\" in value:
+        raise ValidationError(
+            "Enter a folder relative to PHOTOS_ROOT, without '..', e.g. 'Summer 2024'.",
+            code="folder_escapes_root",
+        )
+    root = conf.photos_root()
+    if not (root / value).resolve().is_relative_to(root):
+        raise ValidationError(
+            "This folder is a link that points outside PHOTOS_ROOT.",
+            code="folder_escapes_root",
+        )
+
+
+class SyncStatus(models.TextChoices):
+    RUNNING = "running", "Running"
+    SUCCESS = "success", "Succeeded"
+    PARTIAL = "partial", "Partly failed"
+    FAILED = "failed", "Failed"
+    SKIPPED = "skipped", "Skipped (another sync was running)"
+
+
+class Album(models.Model):
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=200, unique=True, allow_unicode=True)
+    folder = models.CharField(
+        max_length=1024,
+        unique=True,
+        validators=[validate_album_folder],
+        help_text="Folder relative to PHOTOS_ROOT.",
+    )
+    sync_on_schedule = models.BooleanField(
+        default=True, help_text="Synced by the scheduled task."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    # Outcome of the last finished sync (dry runs excluded).
+    last_synced_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_sync_status = models.CharField(
+        max_length=16, choices=SyncStatus.choices, blank=True, editable=False
+    )
+
+    # The per-album lock: a lease taken with one conditional UPDATE, renewed while a
+    # sync runs and released at its end; a sync that died frees the album when its
+    # lease expires. Works alike on SQLite and PostgreSQL (see albums.sync.lease).
+    sync_lease_token = models.CharField(max_length=64, blank=True, editable=False)
+    sync_lease_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["name"]
+        permissions = [("sync_album", "Can sync albums")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("admin:albums_album_change", args=[self.pk])
+
+    @property
+    def path(self) -> Path:
+        return conf.photos_root() / self.folder
+
+    @property
+    def is_syncing(self) -> bool:
+        return bool(self.sync_lease_expires_at and self.sync_lease_expires_at > timezone.now())
+
+
+class Photo(models.Model):
+    album = models.ForeignKey(Album, on_delete=models.CASCADE, related_name="photos")
+    path = models.CharField(max_length=1024, help_text="Relative to the album folder.")
+    key = models.CharField(max_length=1024, help_text="Key of the object in the bucket.")
+    size = models.BigIntegerField(help_text="Bytes on disk when last synced.")
+    mtime_ns = models.BigIntegerField(help_text="Modification time on disk, in nanoseconds.")
+    content_type = models.CharField(max_length=100, blank=True)
+    width = models.PositiveIntegerField(null=True, blank=True)
+    height = models.PositiveIntegerField(null=True, blank=True)
+    taken_at = models.DateTimeField(null=True, blank=True, help_text="From EXIF, if any.")
+    uploaded_at = models.DateTimeField(
+        null=True, blank=True, help_text="Empty when the object was already in the bucket."
+    )
+    verified_at = models.DateTimeField(help_text="When the bucket last had this object.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["album", "path"]
+        constraints = [
+            models.UniqueConstraint(fields=["album", "path"], name="unique_photo_path_per_album")
+        ]
+
+    def __str__(self) -> str:
+        return self.path
+
+    @property
+    def modified_at(self):
+        return datetime.fromtimestamp(self.mtime_ns / 1e9, tz=UTC)
+
+
+class SyncRun(models.Model):
+    class Trigger(models.TextChoices):
+        COMMAND = "command", "Command line"
+        ADMIN = "admin", "Admin"
+        SCHEDULE = "schedule", "Schedule"
+        API = "api", "API"
+        TASK = "task", "Task"
+
+    album = models.ForeignKey(Album, on_delete=models.CASCADE, related_name="sync_runs")
+    trigger = models.CharField(max_length=16, choices=Trigger.choices)
+    dry_run = models.BooleanField(default=False)
+    prune = models.BooleanField(default=False)
+    status = models.CharField(
+        max_length=16, choices=SyncStatus.choices, default=SyncStatus.RUNNING
+    )
+    queued_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    message = models.TextField(blank=True, help_text="Why the run stopped, if it failed.")
+
+    # Progress while running, counts when finished (see albums.sync.result.SyncResult).
+    files_total = models.PositiveIntegerField(default=0)
+    files_done = models.PositiveIntegerField(default=0)
+    scanned = models.PositiveIntegerField(default=0)
+    new = models.PositiveIntegerField(default=0)
+    existing = models.PositiveIntegerField(default=0)
+    orphaned = models.PositiveIntegerField(default=0)
+    uploaded = models.PositiveIntegerField(default=0)
+    reuploaded = models.PositiveIntegerField(default=0)
+    already_in_bucket = models.PositiveIntegerField(default=0)
+    unchanged = models.PositiveIntegerField(default=0)
+    removed = models.PositiveIntegerField(default=0)
+    pruned = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    bytes_uploaded = models.BigIntegerField(default=0)
+    errors = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["album", "-id"])]
+
+    def __str__(self) -> str:
+        return f"Sync of {self.album} #{self.pk}"
+
+    @property
+    def duration(self):
+        if self.started_at and self.finished_at:
+            return self.finished_at - self.started_at
+        return None

@@ -1,0 +1,42 @@
+"""Create an album for every top-level folder of PHOTOS_ROOT that has none."""
+
+import os
+
+from django.utils.text import slugify
+
+from .. import conf
+from ..exceptions import AlbumFolderMissing
+from ..models import Album
+from .engine import ROOT_MISSING
+
+
+def discover_albums() -> list[Album]:
+    """The albums created, one per new top-level folder; hidden folders are skipped.
+
+    Slugs come from folder names ("Summer 2024" -> "summer-2024"), made unique with a
+    number when two folders slugify alike. Running it twice creates nothing the second time.
+    """
+    root = conf.photos_root()
+    if not root.is_dir():
+        raise AlbumFolderMissing(ROOT_MISSING.format(root=root))
+    known = set(Album.objects.values_list("folder", flat=True))
+    created = []
+    for entry in sorted(os.scandir(root), key=lambda e: e.name):
+        if entry.name.startswith(".") or not entry.is_dir() or entry.name in known:
+            continue
+        try:
+            entry.name.encode("utf-8")
+        except UnicodeEncodeError:
+            continue  # a folder name that cannot be stored; it cannot be synced either
+        created.append(
+            Album.objects.create(name=entry.name, slug=_unique_slug(entry.name), folder=entry.name)
+        )
+    return created
+
+
+def _unique_slug(name: str) -> str:
+    base = slugify(name, allow_unicode=True)[:190] or "album"
+    slug, number = base, 2
+    while Album.objects.filter(slug=slug).exists():
+        slug, number = f"{base}-{number}", number + 1
+    return slug

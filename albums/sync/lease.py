@@ -1,0 +1,63 @@
+"""The per-album lock: a lease on the Album row.
+
+Taken with one conditional UPDATE (free or expired -> ours), renewed while the run owns it,
+released in `finally`. It works alike on SQLite and PostgreSQL and holds no transaction
+open; `select_for_update` would be a no-op on SQLite and would pin a PostgreSQL
+transaction for the whole sync. A process that dies without releasing it blocks the album
+only until the lease expires (ALBUMS_SYNC_LEASE_SECONDS).
+"""
+
+import time
+import uuid
+from datetime import timedelta
+
+from django.db.models import Q
+from django.utils import timezone
+
+from .. import conf
+from ..exceptions import SyncAlreadyRunning, SyncLeaseLost
+from ..models import Album
+
+ALREADY_RUNNING = "Another sync of album {album!r} is running; try again when it has finished."
+LEASE_LOST = (
+    "The sync of album {album!r} lost its lock (it was stalled for longer than "
+    "ALBUMS_SYNC_LEASE_SECONDS) and stopped, so that two syncs never run at once."
+)
+
+
+class AlbumLease:
+    def __init__(self, album: Album):
+        self.album = album
+        self.token = uuid.uuid4().hex
+        self.seconds = conf.lease_seconds()
+        self._renewed = 0.0
+
+    def acquire(self) -> None:
+        now = timezone.now()
+        taken = (
+            Album.objects.filter(pk=self.album.pk)
+            .filter(Q(sync_lease_expires_at__isnull=True) | Q(sync_lease_expires_at__lt=now))
+            .update(sync_lease_token=self.token, sync_lease_expires_at=self._expiry(now))
+        )
+        if not taken:
+            raise SyncAlreadyRunning(ALREADY_RUNNING.format(album=self.album.name))
+        self._renewed = time.monotonic()
+
+    def renew_if_due(self) -> None:
+        """Extend the lease once a third of it has passed; cheap to call often."""
+        if time.monotonic() - self._renewed < self.seconds / 3:
+            return
+        kept = Album.objects.filter(pk=self.album.pk, sync_lease_token=self.token).update(
+            sync_lease_expires_at=self._expiry(timezone.now())
+        )
+        if not kept:
+            raise SyncLeaseLost(LEASE_LOST.format(album=self.album.name))
+        self._renewed = time.monotonic()
+
+    def release(self) -> None:
+        Album.objects.filter(pk=self.album.pk, sync_lease_token=self.token).update(
+            sync_lease_token="", sync_lease_expires_at=None
+        )
+
+    def _expiry(self, now):
+        return now + timedelta(seconds=self.seconds)

@@ -1,0 +1,85 @@
+"""What the sync learns from a photo file's first bytes: content type and image metadata."""
+
+import logging
+import mimetypes
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
+
+from PIL import Image
+
+logger = logging.getLogger("albums")
+
+# mimetypes does not know most camera formats; these are the types in common use.
+EXTRA_TYPES = {
+    ".heic": "image/heic",
+    ".heif": "image/heif",
+    ".avif": "image/avif",
+    ".webp": "image/webp",
+    ".dng": "image/x-adobe-dng",
+    ".cr2": "image/x-canon-cr2",
+    ".cr3": "image/x-canon-cr3",
+    ".crw": "image/x-canon-crw",
+    ".nef": "image/x-nikon-nef",
+    ".nrw": "image/x-nikon-nrw",
+    ".arw": "image/x-sony-arw",
+    ".srf": "image/x-sony-srf",
+    ".sr2": "image/x-sony-sr2",
+    ".orf": "image/x-olympus-orf",
+    ".rw2": "image/x-panasonic-rw2",
+    ".raf": "image/x-fuji-raf",
+    ".pef": "image/x-pentax-pef",
+    ".srw": "image/x-samsung-srw",
+    ".x3f": "image/x-sigma-x3f",
+}
+EXIF_IFD = 0x8769
+DATETIME_ORIGINAL = 36867
+OFFSET_TIME_ORIGINAL = 36881
+DATETIME = 306
+
+
+@dataclass(frozen=True, slots=True)
+class ImageInfo:
+    width: int | None = None
+    height: int | None = None
+    taken_at: datetime | None = None
+
+
+def content_type_for(path: str) -> str:
+    extension = path[path.rfind(".") :].lower() if "." in path else ""
+    return EXTRA_TYPES.get(extension) or mimetypes.guess_type(path)[0] or "application/octet-stream"
+
+
+def read_image_info(file) -> ImageInfo:
+    """Width, height and EXIF date taken, read from the header only; empty if unknown.
+
+    Best effort: a RAW or HEIC file Pillow cannot parse is still a photo to back up.
+    """
+    try:
+        with Image.open(file) as image:
+            width, height = image.size
+            exif = image.getexif()
+            taken = exif.get_ifd(EXIF_IFD).get(DATETIME_ORIGINAL) or exif.get(DATETIME)
+            offset = exif.get_ifd(EXIF_IFD).get(OFFSET_TIME_ORIGINAL)
+    except Exception as exc:  # Pillow raises many types for files it does not understand
+        logger.debug("No image metadata for %s: %s", getattr(file, "name", file), exc)
+        return ImageInfo()
+    return ImageInfo(width=width, height=height, taken_at=_exif_datetime(taken, offset))
+
+
+def _exif_datetime(value, offset) -> datetime | None:
+    """EXIF dates have no zone; OffsetTimeOriginal gives one when present, else UTC."""
+    if not isinstance(value, str):
+        return None
+    try:
+        naive = datetime.strptime(value.strip("\x00 ")[:19], "%Y:%m:%d %H:%M:%S")
+    except ValueError:
+        return None
+    zone = UTC
+    if isinstance(offset, str) and len(offset.strip()) >= 6:
+        try:
+            sign = -1 if offset.strip()[0] == "-" else 1
+            hours, minutes = offset.strip()[1:6].split(":")
+            zone = timezone(sign * timedelta(hours=int(hours), minutes=int(minutes)))
+        except ValueError:
+            zone = UTC
+    return naive.replace(tzinfo=zone)

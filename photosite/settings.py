@@ -1,0 +1,215 @@
+"""Settings for photosite, read from the environment (see README.md, "Configuration")."""
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from botocore.config import Config
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_flag(name: str, default: bool = False, *, environ=os.environ) -> bool:
+    value = environ.get(name)
+    if value is None or value == "":
+        return default
+    if value.lower() in {"1", "true", "yes", "on"}:
+        return True
+    if value.lower() in {"0", "false", "no", "off"}:
+        return False
+    raise ImproperlyConfigured(f"{name} must be true or false, not {value!r}.")
+
+
+def env_int(name: str, default: int, *, environ=os.environ) -> int:
+    value = environ.get(name, "")
+    if value == "":
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a whole number, not {value!r}.") from None
+
+
+DEBUG = env_flag("DJANGO_DEBUG")
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "DJANGO_SECRET_KEY is not set. Set it in the environment, or set "
+            "DJANGO_DEBUG=1 for local development (scripts/demo makes one for you)."
+        )
+    SECRET_KEY = "django-insecure-development-only"  # noqa: S105 - DEBUG only
+
+ALLOWED_HOSTS = [
+    host.strip()
+    for host in os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost").split(",")
+    if host.strip()
+]
+CSRF_TRUSTED_ORIGINS = [
+    origin.strip()
+    for origin in os.environ.get("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",")
+    if origin.strip()
+]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_q",
+    "albums",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "photosite.urls"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+WSGI_APPLICATION = "photosite.wsgi.application"
+
+# Databases: SQLite in the project folder unless DATABASE_URL says otherwise.
+try:
+    DATABASES = {
+        "default": dj_database_url.config(
+            default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}", conn_max_age=60
+        )
+    }
+except ValueError as exc:  # dj-database-url names the unknown scheme
+    raise ImproperlyConfigured(f"DATABASE_URL is not valid: {exc}") from None
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Worker threads never write, but a web request, a qcluster and a sync may share
+    # the file: IMMEDIATE transactions and a busy timeout avoid "database is locked"
+    # on read-then-write transactions. WAL is switched on in albums.apps.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["OPTIONS"] = {"transaction_mode": "IMMEDIATE", "timeout": 20}
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = os.environ.get("DJANGO_TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "var" / "static"
+
+# Photos ------------------------------------------------------------------------------
+
+PHOTOS_ROOT = Path(os.environ.get("PHOTOS_ROOT", BASE_DIR / "photos")).expanduser()
+
+# Read through albums.conf, which validates them when a sync starts.
+ALBUMS_SYNC_BATCH_SIZE = os.environ.get("ALBUMS_SYNC_BATCH_SIZE", "10")
+ALBUMS_SYNC_WORKERS = os.environ.get("ALBUMS_SYNC_WORKERS", "10")
+ALBUMS_KEY_PREFIX = os.environ.get("ALBUMS_KEY_PREFIX", "albums")
+ALBUMS_PHOTO_EXTENSIONS = os.environ.get("ALBUMS_PHOTO_EXTENSIONS", "")  # "" = defaults
+ALBUMS_SYNC_LEASE_SECONDS = os.environ.get("ALBUMS_SYNC_LEASE_SECONDS", "300")
+
+def photos_storage(environ) -> dict:
+    """The "photos" STORAGES entry: S3 (or any S3-compatible service) when
+    AWS_STORAGE_BUCKET_NAME is set, otherwise a local folder, so the app runs with no cloud.
+    """
+    bucket = environ.get("AWS_STORAGE_BUCKET_NAME", "")
+    if not bucket:
+        return {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {
+                "location": Path(environ.get("ALBUMS_LOCAL_BUCKET", BASE_DIR / "var" / "bucket")),
+                "base_url": None,
+                "allow_overwrite": True,
+            },
+        }
+    endpoint = environ.get("AWS_S3_ENDPOINT_URL") or None
+    # Since botocore 1.36 every PUT carries a CRC checksum that many S3-compatible
+    # services reject (B2, R2, older MinIO, some Ceph): only AWS itself gets them by
+    # default; AWS_S3_REQUEST_CHECKSUMS=1 turns them back on for another endpoint.
+    checksums = (
+        "when_supported"
+        if endpoint is None or env_flag("AWS_S3_REQUEST_CHECKSUMS", environ=environ)
+        else "when_required"
+    )
+    return {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": bucket,
+            "endpoint_url": endpoint,
+            "region_name": environ.get("AWS_S3_REGION_NAME") or None,
+            "access_key": environ.get("AWS_ACCESS_KEY_ID") or None,
+            "secret_key": environ.get("AWS_SECRET_ACCESS_KEY") or None,
+            "file_overwrite": True,  # never a renamed second copy (see albums.storage)
+            "default_acl": None,
+            "querystring_auth": True,
+            "client_config": Config(
+                s3={"addressing_style": environ.get("AWS_S3_ADDRESSING_STYLE") or "auto"},
+                signature_version="s3v4",
+                # Fail in seconds on a dead endpoint; retry throttling and 5xx with backoff.
+                connect_timeout=env_int("AWS_S3_CONNECT_TIMEOUT", 5, environ=environ),
+                read_timeout=env_int("AWS_S3_READ_TIMEOUT", 60, environ=environ),
+                retries={
+                    "mode": "standard",
+                    "total_max_attempts": env_int("AWS_S3_MAX_ATTEMPTS", 4, environ=environ),
+                },
+                request_checksum_calculation=checksums,
+                response_checksum_validation=checksums,
+            ),
+        },
+    }
+
+
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "photos": photos_storage(os.environ),
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "loggers": {
+        "albums": {"handlers": ["console"], "level": os.environ.get("ALBUMS_LOG_LEVEL", "WARNING")},
+    },
+}
+
+# Background work: django-q2 with its ORM broker, so nothing else needs to run.
+Q_CLUSTER = {
+    "name": "photosite",
+    "orm": "default",
+    "workers": env_int("Q_WORKERS", 2),
+    "timeout": env_int("Q_TIMEOUT", 6 * 3600),
+    "retry": env_int("Q_RETRY", 6 * 3600 + 600),
+    "max_attempts": 1,
+    "catch_up": False,
+}

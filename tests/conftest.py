@@ -1,0 +1,189 @@
+import os
+import sys
+import threading
+from collections import Counter
+from datetime import datetime
+from pathlib import Path
+
+import boto3
+import botocore.handlers
+import pytest
+from botocore.config import Config
+from moto import mock_aws
+from PIL import Image
+
+from albums.models import Album
+from photosite.settings import photos_storage
+
+BUCKET = "photosite-test"
+TEST_CLIENT_AGENT = "photosite-test-client"  # the tests' own requests are not counted
+FAKE_SECRET = "FAKE-SECRET-Zq8xv2Lw9e"  # recognisable, so a test can prove it never leaks
+S3_ENV = {
+    "AWS_STORAGE_BUCKET_NAME": BUCKET,
+    "AWS_ACCESS_KEY_ID": "FAKEACCESSKEY",
+    "AWS_SECRET_ACCESS_KEY": FAKE_SECRET,
+    "AWS_S3_REGION_NAME": "us-east-1",
+}
+
+
+class RequestLog:
+    """S3 requests sent by any boto3 session created while it is installed, by operation.
+
+    Installed as a botocore built-in handler (as moto installs its own), so it sees the
+    per-thread sessions django-storages creates. A before-send handler may also return a
+    response, which is how tests inject faults.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.counts = Counter()
+        self.keys = []
+        self.fault = None  # callable(operation, request) -> AWSResponse | None
+
+    def __call__(self, request, event_name, **kwargs):
+        if TEST_CLIENT_AGENT in str(request.headers.get("User-Agent", "")):
+            return None
+        operation = event_name.rsplit(".", 1)[-1]
+        with self._lock:
+            self.counts[operation] += 1
+            self.keys.append((operation, request.url))
+        if self.fault is not None:
+            return self.fault(operation, request)
+        return None
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def reset(self):
+        with self._lock:
+            self.counts.clear()
+            self.keys.clear()
+
+
+@pytest.fixture
+def s3_requests():
+    log = RequestLog()
+    entry = ("before-send.s3", log)
+    botocore.handlers.BUILTIN_HANDLERS.append(entry)
+    yield log
+    botocore.handlers.BUILTIN_HANDLERS.remove(entry)
+
+
+class Bucket:
+    """The test's own view of the bucket, through a client the request log does not count."""
+
+    def __init__(self, client, name):
+        self.client = client
+        self.name = name
+
+    def keys(self) -> list[str]:
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.name)
+        return sorted(obj["Key"] for page in pages for obj in page.get("Contents", ()))
+
+    def body(self, key: str) -> bytes:
+        return self.client.get_object(Bucket=self.name, Key=key)["Body"].read()
+
+    def head(self, key: str) -> dict:
+        return self.client.head_object(Bucket=self.name, Key=key)
+
+    def put(self, key: str, body: bytes) -> None:
+        self.client.put_object(Bucket=self.name, Key=key, Body=body)
+
+    def delete(self, key: str) -> None:
+        self.client.delete_object(Bucket=self.name, Key=key)
+
+
+def test_client(**kwargs):
+    return boto3.client(
+        "s3",
+        region_name="us-east-1",
+        config=Config(user_agent_extra=TEST_CLIENT_AGENT),
+        **kwargs,
+    )
+
+
+def use_s3(settings, **env):
+    settings.STORAGES = {**settings.STORAGES, "photos": photos_storage({**S3_ENV, **env})}
+
+
+@pytest.fixture
+def s3(settings):
+    """A moto bucket, in-process, as the "photos" storage; yields the test's view of it."""
+    with mock_aws():
+        client = test_client()
+        client.create_bucket(Bucket=BUCKET)
+        use_s3(settings)
+        yield Bucket(client, BUCKET)
+
+
+@pytest.fixture
+def local_bucket(settings, tmp_path):
+    """The embedded default: FileSystemStorage in a folder."""
+    location = tmp_path / "bucket"
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "photos": photos_storage({"ALBUMS_LOCAL_BUCKET": str(location)}),
+    }
+    return location
+
+
+@pytest.fixture
+def photos_root(settings, tmp_path) -> Path:
+    root = tmp_path / "photos"
+    root.mkdir()
+    settings.PHOTOS_ROOT = str(root)
+    return root
+
+
+def write_photo(path: Path, *, color=(200, 120, 40), size=(48, 32), taken=None, mtime_ns=None):
+    """A real JPEG (with an EXIF date if `taken`), dated in the past unless told otherwise."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image = Image.new("RGB", size, color)
+    exif = Image.Exif()
+    if taken is not None:
+        exif.get_ifd(0x8769)[36867] = taken.strftime("%Y:%m:%d %H:%M:%S")
+    image.save(path, "JPEG", exif=exif)
+    mtime_ns = mtime_ns or 1_700_000_000_123_456_789
+    os.utime(path, ns=(mtime_ns, mtime_ns))
+    return path
+
+
+ALBUM_PHOTOS = ["photo1.jpg", "photo2.jpg", "day 2/100% fun #1.jpg"]
+
+
+@pytest.fixture
+def album(photos_root, db) -> Album:
+    """'Summer 2024' with three photos, one in a subfolder with an awkward name."""
+    folder = photos_root / "Summer 2024"
+    for number, name in enumerate(ALBUM_PHOTOS):
+        write_photo(folder / name, color=(40 * number, 80, 160), taken=datetime(2024, 7, number + 1, 12))
+    return Album.objects.create(name="Summer 2024", slug="summer-2024", folder="Summer 2024")
+
+
+class OpenedFiles:
+    """Files opened under a folder, seen through Python's audit hooks (nothing is mocked)."""
+
+    active = None
+
+    def __init__(self, root: Path):
+        self.root = str(root)
+        self.paths = []
+
+    @classmethod
+    def hook(cls, event, args):
+        watcher = cls.active
+        if watcher is not None and event == "open" and isinstance(args[0], str):
+            if args[0].startswith(watcher.root):
+                watcher.paths.append(args[0])
+
+
+sys.addaudithook(OpenedFiles.hook)
+
+
+@pytest.fixture
+def opened_files(photos_root):
+    watcher = OpenedFiles(photos_root)
+    OpenedFiles.active = watcher
+    yield watcher
+    OpenedFiles.active = None

@@ -1,0 +1,29 @@
+"""Test settings: the production settings on embedded defaults, isolated from this machine.
+
+The environment is fixed before photosite.settings reads it, so a developer's shell (a real
+bucket, a profile in ~/.aws) can never leak into a test run.
+"""
+
+import os
+import tempfile
+
+for name in list(os.environ):
+    if name.startswith(("AWS_", "ALBUMS_")) and name != "AWS_DEFAULT_REGION":
+        del os.environ[name]
+os.environ.update(
+    {
+        "DJANGO_SECRET_KEY": "tests-only-secret-key",
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+)
+
+from photosite.settings import *  # noqa: E402, F403
+
+PHOTOS_ROOT = tempfile.mkdtemp(prefix="photosite-tests-photos-")
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# django-q2 reads its settings once, at import: run tasks in the caller for tests.
+Q_CLUSTER = {**Q_CLUSTER, "sync": True}  # noqa: F405
