@@ -26,6 +26,7 @@ def validate_album_folder(value: str) -> None:
 
 
 class SyncStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
     RUNNING = "running", "Running"
     SUCCESS = "success", "Succeeded"
     PARTIAL = "partial", "Partly failed"
