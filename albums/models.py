@@ -43,9 +43,7 @@ class Album(models.Model):
         validators=[validate_album_folder],
         help_text="Folder relative to PHOTOS_ROOT.",
     )
-    sync_on_schedule = models.BooleanField(
-        default=True, help_text="Synced by the scheduled task."
-    )
+    sync_on_schedule = models.BooleanField(default=True, help_text="Synced by the scheduled task.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     # Outcome of the last finished sync (dry runs excluded).
@@ -121,9 +119,7 @@ class SyncRun(models.Model):
     trigger = models.CharField(max_length=16, choices=Trigger.choices)
     dry_run = models.BooleanField(default=False)
     prune = models.BooleanField(default=False)
-    status = models.CharField(
-        max_length=16, choices=SyncStatus.choices, default=SyncStatus.RUNNING
-    )
+    status = models.CharField(max_length=16, choices=SyncStatus.choices, default=SyncStatus.RUNNING)
     queued_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -45,9 +45,7 @@ def open_photo_storage(*, workers: int) -> Storage:
         pool = Config(max_pool_connections=workers * TRANSFER_CONCURRENCY + 2)
         base = options.get("client_config")
         options["client_config"] = base.merge(pool) if base else pool
-        options.setdefault(
-            "transfer_config", TransferConfig(max_concurrency=TRANSFER_CONCURRENCY)
-        )
+        options.setdefault("transfer_config", TransferConfig(max_concurrency=TRANSFER_CONCURRENCY))
         options["file_overwrite"] = True
     elif issubclass(backend, FileSystemStorage):
         options["allow_overwrite"] = True

@@ -136,6 +136,7 @@ ALBUMS_KEY_PREFIX = os.environ.get("ALBUMS_KEY_PREFIX", "albums")
 ALBUMS_PHOTO_EXTENSIONS = os.environ.get("ALBUMS_PHOTO_EXTENSIONS", "")  # "" = defaults
 ALBUMS_SYNC_LEASE_SECONDS = os.environ.get("ALBUMS_SYNC_LEASE_SECONDS", "300")
 
+
 def photos_storage(environ) -> dict:
     """The "photos" STORAGES entry: S3 (or any S3-compatible service) when
     AWS_STORAGE_BUCKET_NAME is set, otherwise a local folder, so the app runs with no cloud.

@@ -77,7 +77,7 @@ class Bucket:
         self.client = client
         self.name = name
 
-    def keys(self) -> list[str]:
+    def object_keys(self) -> list[str]:
         pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.name)
         return sorted(obj["Key"] for page in pages for obj in page.get("Contents", ()))
 
@@ -94,11 +94,13 @@ class Bucket:
         self.client.delete_object(Bucket=self.name, Key=key)
 
 
-def test_client(**kwargs):
+def s3_client(**kwargs):
     return boto3.client(
         "s3",
         region_name="us-east-1",
         config=Config(user_agent_extra=TEST_CLIENT_AGENT),
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
         **kwargs,
     )
 
@@ -111,7 +113,7 @@ def use_s3(settings, **env):
 def s3(settings):
     """A moto bucket, in-process, as the "photos" storage; yields the test's view of it."""
     with mock_aws():
-        client = test_client()
+        client = s3_client()
         client.create_bucket(Bucket=BUCKET)
         use_s3(settings)
         yield Bucket(client, BUCKET)
@@ -157,7 +159,9 @@ def album(photos_root, db) -> Album:
     """'Summer 2024' with three photos, one in a subfolder with an awkward name."""
     folder = photos_root / "Summer 2024"
     for number, name in enumerate(ALBUM_PHOTOS):
-        write_photo(folder / name, color=(40 * number, 80, 160), taken=datetime(2024, 7, number + 1, 12))
+        write_photo(
+            folder / name, color=(40 * number, 80, 160), taken=datetime(2024, 7, number + 1, 12)
+        )
     return Album.objects.create(name="Summer 2024", slug="summer-2024", folder="Summer 2024")
 
 
@@ -173,9 +177,9 @@ class OpenedFiles:
     @classmethod
     def hook(cls, event, args):
         watcher = cls.active
-        if watcher is not None and event == "open" and isinstance(args[0], str):
-            if args[0].startswith(watcher.root):
-                watcher.paths.append(args[0])
+        path = args[0] if event == "open" and args else None
+        if watcher is not None and isinstance(path, str) and path.startswith(watcher.root):
+            watcher.paths.append(path)
 
 
 sys.addaudithook(OpenedFiles.hook)

@@ -30,7 +30,6 @@ from ..models import Album, Photo, SyncRun, SyncStatus, validate_album_folder
 from ..storage import (
     RemoteObject,
     can_list,
-    describe,
     key_problem,
     list_prefix,
     open_photo_storage,
@@ -54,8 +53,12 @@ MAX_RECORDED_ERRORS = 1000
 
 ROOT_MISSING = "PHOTOS_ROOT ({root}) does not exist or is not a folder; is the disk mounted? Nothing was changed."
 FOLDER_MISSING = "The folder of album {album!r} ({folder}) does not exist or is not a folder; is the disk mounted? Nothing was changed."
-FOLDER_UNREADABLE = "The folder of album {album!r} ({folder}) cannot be read: {cause}. Nothing was changed."
-FOLDER_UNSAFE = "The folder of album {album!r} ({folder!r}) is outside PHOTOS_ROOT; nothing was synced."
+FOLDER_UNREADABLE = (
+    "The folder of album {album!r} ({folder}) cannot be read: {cause}. Nothing was changed."
+)
+FOLDER_UNSAFE = (
+    "The folder of album {album!r} ({folder!r}) is outside PHOTOS_ROOT; nothing was synced."
+)
 FOLDER_EMPTY = (
     "The folder of album {album!r} ({folder}) holds no photos, but {count} are recorded; "
     "refusing to treat them all as deleted. Nothing was changed. If the photos really are "
@@ -259,7 +262,9 @@ class AlbumSync:
 
     def _known_photos(self) -> dict[str, KnownPhoto]:
         rows = Photo.objects.filter(album=self.album).values_list("id", "path", "size", "mtime_ns")
-        return {path: KnownPhoto(pk, size, mtime_ns) for pk, path, size, mtime_ns in rows.iterator(2000)}
+        return {
+            path: KnownPhoto(pk, size, mtime_ns) for pk, path, size, mtime_ns in rows.iterator(2000)
+        }
 
     def _drop_unstorable(self, files: list[LocalFile]) -> list[LocalFile]:
         """Files whose name cannot become a key byte for byte are failures, not renamed."""
@@ -307,7 +312,9 @@ class AlbumSync:
                 return list_prefix(self.storage, self.prefix)
             except (ClientError, BotoCoreError) as exc:
                 raise self._fatal(exc) from exc
-        self.log.info("Checking %d photos in the bucket in batches of %d", len(keys), self.batch_size)
+        self.log.info(
+            "Checking %d photos in the bucket in batches of %d", len(keys), self.batch_size
+        )
         remote = {}
         for key, future in self._in_pool(lambda key: remote_size(self.storage, key), keys):
             try:
@@ -366,21 +373,27 @@ class AlbumSync:
         new_count = sum(1 for job in jobs if job.known is None)
         if new_count:
             self.log.info("Processing %d new photos in batches of %d", new_count, self.batch_size)
-        fatal: StorageError | None = None
-        for job, future in self._in_pool(self._transfer_one, jobs, stop=lambda: fatal is not None):
+        fatal: list[StorageError] = []  # the first one stops new files from starting
+        for job, future in self._in_pool(self._transfer_one, jobs, stop=lambda: bool(fatal)):
             try:
                 self._record(future.result())
-            except (OSError, ClientError, BotoCoreError, FileChanged, SuspiciousFileOperation) as exc:
+            except (
+                OSError,
+                ClientError,
+                BotoCoreError,
+                FileChanged,
+                SuspiciousFileOperation,
+            ) as exc:
                 error = self._fatal(exc)
                 if error is None:
                     self._fail(job.local.path, file_error_text(exc))
-                elif fatal is None:
-                    fatal = error
+                else:
+                    fatal.append(error)
             except StorageError as exc:
-                fatal = fatal or exc
-        if fatal is not None:
+                fatal.append(exc)
+        if fatal:
             self._flush()
-            raise fatal
+            raise fatal[0]
 
     def _remove_orphans(self, orphaned: list[str], known: dict[str, KnownPhoto]) -> None:
         """Forget photos gone from disk; delete their bucket copies only when pruning."""

@@ -26,7 +26,9 @@ NO_CREDENTIALS = "No S3 credentials were found (syncing album {album!r}): set AW
 BAD_CREDENTIALS = "The {where} refused the credentials ({code}) while syncing album {album!r}: check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY."
 DENIED = "The {where} denied {operation} ({code}) while syncing album {album!r}: the credentials need {permission}."
 NO_BUCKET = "The {where} does not exist (syncing album {album!r}): create it or fix AWS_STORAGE_BUCKET_NAME."
-WRONG_REGION = "The {where} is in another region ({code}) (syncing album {album!r}): set AWS_S3_REGION_NAME."
+WRONG_REGION = (
+    "The {where} is in another region ({code}) (syncing album {album!r}): set AWS_S3_REGION_NAME."
+)
 
 CONNECTION_ERRORS = (
     EndpointConnectionError,
@@ -70,9 +72,7 @@ def fatal_storage_error(exc: Exception, *, album: str, storage: Storage) -> Stor
         if code == "NoSuchBucket":
             return BucketMissing(NO_BUCKET.format(where=where, album=album))
         if code in CREDENTIAL_CODES:
-            return StorageAccessDenied(
-                BAD_CREDENTIALS.format(where=where, album=album, code=code)
-            )
+            return StorageAccessDenied(BAD_CREDENTIALS.format(where=where, album=album, code=code))
         if status == 403 or code in {"AccessDenied", "AllAccessDisabled", "403"}:
             permission = PERMISSIONS.get(operation, f"permission for {operation}")
             return StorageAccessDenied(
@@ -98,5 +98,7 @@ def file_error_text(exc: Exception) -> str:
         return exc.strerror
     if isinstance(exc, ClientError):
         error = exc.response.get("Error", {})
-        return f"{exc.operation_name} failed: {error.get('Code')} {error.get('Message', '')}".strip()
+        return (
+            f"{exc.operation_name} failed: {error.get('Code')} {error.get('Message', '')}".strip()
+        )
     return f"{exc.__class__.__name__}: {exc}"

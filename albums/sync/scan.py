@@ -18,7 +18,9 @@ class LocalFile:
     mtime_ns: int
 
 
-def scan_folder(folder: Path, extensions: frozenset[str]) -> tuple[list[LocalFile], list[FileFailure]]:
+def scan_folder(
+    folder: Path, extensions: frozenset[str]
+) -> tuple[list[LocalFile], list[FileFailure]]:
     """Every photo under `folder`, recursively, sorted by path, and what could not be read.
 
     Hidden files and folders (a leading dot) and files whose extension is not a photo's
@@ -52,15 +54,13 @@ def scan_folder(folder: Path, extensions: frozenset[str]) -> tuple[list[LocalFil
                 pending.append(entry.path)
             elif found is not None:
                 relative = os.path.relpath(entry.path, folder).replace(os.sep, "/")
-                files.append(
-                    LocalFile(relative, entry.path, found.st_size, found.st_mtime_ns)
-                )
+                files.append(LocalFile(relative, entry.path, found.st_size, found.st_mtime_ns))
     files.sort(key=lambda f: f.path)
     return files, failures
 
 
 def _examine(entry: os.DirEntry, root: str, extensions, visited: set[str]):
-    """"dir" for a folder to walk, a stat result for a photo, None to skip."""
+    """ "dir" for a folder to walk, a stat result for a photo, None to skip."""
     if entry.is_symlink():
         target = os.path.realpath(entry.path)
         if not _is_inside(target, root):

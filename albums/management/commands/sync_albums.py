@@ -28,20 +28,46 @@ def positive_int(value: str) -> int:
 
 
 class Command(BaseCommand):
-    help = "Sync album folders with the bucket: upload what is missing or changed, record everything."
+    help = (
+        "Sync album folders with the bucket: upload what is missing or changed, record everything."
+    )
 
     def add_arguments(self, parser):
-        parser.add_argument("slugs", nargs="*", metavar="SLUG", help="Albums to sync (default: all).")
-        parser.add_argument("--discover", action="store_true", help="First create an album for every top-level folder of PHOTOS_ROOT that has none.")
-        parser.add_argument("--dry-run", action="store_true", help="Say what would be done; change nothing.")
-        parser.add_argument("--prune", action="store_true", help="Also delete from the bucket the photos gone from disk.")
-        parser.add_argument("--batch-size", type=positive_int, help="Files handed to the thread pool at a time (default ALBUMS_SYNC_BATCH_SIZE).")
-        parser.add_argument("--workers", type=positive_int, help="Threads checking and uploading (default ALBUMS_SYNC_WORKERS).")
-        parser.add_argument("--json", action="store_true", help="Print one JSON object per album instead of a summary line.")
+        parser.add_argument(
+            "slugs", nargs="*", metavar="SLUG", help="Albums to sync (default: all)."
+        )
+        parser.add_argument(
+            "--discover",
+            action="store_true",
+            help="First create an album for every top-level folder of PHOTOS_ROOT that has none.",
+        )
+        parser.add_argument(
+            "--dry-run", action="store_true", help="Say what would be done; change nothing."
+        )
+        parser.add_argument(
+            "--prune",
+            action="store_true",
+            help="Also delete from the bucket the photos gone from disk.",
+        )
+        parser.add_argument(
+            "--batch-size",
+            type=positive_int,
+            help="Files handed to the thread pool at a time (default ALBUMS_SYNC_BATCH_SIZE).",
+        )
+        parser.add_argument(
+            "--workers",
+            type=positive_int,
+            help="Threads checking and uploading (default ALBUMS_SYNC_WORKERS).",
+        )
+        parser.add_argument(
+            "--json",
+            action="store_true",
+            help="Print one JSON object per album instead of a summary line.",
+        )
 
-    def handle(self, *slugs, **options):
+    def handle(self, *args, **options):
         self.options = options
-        albums = self._albums(slugs, discover=options["discover"])
+        albums = self._albums(options["slugs"], discover=options["discover"])
         failed = 0
         for album in albums:
             result = self._sync(album)
@@ -99,7 +125,9 @@ class Command(BaseCommand):
         for failure in result.failures[:20]:
             self._say(f"  failed: {failure.path}: {failure.error}", self.style.WARNING, level=1)
         if result.failed > 20:
-            self._say(f"  ... and {result.failed - 20} more failures (see the run in the admin)", level=1)
+            self._say(
+                f"  ... and {result.failed - 20} more failures (see the run in the admin)", level=1
+            )
 
     def _report_failure(self, album: Album, exc: Exception, result: SyncResult | None) -> None:
         if self.options["json"]:

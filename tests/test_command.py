@@ -1,0 +1,166 @@
+"""`python manage.py sync_albums`: the command-line door."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+from moto.server import ThreadedMotoServer
+
+from albums.models import Album, Photo
+from tests.conftest import FAKE_SECRET, S3_ENV, s3_client, use_s3, write_photo
+
+pytestmark = pytest.mark.django_db
+PROJECT = Path(__file__).resolve().parent.parent
+
+
+def sync_albums(*args):
+    out, err = StringIO(), StringIO()
+    call_command("sync_albums", *args, stdout=out, stderr=err)
+    return out.getvalue(), err.getvalue()
+
+
+def test_syncs_every_album_and_prints_one_line_each(album, local_bucket):
+    out, _ = sync_albums()
+
+    total_kb = sum(p.size for p in Photo.objects.all()) / 1000
+    assert out.strip() == (
+        "summer-2024: 3 photos, 3 uploaded, 0 re-uploaded, 0 already in bucket, 0 unchanged, "
+        f"0 orphaned records removed ({total_kb:.1f} KB)"
+    )
+    out, _ = sync_albums("summer-2024")
+    assert out.startswith(
+        "summer-2024: 3 photos, 0 uploaded, 0 re-uploaded, 0 already in bucket, 3 unchanged"
+    )
+
+
+def test_discover_creates_albums_from_folders_then_syncs_them(photos_root, local_bucket):
+    write_photo(photos_root / "Summer 2024" / "a.jpg")
+
+    out, _ = sync_albums("--discover")
+
+    assert "Discovered album 'Summer 2024' (summer-2024)." in out
+    assert Album.objects.get().slug == "summer-2024"
+    assert (local_bucket / "albums/summer-2024/a.jpg").exists()
+
+
+def test_json_prints_one_object_per_album(album, local_bucket):
+    out, _ = sync_albums("--json", "--dry-run")
+
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert len(lines) == 1
+    assert lines[0]["album"] == "summer-2024" and lines[0]["uploaded"] == 3
+    assert lines[0]["dry_run"] is True and lines[0]["status"] == "success"
+    assert not Photo.objects.exists()
+
+
+def test_unknown_slug_is_a_clear_error_and_nothing_runs(album, local_bucket):
+    with pytest.raises(CommandError, match=r"Unknown album nope\. Known albums: summer-2024\."):
+        sync_albums("summer-2024", "nope")
+    assert not Photo.objects.exists()
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "ten"])
+def test_bad_batch_size_is_refused(album, value):
+    with pytest.raises(CommandError, match="--batch-size"):
+        sync_albums("--batch-size", value)
+
+
+def test_failed_album_makes_the_command_fail_but_others_still_sync(
+    album, photos_root, local_bucket
+):
+    Album.objects.create(name="Gone", slug="gone", folder="Gone")
+
+    with pytest.raises(CommandError, match=r"1 of 2 albums did not sync cleanly\."):
+        sync_albums()
+    assert Photo.objects.filter(album=album).count() == 3
+
+
+def test_missing_folder_is_reported_without_traceback(photos_root, local_bucket, db):
+    Album.objects.create(name="Gone", slug="gone", folder="Gone")
+    err = StringIO()
+    with pytest.raises(CommandError):
+        call_command("sync_albums", stdout=StringIO(), stderr=err)
+    assert "gone: The folder of album 'Gone'" in err.getvalue()
+    assert "Traceback" not in err.getvalue()
+
+
+# End to end, over real HTTP ------------------------------------------------------------
+
+
+@pytest.fixture
+def moto_server():
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    s3_client(endpoint_url=endpoint).create_bucket(Bucket=S3_ENV["AWS_STORAGE_BUCKET_NAME"])
+    yield endpoint
+    server.stop()
+
+
+def test_end_to_end_over_http_uploads_once(album, moto_server, settings, s3_requests):
+    use_s3(settings, AWS_S3_ENDPOINT_URL=moto_server)
+
+    first, _ = sync_albums("--json")
+    first_requests = dict(s3_requests.counts)
+    s3_requests.reset()
+    second, _ = sync_albums("--json")
+
+    assert json.loads(first)["uploaded"] == 3
+    assert first_requests == {"ListObjectsV2": 1, "PutObject": 3}
+    assert json.loads(second)["unchanged"] == 3
+    assert dict(s3_requests.counts) == {"ListObjectsV2": 1}
+    client = s3_client(endpoint_url=moto_server)
+    keys = [o["Key"] for o in client.list_objects_v2(Bucket="photosite-test")["Contents"]]
+    assert "albums/summer-2024/day 2/100% fun #1.jpg" in keys
+
+
+def test_end_to_end_as_a_process_with_the_real_settings(moto_server, tmp_path):
+    """manage.py as an operator runs it: environment only, a file database, cron-style."""
+    photos = tmp_path / "photos"
+    write_photo(photos / "Summer 2024" / "a.jpg")
+    write_photo(photos / "Summer 2024" / "b" / "c.jpg")
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "DJANGO_SECRET_KEY": "e2e",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        "PHOTOS_ROOT": str(photos),
+        **S3_ENV,
+        "AWS_S3_ENDPOINT_URL": moto_server,
+    }
+
+    def manage(*args):
+        return subprocess.run(
+            [sys.executable, "manage.py", *args], cwd=PROJECT, env=env,
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+
+    assert manage("migrate", "-v0").returncode == 0
+    first = manage("sync_albums", "--discover", "--json")
+    second = manage("sync_albums", "--json")
+
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout.splitlines()[-1])["uploaded"] == 2
+    assert json.loads(second.stdout)["unchanged"] == 2
+    assert FAKE_SECRET not in first.stdout + first.stderr + second.stdout + second.stderr
+
+    env["AWS_S3_ENDPOINT_URL"] = f"http://127.0.0.1:{_closed_port()}"
+    env["AWS_S3_MAX_ATTEMPTS"] = "2"
+    down = manage("sync_albums")
+    assert down.returncode == 1
+    assert "Cannot reach the bucket 'photosite-test'" in down.stderr
+    assert "Traceback" not in down.stderr
+    assert FAKE_SECRET not in down.stderr
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
