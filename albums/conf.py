@@ -48,6 +48,24 @@ def lease_seconds() -> int:
     )
 
 
+def settle_seconds() -> int:
+    """Files modified more recently than this are left for the next run (0: never)."""
+    value = getattr(settings, "ALBUMS_SETTLE_SECONDS", 5)
+    try:
+        seconds = int(value)
+    except (TypeError, ValueError):
+        raise ImproperlyConfigured(
+            f"ALBUMS_SETTLE_SECONDS must be a whole number, not {value!r}."
+        ) from None
+    if seconds < 0:
+        raise ImproperlyConfigured(f"ALBUMS_SETTLE_SECONDS must not be negative, not {seconds}.")
+    return seconds
+
+
+def max_delete() -> int:
+    return _positive_int("ALBUMS_MAX_DELETE", getattr(settings, "ALBUMS_MAX_DELETE", 1000))
+
+
 def key_prefix() -> str:
     prefix = str(getattr(settings, "ALBUMS_KEY_PREFIX", "albums")).strip("/")
     if not prefix or any(part in {".", ".."} for part in prefix.split("/")):

@@ -23,6 +23,10 @@ class AlbumFolderUnsafe(SyncError):
     """The album's folder resolves outside PHOTOS_ROOT."""
 
 
+class TooManyDeletions(SyncError):
+    """Pruning would delete more objects than the run's limit allows."""
+
+
 class SyncAlreadyRunning(SyncError):
     """Another sync of the same album holds its lease."""
 

@@ -136,6 +136,7 @@ class SyncRun(models.Model):
     reuploaded = models.PositiveIntegerField(default=0)
     already_in_bucket = models.PositiveIntegerField(default=0)
     unchanged = models.PositiveIntegerField(default=0)
+    deferred = models.PositiveIntegerField(default=0)
     removed = models.PositiveIntegerField(default=0)
     pruned = models.PositiveIntegerField(default=0)
     failed = models.PositiveIntegerField(default=0)

@@ -1,6 +1,7 @@
 import os
 import sys
 import threading
+import urllib.request
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
@@ -10,6 +11,7 @@ import botocore.handlers
 import pytest
 from botocore.config import Config
 from moto import mock_aws
+from moto.server import ThreadedMotoServer
 from PIL import Image
 
 from albums.models import Album
@@ -117,6 +119,20 @@ def s3(settings):
         client.create_bucket(Bucket=BUCKET)
         use_s3(settings)
         yield Bucket(client, BUCKET)
+
+
+@pytest.fixture
+def moto_server():
+    """moto's threaded server on 127.0.0.1 with the test bucket: S3 over real HTTP."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    # moto keeps its buckets per process, not per server: start every test from nothing.
+    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"))
+    s3_client(endpoint_url=endpoint).create_bucket(Bucket=BUCKET)
+    yield endpoint
+    server.stop()
 
 
 @pytest.fixture

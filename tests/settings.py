@@ -27,3 +27,6 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 # django-q2 reads its settings once, at import: run tasks in the caller for tests.
 Q_CLUSTER = {**Q_CLUSTER, "sync": True}  # noqa: F405
+
+# Test photos are written moments before they are synced; the settle time has its own tests.
+ALBUMS_SETTLE_SECONDS = 0

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
-from moto.server import ThreadedMotoServer
 
 from albums.models import Album, Photo
 from tests.conftest import FAKE_SECRET, S3_ENV, s3_client, use_s3, write_photo
@@ -91,17 +90,6 @@ def test_missing_folder_is_reported_without_traceback(photos_root, local_bucket,
 
 
 # End to end, over real HTTP ------------------------------------------------------------
-
-
-@pytest.fixture
-def moto_server():
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    s3_client(endpoint_url=endpoint).create_bucket(Bucket=S3_ENV["AWS_STORAGE_BUCKET_NAME"])
-    yield endpoint
-    server.stop()
 
 
 def test_end_to_end_over_http_uploads_once(album, moto_server, settings, s3_requests):

@@ -25,6 +25,7 @@ from ..exceptions import (
     StorageError,
     SyncAlreadyRunning,
     SyncError,
+    TooManyDeletions,
 )
 from ..models import Album, Photo, SyncRun, SyncStatus, validate_album_folder
 from ..storage import (
@@ -63,6 +64,11 @@ FOLDER_EMPTY = (
     "The folder of album {album!r} ({folder}) holds no photos, but {count} are recorded; "
     "refusing to treat them all as deleted. Nothing was changed. If the photos really are "
     "gone, delete the album's photos in the admin."
+)
+TOO_MANY_DELETIONS = (
+    "Pruning album {album!r} would delete {count} objects from the bucket, more than the "
+    "limit of {limit}; nothing was deleted. If that many photos really are gone, run again "
+    "with --max-delete {count}."
 )
 RENAMED_BY_STORAGE = "The storage saved {key!r} as {saved!r}; configure it to overwrite (AWS_S3_FILE_OVERWRITE=True)."
 CHANGED_WHILE_UPLOADING = "changed while it was being uploaded; it will be uploaded on the next run"
@@ -115,6 +121,7 @@ def sync_album(
     run: SyncRun | None = None,
     batch_size: int | None = None,
     workers: int | None = None,
+    max_delete: int | None = None,
     progress: ProgressCallback | None = None,
 ) -> SyncResult:
     """Make the bucket and the database match the album's folder, and record the run.
@@ -123,8 +130,10 @@ def sync_album(
     - Idempotent: a second run with nothing changed on disk uploads nothing and reads no
       file contents; a file is uploaded only when the bucket lacks it, holds a different
       size, or the file changed on disk (size or mtime, to the nanosecond).
-    - Never deletes from the bucket unless `prune` is true, and never deletes anything
-      when the album's folder is missing or suddenly empty (it raises instead).
+    - Never deletes from the bucket unless `prune` is true, never more than `max_delete`
+      objects (ALBUMS_MAX_DELETE) in one run, and never anything when the album's folder is
+      missing or suddenly empty (it raises instead).
+    - Files modified in the last ALBUMS_SETTLE_SECONDS are left for the next run.
     - One file that cannot be read or uploaded is a failure in the result (status
       "partial"); the run goes on.
     - A network, credential or bucket error stops the run: what was uploaded before it is
@@ -136,6 +145,7 @@ def sync_album(
     """
     batch_size = batch_size or conf.batch_size()
     workers = workers or conf.workers()
+    max_delete = conf.max_delete() if max_delete is None else max_delete
     if batch_size < 1 or workers < 1:
         raise ValueError("batch_size and workers must be at least 1")
 
@@ -157,6 +167,7 @@ def sync_album(
             prune=prune,
             batch_size=batch_size,
             workers=workers,
+            max_delete=max_delete,
             progress=progress,
         )
         try:
@@ -180,7 +191,9 @@ def sync_album(
 class AlbumSync:
     """The state of one run; `run()` does the work. Only this thread touches the database."""
 
-    def __init__(self, *, album, run, lease, dry_run, prune, batch_size, workers, progress):
+    def __init__(
+        self, *, album, run, lease, dry_run, prune, batch_size, workers, max_delete, progress
+    ):
         self.album = album
         self.run_record = run
         self.lease = lease
@@ -188,13 +201,15 @@ class AlbumSync:
         self.prune = prune
         self.batch_size = batch_size
         self.workers = workers
+        self.max_delete = max_delete
         self.progress = progress
         self.log = DryRunLog(logger, {}) if dry_run else logger
         self.prefix = f"{conf.key_prefix()}/{album.slug}/"
         self.counts = dict.fromkeys(
             (
                 "scanned", "new", "existing", "orphaned", "uploaded", "reuploaded",
-                "already_in_bucket", "unchanged", "removed", "pruned", "bytes_uploaded",
+                "already_in_bucket", "unchanged", "deferred", "removed", "pruned",
+                "bytes_uploaded",
             ),
             0,
         )  # fmt: skip
@@ -225,8 +240,9 @@ class AlbumSync:
                 FOLDER_EMPTY.format(album=self.album.name, folder=folder, count=len(known))
             )
         self.storage = open_photo_storage(workers=self.workers)
-        files = self._drop_unstorable(files)
-        new, existing, orphaned = self._classify(files, known, unreadable)
+        on_disk = {local.path for local in files}
+        files = self._drop_unstorable(self._settled(files))
+        new, existing, orphaned = self._classify(files, on_disk, known, unreadable)
         self.total = len(files)
         self._report_progress()
 
@@ -277,12 +293,30 @@ class AlbumSync:
                 kept.append(local)
         return kept
 
-    def _classify(self, files, known, unreadable):
+    def _settled(self, files: list[LocalFile]) -> list[LocalFile]:
+        """Leave files modified in the last ALBUMS_SETTLE_SECONDS for the next run: they
+        may still be being written (a camera import, a copy in progress)."""
+        settle_ns = conf.settle_seconds() * 1_000_000_000
+        if not settle_ns:
+            return files
+        now_ns = time.time_ns()
+        ready = []
+        for local in files:
+            if 0 <= now_ns - local.mtime_ns < settle_ns:
+                self.log.info(
+                    "Photo modified seconds ago, leaving it for the next run: %s", local.path
+                )
+                self.counts["deferred"] += 1
+            else:
+                ready.append(local)
+        return ready
+
+    def _classify(self, files, on_disk, known, unreadable):
         """Sort into new (disk only), existing (both) and orphaned (database only).
 
-        A photo under a folder that could not be read is not orphaned: it may well be there.
+        `on_disk` holds every photo found, including those this run leaves alone. A photo
+        under a folder that could not be read is not orphaned: it may well be there.
         """
-        on_disk = {f.path for f in files}
         new = [f for f in files if f.path not in known]
         existing = [f for f in files if f.path in known]
         blind_spots = tuple(failure.path.rstrip("/") + "/" for failure in unreadable)
@@ -292,7 +326,7 @@ class AlbumSync:
             if path not in on_disk and not (blind_spots and path.startswith(blind_spots))
         ]
         self.counts.update(
-            scanned=len(files), new=len(new), existing=len(existing), orphaned=len(orphaned)
+            scanned=len(on_disk), new=len(new), existing=len(existing), orphaned=len(orphaned)
         )
         return new, existing, orphaned
 
@@ -401,6 +435,7 @@ class AlbumSync:
             return
         removable = orphaned
         if self.prune:
+            self._check_deletion_limit(len(orphaned))
             removable = []
             keys = {self.prefix + path: path for path in orphaned}
             for key, future in self._in_pool(self.storage.delete, list(keys)):
@@ -422,7 +457,15 @@ class AlbumSync:
             Photo.objects.filter(pk__in=ids[start : start + DB_CHUNK]).delete()
         self.counts["removed"] = len(removable)
 
+    def _check_deletion_limit(self, count: int) -> None:
+        if count > self.max_delete:
+            raise TooManyDeletions(
+                TOO_MANY_DELETIONS.format(album=self.album.name, count=count, limit=self.max_delete)
+            )
+
     def _count_dry_run(self, jobs: list[Job], orphaned: list[str]) -> None:
+        if self.prune and orphaned:
+            self._check_deletion_limit(len(orphaned))
         for job in jobs:
             if not job.upload:
                 self.counts["already_in_bucket"] += 1
@@ -615,7 +658,8 @@ def _finish(run: SyncRun, album: Album, result: SyncResult, *, done: int) -> Non
     counts = result.as_dict()
     for field in (
         "scanned", "new", "existing", "orphaned", "uploaded", "reuploaded",
-        "already_in_bucket", "unchanged", "removed", "pruned", "failed", "bytes_uploaded",
+        "already_in_bucket", "unchanged", "deferred", "removed", "pruned", "failed",
+        "bytes_uploaded",
     ):  # fmt: skip
         setattr(run, field, counts[field])
     run.errors = counts["failures"][:MAX_RECORDED_ERRORS]

@@ -28,6 +28,7 @@ class SyncResult:
     reuploaded: int = 0  # known photos sent again: missing, changed or truncated
     already_in_bucket: int = 0  # new photos recorded without an upload
     unchanged: int = 0  # known photos found whole in the bucket
+    deferred: int = 0  # modified seconds ago, perhaps still being written: next run
     removed: int = 0  # records of orphaned photos deleted
     pruned: int = 0  # bucket objects of orphaned photos deleted (--prune)
     bytes_uploaded: int = 0
@@ -53,6 +54,8 @@ class SyncResult:
             f"{self.removed} orphaned {'record' if self.removed == 1 else 'records'} "
             f"{would}removed",
         ]
+        if self.deferred:
+            parts.append(f"{self.deferred} left for next run (still being written)")
         if self.pruned:
             parts.append(f"{self.pruned} {would}pruned from bucket")
         if self.failed:

@@ -1,3 +1,4 @@
+import os
 import secrets
 from datetime import datetime, timedelta
 
@@ -50,5 +51,7 @@ def _write_sample_photos(folder) -> int:
         taken = start + timedelta(hours=5 * number)
         exif.get_ifd(0x8769)[36867] = taken.strftime("%Y:%m:%d %H:%M:%S")
         image.save(path, "JPEG", quality=85, exif=exif)
+        # Dated like the shot, as a camera import leaves it (and past the settle time).
+        os.utime(path, (taken.timestamp(), taken.timestamp()))
         written += 1
     return written

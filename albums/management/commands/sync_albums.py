@@ -60,6 +60,11 @@ class Command(BaseCommand):
             help="Threads checking and uploading (default ALBUMS_SYNC_WORKERS).",
         )
         parser.add_argument(
+            "--max-delete",
+            type=positive_int,
+            help="With --prune, refuse to delete more objects than this (default ALBUMS_MAX_DELETE).",
+        )
+        parser.add_argument(
             "--json",
             action="store_true",
             help="Print one JSON object per album instead of a summary line.",
@@ -103,6 +108,7 @@ class Command(BaseCommand):
                 prune=self.options["prune"],
                 batch_size=self.options["batch_size"],
                 workers=self.options["workers"],
+                max_delete=self.options["max_delete"],
                 progress=self._progress_line(album) if self._interactive() else None,
             )
         except (SyncError, ImproperlyConfigured) as exc:

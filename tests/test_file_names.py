@@ -1,0 +1,85 @@
+"""Awkward file names and sizes, synced over real HTTP: each round-trips exactly or fails clearly."""
+
+import os
+import unicodedata
+
+import pytest
+
+from albums.models import Album, Photo
+from albums.sync import sync_album
+from tests.conftest import BUCKET, s3_client, use_s3, write_photo
+
+pytestmark = pytest.mark.django_db
+
+NAMES = [
+    "with space.jpg",
+    "100% fun.jpg",
+    "a+b.jpg",
+    "#hash.jpg",
+    "what?.jpg",
+    "this&that.jpg",
+    'it\'s "quoted".jpg',
+    unicodedata.normalize("NFC", "café NFC.jpg"),
+    unicodedata.normalize("NFD", "café NFD.jpg"),
+    "日本語の写真.jpg",
+    "-leading-dash.jpg",
+    "x" * 240 + ".jpg",
+    "sub folder/é/[brackets] {braces}.jpg",
+]
+
+
+@pytest.fixture
+def http_bucket(moto_server, settings):
+    use_s3(settings, AWS_S3_ENDPOINT_URL=moto_server)
+    return s3_client(endpoint_url=moto_server)
+
+
+def test_awkward_names_round_trip_exactly(photos_root, http_bucket):
+    folder = photos_root / "Names"
+    for name in NAMES:
+        write_photo(folder / name)
+    album = Album.objects.create(name="Names", slug="names", folder="Names")
+
+    first = sync_album(album=album)
+    second = sync_album(album=album)
+
+    assert (first.status, first.uploaded) == ("success", len(NAMES))
+    assert (second.unchanged, second.uploaded, second.reuploaded) == (len(NAMES), 0, 0)
+    keys = {obj["Key"] for obj in http_bucket.list_objects_v2(Bucket=BUCKET)["Contents"]}
+    assert keys == {f"albums/names/{name}" for name in NAMES}  # NFC and NFD stay distinct
+    for name in NAMES:
+        body = http_bucket.get_object(Bucket=BUCKET, Key=f"albums/names/{name}")["Body"].read()
+        assert body == (folder / name).read_bytes()
+    assert set(Photo.objects.values_list("path", flat=True)) == set(NAMES)
+
+
+def test_a_key_longer_than_s3_allows_is_reported(photos_root, http_bucket):
+    deep = "/".join(["d" * 200] * 5) + "/too-deep.jpg"
+    write_photo(photos_root / "Deep" / deep)
+    write_photo(photos_root / "Deep" / "fine.jpg")
+    album = Album.objects.create(name="Deep", slug="deep", folder="Deep")
+
+    result = sync_album(album=album)
+
+    assert (result.status, result.uploaded) == ("partial", 1)
+    assert result.failures[0].path == deep
+    assert "longer than S3's 1024 bytes" in result.failures[0].error
+
+
+def test_empty_and_large_files(photos_root, http_bucket):
+    folder = photos_root / "Sizes"
+    folder.mkdir()
+    (folder / "empty.jpg").write_bytes(b"")
+    large = folder / "large.tif"
+    large.write_bytes(os.urandom(1024) * (9 * 1024))  # 9 MiB: over the multipart threshold
+    album = Album.objects.create(name="Sizes", slug="sizes", folder="Sizes")
+
+    result = sync_album(album=album)
+
+    assert (result.status, result.uploaded) == ("success", 2)
+    head = http_bucket.head_object(Bucket=BUCKET, Key="albums/sizes/large.tif")
+    assert head["ContentLength"] == large.stat().st_size
+    assert head["ETag"].strip('"').endswith("-2")  # sent in parts
+    empty = http_bucket.head_object(Bucket=BUCKET, Key="albums/sizes/empty.jpg")
+    assert empty["ContentLength"] == 0
+    assert sync_album(album=album).unchanged == 2
