@@ -112,3 +112,30 @@ def list_prefix(storage: Storage, prefix: str) -> dict[str, RemoteObject]:
                 size=entry["Size"], etag=entry.get("ETag", "").strip('"')
             )
     return found
+
+
+def multipart_threshold(storage: Storage) -> int | None:
+    """Files from this size go up in parts (S3Storage only)."""
+    if isinstance(storage, S3Storage):
+        return storage.transfer_config.multipart_threshold
+    return None
+
+
+def abort_unfinished_uploads(storage: Storage, prefix: str) -> int:
+    """Fast path (S3): abort the multipart uploads left under `prefix` by a killed run.
+
+    Their parts are billed until aborted. The caller holds the album's lease, so no other
+    sync of the album is uploading: every unfinished upload under its prefix is stale.
+    """
+    location = storage.location.strip("/")
+    full_prefix = posixpath.join(location, prefix) if location else prefix
+    client = storage.connection.meta.client
+    aborted = 0
+    paginator = client.get_paginator("list_multipart_uploads")
+    for page in paginator.paginate(Bucket=storage.bucket_name, Prefix=full_prefix):
+        for upload in page.get("Uploads", ()):
+            client.abort_multipart_upload(
+                Bucket=storage.bucket_name, Key=upload["Key"], UploadId=upload["UploadId"]
+            )
+            aborted += 1
+    return aborted

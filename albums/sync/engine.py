@@ -30,9 +30,11 @@ from ..exceptions import (
 from ..models import Album, Photo, SyncRun, SyncStatus, validate_album_folder
 from ..storage import (
     RemoteObject,
+    abort_unfinished_uploads,
     can_list,
     key_problem,
     list_prefix,
+    multipart_threshold,
     open_photo_storage,
     remote_size,
 )
@@ -254,6 +256,7 @@ class AlbumSync:
             if self.dry_run:
                 self._count_dry_run(jobs, orphaned)
             else:
+                self._abort_unfinished_uploads(jobs)
                 self._transfer(jobs)
                 self._remove_orphans(orphaned, known)
                 self._flush()
@@ -397,6 +400,28 @@ class AlbumSync:
         self.done += len(verified)
         self._report_progress()
         return jobs
+
+    def _abort_unfinished_uploads(self, jobs: list[Job]) -> None:
+        """Before sending large files again, abort the parts a killed run left behind.
+
+        Only when this run has a file big enough to go up in parts: one request, and none
+        at all in the common case. Without the permission, the bucket's lifecycle rule
+        (see README) is the safety net, so a refusal is only logged.
+        """
+        threshold = multipart_threshold(self.storage)
+        if threshold is None or not any(j.upload and j.local.size >= threshold for j in jobs):
+            return
+        try:
+            aborted = abort_unfinished_uploads(self.storage, self.prefix)
+        except ClientError as exc:
+            self.log.warning("Could not clean up unfinished uploads: %s", file_error_text(exc))
+            return
+        except BotoCoreError as exc:
+            raise self._fatal(exc) from exc
+        if aborted:
+            self.log.warning(
+                "Aborted %d unfinished multipart uploads left by an earlier run", aborted
+            )
 
     def _transfer(self, jobs: list[Job]) -> None:
         """Upload (or just record) on the pool; write results from this thread in chunks.

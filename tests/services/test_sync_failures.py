@@ -261,3 +261,43 @@ def test_prune_refuses_to_delete_more_than_the_limit(album, s3):
 
     assert len(s3.object_keys()) == 3 and Photo.objects.count() == 3
     assert sync_album(album=album, prune=True, max_delete=2).pruned == 2
+
+
+def test_a_file_changed_while_uploading_is_not_recorded_nor_left_half_sent(album, s3, s3_requests):
+    target = album.path / "photo2.jpg"
+
+    def append_while_sending(op, request):
+        if op == "PutObject" and "photo2.jpg" in request.url:
+            with open(target, "ab") as still_writing:
+                still_writing.write(b"more bytes")
+        return None
+
+    s3_requests.fault = append_while_sending
+
+    result = sync_album(album=album)
+
+    assert (result.status, result.uploaded) == ("partial", 2)
+    assert "changed while it was being uploaded" in result.failures[0].error
+    assert "albums/summer-2024/photo2.jpg" not in s3.object_keys()
+    assert not Photo.objects.filter(path="photo2.jpg").exists()
+    s3_requests.fault = None
+    assert sync_album(album=album).uploaded == 1
+
+
+def test_unfinished_multipart_uploads_of_a_killed_run_are_aborted(album, s3, s3_requests):
+    large = album.path / "large.tif"
+    large.write_bytes(os.urandom(1024) * (9 * 1024))
+    left = s3.client.create_multipart_upload(Bucket=s3.name, Key="albums/summer-2024/large.tif")
+    s3.client.upload_part(
+        Bucket=s3.name, Key="albums/summer-2024/large.tif", UploadId=left["UploadId"],
+        PartNumber=1, Body=b"x" * (5 * 1024 * 1024),
+    )  # fmt: skip
+
+    result = sync_album(album=album)
+
+    assert result.uploaded == 4
+    assert s3.client.list_multipart_uploads(Bucket=s3.name).get("Uploads", []) == []
+    assert s3_requests.counts["AbortMultipartUpload"] == 1
+    s3_requests.reset()
+    sync_album(album=album)
+    assert "ListMultipartUploads" not in s3_requests.counts  # only when large files go up
