@@ -1,4 +1,5 @@
 import os
+import socket
 import sys
 import threading
 from collections import Counter
@@ -10,6 +11,7 @@ import botocore.handlers
 import pytest
 from botocore.config import Config
 from moto import mock_aws
+from moto.server import ThreadedMotoServer
 from PIL import Image
 
 from albums.models import Album
@@ -117,6 +119,25 @@ def s3(settings):
         client.create_bucket(Bucket=BUCKET)
         use_s3(settings)
         yield Bucket(client, BUCKET)
+
+
+@pytest.fixture
+def moto_server():
+    """A bucket behind moto's threaded server: real HTTP on 127.0.0.1; yields the endpoint."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    s3_client(endpoint_url=endpoint).create_bucket(Bucket=S3_ENV["AWS_STORAGE_BUCKET_NAME"])
+    yield endpoint
+    server.stop()
+
+
+def closed_port() -> int:
+    """A local port nothing listens on: a connection to it is refused at once."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from io import StringIO
@@ -10,10 +9,9 @@ from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
-from moto.server import ThreadedMotoServer
 
 from albums.models import Album, Photo
-from tests.conftest import FAKE_SECRET, S3_ENV, s3_client, use_s3, write_photo
+from tests.conftest import FAKE_SECRET, S3_ENV, closed_port, s3_client, use_s3, write_photo
 
 pytestmark = pytest.mark.django_db
 PROJECT = Path(__file__).resolve().parent.parent
@@ -93,17 +91,6 @@ def test_missing_folder_is_reported_without_traceback(photos_root, local_bucket,
 # End to end, over real HTTP ------------------------------------------------------------
 
 
-@pytest.fixture
-def moto_server():
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    s3_client(endpoint_url=endpoint).create_bucket(Bucket=S3_ENV["AWS_STORAGE_BUCKET_NAME"])
-    yield endpoint
-    server.stop()
-
-
 def test_end_to_end_over_http_uploads_once(album, moto_server, settings, s3_requests):
     use_s3(settings, AWS_S3_ENDPOINT_URL=moto_server)
 
@@ -151,16 +138,10 @@ def test_end_to_end_as_a_process_with_the_real_settings(moto_server, tmp_path):
     assert json.loads(second.stdout)["unchanged"] == 2
     assert FAKE_SECRET not in first.stdout + first.stderr + second.stdout + second.stderr
 
-    env["AWS_S3_ENDPOINT_URL"] = f"http://127.0.0.1:{_closed_port()}"
+    env["AWS_S3_ENDPOINT_URL"] = f"http://127.0.0.1:{closed_port()}"
     env["AWS_S3_MAX_ATTEMPTS"] = "2"
     down = manage("sync_albums")
     assert down.returncode == 1
     assert "Cannot reach the bucket 'photosite-test'" in down.stderr
     assert "Traceback" not in down.stderr
     assert FAKE_SECRET not in down.stderr
-
-
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
