@@ -1,4 +1,5 @@
 import os
+import socket
 import sys
 import threading
 import urllib.request
@@ -123,7 +124,7 @@ def s3(settings):
 
 @pytest.fixture
 def moto_server():
-    """moto's threaded server on 127.0.0.1 with the test bucket: S3 over real HTTP."""
+    """A bucket behind moto's threaded server: real HTTP on 127.0.0.1; yields the endpoint."""
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
@@ -133,6 +134,13 @@ def moto_server():
     s3_client(endpoint_url=endpoint).create_bucket(Bucket=BUCKET)
     yield endpoint
     server.stop()
+
+
+def closed_port() -> int:
+    """A local port nothing listens on: a connection to it is refused at once."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from io import StringIO
@@ -12,7 +11,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from albums.models import Album, Photo
-from tests.conftest import FAKE_SECRET, S3_ENV, s3_client, use_s3, write_photo
+from tests.conftest import FAKE_SECRET, S3_ENV, closed_port, s3_client, use_s3, write_photo
 
 pytestmark = pytest.mark.django_db
 PROJECT = Path(__file__).resolve().parent.parent
@@ -139,16 +138,10 @@ def test_end_to_end_as_a_process_with_the_real_settings(moto_server, tmp_path):
     assert json.loads(second.stdout)["unchanged"] == 2
     assert FAKE_SECRET not in first.stdout + first.stderr + second.stdout + second.stderr
 
-    env["AWS_S3_ENDPOINT_URL"] = f"http://127.0.0.1:{_closed_port()}"
+    env["AWS_S3_ENDPOINT_URL"] = f"http://127.0.0.1:{closed_port()}"
     env["AWS_S3_MAX_ATTEMPTS"] = "2"
     down = manage("sync_albums")
     assert down.returncode == 1
     assert "Cannot reach the bucket 'photosite-test'" in down.stderr
     assert "Traceback" not in down.stderr
     assert FAKE_SECRET not in down.stderr
-
-
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]

@@ -5,8 +5,10 @@ per-file failure. A 403 is never read as "missing": without s3:ListBucket, S3 an
 for a key that does not exist (django-storages #1104, #902).
 """
 
+from dataclasses import dataclass
+from enum import StrEnum
+
 from botocore.exceptions import (
-    BotoCoreError,
     ClientError,
     ConnectionClosedError,
     ConnectTimeoutError,
@@ -55,41 +57,80 @@ PERMISSIONS = {
 }
 
 
+class ProblemKind(StrEnum):
+    UNREACHABLE = "unreachable"
+    NO_CREDENTIALS = "no_credentials"
+    BAD_CREDENTIALS = "bad_credentials"
+    NO_BUCKET = "no_bucket"
+    DENIED = "denied"
+    WRONG_REGION = "wrong_region"
+
+
+@dataclass(frozen=True, slots=True)
+class StorageProblem:
+    """What a backend error means, before it is worded for a sync run or a diagnosis."""
+
+    kind: ProblemKind
+    operation: str = ""
+    code: str = ""
+
+    @property
+    def permission(self) -> str:
+        return PERMISSIONS.get(self.operation, f"permission for {self.operation}")
+
+
+def classify_storage_error(exc: Exception) -> StorageProblem | None:
+    """The problem `exc` reveals about the bucket as a whole, or None if it reveals none."""
+    if isinstance(exc, CONNECTION_ERRORS):
+        return StorageProblem(ProblemKind.UNREACHABLE)
+    if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
+        return StorageProblem(ProblemKind.NO_CREDENTIALS)
+    if not isinstance(exc, ClientError):
+        return None
+    code = exc.response.get("Error", {}).get("Code", "")
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    operation = exc.operation_name
+    if code == "NoSuchBucket":
+        return StorageProblem(ProblemKind.NO_BUCKET, operation, code)
+    if code in CREDENTIAL_CODES:
+        return StorageProblem(ProblemKind.BAD_CREDENTIALS, operation, code)
+    if status == 403 or code in {"AccessDenied", "AllAccessDisabled", "403"}:
+        return StorageProblem(ProblemKind.DENIED, operation, code or str(status))
+    if code in {"PermanentRedirect", "AuthorizationHeaderMalformed", "301"}:
+        return StorageProblem(ProblemKind.WRONG_REGION, operation, code)
+    return None
+
+
 def fatal_storage_error(exc: Exception, *, album: str, storage: Storage) -> StorageError | None:
     """The error that must stop the run, or None if only this one file failed."""
-    where = describe(storage)
     if isinstance(exc, StorageError):
         return exc
-    if isinstance(exc, CONNECTION_ERRORS):
-        return StorageUnreachable(UNREACHABLE.format(where=where, album=album, cause=exc))
-    if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
-        return StorageAccessDenied(NO_CREDENTIALS.format(album=album))
-    if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        code = error.get("Code", "")
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        operation = exc.operation_name
-        if code == "NoSuchBucket":
+    problem = classify_storage_error(exc)
+    if problem is None:
+        return None
+    where = describe(storage)
+    code = problem.code
+    match problem.kind:
+        case ProblemKind.UNREACHABLE:
+            return StorageUnreachable(UNREACHABLE.format(where=where, album=album, cause=exc))
+        case ProblemKind.NO_CREDENTIALS:
+            return StorageAccessDenied(NO_CREDENTIALS.format(album=album))
+        case ProblemKind.NO_BUCKET:
             return BucketMissing(NO_BUCKET.format(where=where, album=album))
-        if code in CREDENTIAL_CODES:
+        case ProblemKind.BAD_CREDENTIALS:
             return StorageAccessDenied(BAD_CREDENTIALS.format(where=where, album=album, code=code))
-        if status == 403 or code in {"AccessDenied", "AllAccessDisabled", "403"}:
-            permission = PERMISSIONS.get(operation, f"permission for {operation}")
+        case ProblemKind.DENIED:
             return StorageAccessDenied(
                 DENIED.format(
                     where=where,
                     album=album,
-                    operation=operation,
-                    code=code or status,
-                    permission=permission,
+                    operation=problem.operation,
+                    code=code,
+                    permission=problem.permission,
                 )
             )
-        if code in {"PermanentRedirect", "AuthorizationHeaderMalformed", "301"}:
+        case ProblemKind.WRONG_REGION:
             return StorageError(WRONG_REGION.format(where=where, album=album, code=code))
-        return None
-    if isinstance(exc, BotoCoreError):
-        return None
-    return None
 
 
 def file_error_text(exc: Exception) -> str:
