@@ -145,3 +145,44 @@ def test_end_to_end_as_a_process_with_the_real_settings(moto_server, tmp_path):
     assert "Cannot reach the bucket 'photosite-test'" in down.stderr
     assert "Traceback" not in down.stderr
     assert FAKE_SECRET not in down.stderr
+
+
+def test_max_delete_without_prune_is_refused(album):
+    with pytest.raises(CommandError, match="--max-delete limits --prune"):
+        sync_albums("--max-delete", "5")
+
+
+def test_a_bad_setting_stops_the_command_before_any_album(album, local_bucket, settings):
+    settings.ALBUMS_SYNC_BATCH_SIZE = "ten"
+
+    with pytest.raises(
+        CommandError, match="ALBUMS_SYNC_BATCH_SIZE must be a whole number, not 'ten'"
+    ):
+        sync_albums()
+    assert not album.sync_runs.exists()
+
+
+@pytest.mark.parametrize(
+    ("database_url", "expected"),
+    [
+        ("nosuchdb://x/y", "Configuration error: DATABASE_URL is not valid"),
+        ("postgres://postgres@127.0.0.1:{port}/none", "Database error: "),
+        ("sqlite:///{tmp}/never-migrated.sqlite3", "run 'python manage.py migrate'"),
+    ],
+    ids=["unknown-scheme", "server-down", "not-migrated"],
+)
+def test_database_problems_are_clear_errors_without_traceback(tmp_path, database_url, expected):
+    env = {
+        "PATH": os.environ["PATH"],
+        "DJANGO_SECRET_KEY": "x",
+        "PHOTOS_ROOT": str(tmp_path),
+        "DATABASE_URL": database_url.format(port=closed_port(), tmp=tmp_path),
+    }
+    process = subprocess.run(
+        [sys.executable, "manage.py", "sync_albums"], cwd=PROJECT, env=env,
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+
+    assert process.returncode == 1
+    assert expected in process.stderr
+    assert "Traceback" not in process.stderr

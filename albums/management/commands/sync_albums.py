@@ -6,13 +6,17 @@ import time
 
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError
 
+from albums import conf
 from albums.exceptions import SyncError
 from albums.models import Album
 from albums.sync import SyncResult, discover_albums, sync_album
 
 UNKNOWN_ALBUMS = "Unknown album {slugs}. Known albums: {known}."
 NO_ALBUMS = "No albums to sync. Create one in the admin, or run with --discover to make one per folder of PHOTOS_ROOT."
+MAX_DELETE_WITHOUT_PRUNE = "--max-delete limits --prune; use them together."
+DATABASE_ERROR = "Database error: {error}. Check DATABASE_URL and run 'python manage.py migrate'."
 SOME_FAILED = "{failed} of {total} albums did not sync cleanly."
 LOG_LEVELS = {0: logging.ERROR, 1: logging.WARNING, 2: logging.INFO, 3: logging.DEBUG}
 
@@ -72,13 +76,24 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         self.options = options
-        albums = self._albums(options["slugs"], discover=options["discover"])
-        failed = 0
-        for album in albums:
-            result = self._sync(album)
-            failed += result is None or not result.ok
+        if options["max_delete"] and not options["prune"]:
+            raise CommandError(MAX_DELETE_WITHOUT_PRUNE)
+        try:
+            self._check_settings()
+            albums = self._albums(options["slugs"], discover=options["discover"])
+            failed = sum(not self._sync(album) for album in albums)
+        except DatabaseError as exc:
+            raise CommandError(DATABASE_ERROR.format(error=str(exc).strip())) from exc
         if failed:
             raise CommandError(SOME_FAILED.format(failed=failed, total=len(albums)))
+
+    def _check_settings(self) -> None:
+        """Bad environment values stop the command once, before any album starts."""
+        try:
+            conf.batch_size(), conf.workers(), conf.key_prefix(), conf.photo_extensions()
+            conf.settle_seconds(), conf.max_delete(), conf.lease_seconds()
+        except ImproperlyConfigured as exc:
+            raise CommandError(str(exc)) from exc
 
     def _albums(self, slugs, *, discover: bool) -> list[Album]:
         if discover:
@@ -97,7 +112,8 @@ class Command(BaseCommand):
             raise CommandError(NO_ALBUMS)
         return albums
 
-    def _sync(self, album: Album) -> SyncResult | None:
+    def _sync(self, album: Album) -> bool:
+        """Sync one album and report it; True if it synced cleanly."""
         logger = logging.getLogger("albums")
         level = logger.level
         logger.setLevel(LOG_LEVELS.get(self.options["verbosity"], logging.DEBUG))
@@ -115,12 +131,12 @@ class Command(BaseCommand):
             self._end_progress()
             result = getattr(exc, "result", None)
             self._report_failure(album, exc, result)
-            return None
+            return False
         finally:
             logger.setLevel(level)
         self._end_progress()
         self._report(result)
-        return result
+        return result.ok
 
     def _report(self, result: SyncResult) -> None:
         if self.options["json"]:
