@@ -67,6 +67,10 @@ FOLDER_EMPTY = (
     "refusing to treat them all as deleted. Nothing was changed. If the photos really are "
     "gone, delete the album's photos in the admin."
 )
+ABANDONED = (
+    "The process running this sync stopped before it finished (killed, crashed or restarted); "
+    "the next sync picked up where it left off."
+)
 TOO_MANY_DELETIONS = (
     "Pruning album {album!r} would delete {count} objects from the bucket, more than the "
     "limit of {limit}; nothing was deleted. If that many photos really are gone, run again "
@@ -160,6 +164,8 @@ def sync_album(
                 _close_run(run, status=SyncStatus.SKIPPED, message=str(exc))
             raise
     try:
+        if lease is not None:
+            _close_abandoned_runs(album)
         run = _start_run(run, album=album, trigger=trigger, dry_run=dry_run, prune=prune)
         sync = AlbumSync(
             album=album,
@@ -670,6 +676,13 @@ def _start_run(run, *, album, trigger, dry_run, prune) -> SyncRun:
     run.status, run.started_at = SyncStatus.RUNNING, now
     run.save(update_fields=["status", "started_at"])
     return run
+
+
+def _close_abandoned_runs(album: Album) -> None:
+    """Runs still "running" once their album's lease is free died without finishing."""
+    SyncRun.objects.filter(album=album, status=SyncStatus.RUNNING, dry_run=False).update(
+        status=SyncStatus.FAILED, finished_at=timezone.now(), message=ABANDONED
+    )
 
 
 def _close_run(run: SyncRun, *, status: str, message: str) -> None:
