@@ -17,6 +17,7 @@ os.environ.update(
         "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
         "AWS_EC2_METADATA_DISABLED": "true",
         "AWS_DEFAULT_REGION": "us-east-1",
+        "DJANGO_HTTPS": "0",  # the test client and live server speak plain HTTP
     }
 )
 
