@@ -70,6 +70,9 @@ def key_problem(storage: Storage, key: str) -> str | None:
         encoded = key.encode("utf-8")
     except UnicodeEncodeError:
         return "the file name is not valid UTF-8"
+    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in key):
+        # Legal in S3 keys, but XML listings and many S3-compatible services mangle them.
+        return "the file name contains a control character (a tab or a line break)"
     if "\\" in key:
         # django-storages and FileSystemStorage both turn a backslash into a folder separator.
         return "the file name contains a backslash"

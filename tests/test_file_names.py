@@ -25,6 +25,11 @@ NAMES = [
     "-leading-dash.jpg",
     "x" * 240 + ".jpg",
     "sub folder/é/[brackets] {braces}.jpg",
+    "%2e%2e%2f%2e%2e%2fescape.jpg",  # looks like ../../ once URL-decoded
+    "x..%2f..%2fdots.jpg",
+    "~home.jpg",
+    "*star.jpg",
+    "\u202eright-to-left.jpg",
 ]
 
 
@@ -47,23 +52,32 @@ def test_awkward_names_round_trip_exactly(photos_root, http_bucket):
     assert (second.unchanged, second.uploaded, second.reuploaded) == (len(NAMES), 0, 0)
     keys = {obj["Key"] for obj in http_bucket.list_objects_v2(Bucket=BUCKET)["Contents"]}
     assert keys == {f"albums/names/{name}" for name in NAMES}  # NFC and NFD stay distinct
+    assert all(key.startswith("albums/names/") for key in keys)  # nothing escapes the prefix
     for name in NAMES:
         body = http_bucket.get_object(Bucket=BUCKET, Key=f"albums/names/{name}")["Body"].read()
         assert body == (folder / name).read_bytes()
     assert set(Photo.objects.values_list("path", flat=True)) == set(NAMES)
 
 
-def test_a_key_longer_than_s3_allows_is_reported(photos_root, http_bucket):
-    deep = "/".join(["d" * 200] * 5) + "/too-deep.jpg"
-    write_photo(photos_root / "Deep" / deep)
-    write_photo(photos_root / "Deep" / "fine.jpg")
-    album = Album.objects.create(name="Deep", slug="deep", folder="Deep")
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("/".join(["d" * 200] * 5) + "/too-deep.jpg", "longer than S3's 1024 bytes"),
+        ("tab\tand\nnewline.jpg", "contains a control character"),
+        ("back\\slash.jpg", "contains a backslash"),
+    ],
+    ids=["too-long", "control-characters", "backslash"],
+)
+def test_names_that_cannot_be_keys_are_reported(photos_root, http_bucket, name, reason):
+    write_photo(photos_root / "Odd" / name)
+    write_photo(photos_root / "Odd" / "fine.jpg")
+    album = Album.objects.create(name="Odd", slug="odd", folder="Odd")
 
     result = sync_album(album=album)
 
     assert (result.status, result.uploaded) == ("partial", 1)
-    assert result.failures[0].path == deep
-    assert "longer than S3's 1024 bytes" in result.failures[0].error
+    assert result.failures[0].path == name
+    assert reason in result.failures[0].error
 
 
 def test_empty_and_large_files(photos_root, http_bucket):
