@@ -42,6 +42,7 @@ from .errors import fatal_storage_error, file_error_text
 from .lease import AlbumLease
 from .media import ImageInfo, content_type_for, read_image_info
 from .result import FileFailure, SyncResult
+from .runs import close_abandoned_runs, close_run, finish_run, start_run
 from .scan import LocalFile, printable, scan_folder
 
 logger = logging.getLogger("albums")
@@ -52,7 +53,6 @@ DB_CHUNK = 500  # rows per bulk write: a fixed number of queries per chunk
 FLUSH_SECONDS = 5.0  # record finished uploads at least this often, so a crash loses little
 TICK_SECONDS = 1.0  # how often the main thread wakes to renew the lease while waiting
 LIST_PAGE = 1000  # keys per ListObjectsV2 request
-MAX_RECORDED_ERRORS = 1000
 
 ROOT_MISSING = "PHOTOS_ROOT ({root}) does not exist or is not a folder; is the disk mounted? Nothing was changed."
 FOLDER_MISSING = "The folder of album {album!r} ({folder}) does not exist or is not a folder; is the disk mounted? Nothing was changed."
@@ -66,10 +66,6 @@ FOLDER_EMPTY = (
     "The folder of album {album!r} ({folder}) holds no photos, but {count} are recorded; "
     "refusing to treat them all as deleted. Nothing was changed. If the photos really are "
     "gone, delete the album's photos in the admin."
-)
-ABANDONED = (
-    "The process running this sync stopped before it finished (killed, crashed or restarted); "
-    "the next sync picked up where it left off."
 )
 TOO_MANY_DELETIONS = (
     "Pruning album {album!r} would delete {count} objects from the bucket, more than the "
@@ -161,12 +157,12 @@ def sync_album(
             lease.acquire()
         except SyncAlreadyRunning as exc:
             if run is not None:
-                _close_run(run, status=SyncStatus.SKIPPED, message=str(exc))
+                close_run(run, status=SyncStatus.SKIPPED, message=str(exc))
             raise
     try:
         if lease is not None:
-            _close_abandoned_runs(album)
-        run = _start_run(run, album=album, trigger=trigger, dry_run=dry_run, prune=prune)
+            close_abandoned_runs(album)
+        run = start_run(run, album=album, trigger=trigger, dry_run=dry_run, prune=prune)
         sync = AlbumSync(
             album=album,
             run=run,
@@ -183,13 +179,13 @@ def sync_album(
         except SyncError as exc:
             exc.result = sync.result(status=SyncStatus.FAILED, message=str(exc))
             logger.error("Sync of album %r failed: %s", album.name, exc)
-            _finish(run, album, exc.result, done=sync.done)
+            finish_run(run, album, exc.result, done=sync.done)
             raise
         except BaseException as exc:
             failed = sync.result(status=SyncStatus.FAILED, message=f"Unexpected error: {exc!r}")
-            _finish(run, album, failed, done=sync.done)
+            finish_run(run, album, failed, done=sync.done)
             raise
-        _finish(run, album, result, done=sync.done)
+        finish_run(run, album, result, done=sync.done)
         return result
     finally:
         if lease is not None:
@@ -662,50 +658,3 @@ UPDATED_FIELDS = [
     "key", "size", "mtime_ns", "content_type", "width", "height", "taken_at",
     "uploaded_at", "verified_at",
 ]  # fmt: skip
-
-
-# The run record ---------------------------------------------------------------------------
-
-
-def _start_run(run, *, album, trigger, dry_run, prune) -> SyncRun:
-    now = timezone.now()
-    if run is None:
-        return SyncRun.objects.create(
-            album=album, trigger=trigger, dry_run=dry_run, prune=prune, started_at=now
-        )
-    run.status, run.started_at = SyncStatus.RUNNING, now
-    run.save(update_fields=["status", "started_at"])
-    return run
-
-
-def _close_abandoned_runs(album: Album) -> None:
-    """Runs still "running" once their album's lease is free died without finishing."""
-    SyncRun.objects.filter(album=album, status=SyncStatus.RUNNING, dry_run=False).update(
-        status=SyncStatus.FAILED, finished_at=timezone.now(), message=ABANDONED
-    )
-
-
-def _close_run(run: SyncRun, *, status: str, message: str) -> None:
-    run.status, run.message, run.finished_at = status, message, timezone.now()
-    run.started_at = run.started_at or run.finished_at
-    run.save(update_fields=["status", "message", "started_at", "finished_at"])
-
-
-def _finish(run: SyncRun, album: Album, result: SyncResult, *, done: int) -> None:
-    """Store the outcome on the run and, for real runs, on the album."""
-    counts = result.as_dict()
-    for field in (
-        "scanned", "new", "existing", "orphaned", "uploaded", "reuploaded",
-        "already_in_bucket", "unchanged", "deferred", "removed", "pruned", "failed",
-        "bytes_uploaded",
-    ):  # fmt: skip
-        setattr(run, field, counts[field])
-    run.errors = counts["failures"][:MAX_RECORDED_ERRORS]
-    run.status, run.message, run.finished_at = result.status, result.message, timezone.now()
-    run.files_total, run.files_done = max(result.scanned, done), done
-    run.save()
-    if not result.dry_run:
-        Album.objects.filter(pk=album.pk).update(
-            last_synced_at=run.finished_at, last_sync_status=result.status
-        )
-        album.last_synced_at, album.last_sync_status = run.finished_at, result.status
