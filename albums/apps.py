@@ -1,5 +1,6 @@
 from django.apps import AppConfig
 from django.db.backends.signals import connection_created
+from django.db.models.signals import post_migrate
 
 
 def enable_sqlite_wal(sender, connection, **kwargs):
@@ -15,4 +16,9 @@ class AlbumsConfig(AppConfig):
     verbose_name = "Albums"
 
     def ready(self):
+        from .schedule import create_schedule_after_migrate
+
         connection_created.connect(enable_sqlite_wal, dispatch_uid="albums_sqlite_wal")
+        post_migrate.connect(
+            create_schedule_after_migrate, sender=self, dispatch_uid="albums_sync_schedule"
+        )

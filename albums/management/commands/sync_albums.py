@@ -8,12 +8,14 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 
 from albums.exceptions import SyncError
-from albums.models import Album
-from albums.sync import SyncResult, discover_albums, sync_album
+from albums.models import Album, SyncRun
+from albums.sync import SyncResult, discover_albums, queue_sync, sync_album, worker_seen
 
 UNKNOWN_ALBUMS = "Unknown album {slugs}. Known albums: {known}."
 NO_ALBUMS = "No albums to sync. Create one in the admin, or run with --discover to make one per folder of PHOTOS_ROOT."
 SOME_FAILED = "{failed} of {total} albums did not sync cleanly."
+QUEUED = "{album}: queued as run {run_id}"
+NO_WORKER = "No worker has been seen recently: the runs wait until `manage.py qcluster` runs."
 LOG_LEVELS = {0: logging.ERROR, 1: logging.WARNING, 2: logging.INFO, 3: logging.DEBUG}
 
 
@@ -38,10 +40,14 @@ class Command(BaseCommand):
         parser.add_argument("--batch-size", type=positive_int, help="Files handed to the thread pool at a time (default ALBUMS_SYNC_BATCH_SIZE).")
         parser.add_argument("--workers", type=positive_int, help="Threads checking and uploading (default ALBUMS_SYNC_WORKERS).")
         parser.add_argument("--json", action="store_true", help="Print one JSON object per album instead of a summary line.")
+        parser.add_argument("--async", action="store_true", dest="queue", help="Queue the runs for the qcluster worker and print their ids instead of syncing here (--batch-size and --workers then come from the settings).")
 
     def handle(self, *slugs, **options):
         self.options = options
         albums = self._albums(slugs, discover=options["discover"])
+        if options["queue"]:
+            self._queue(albums)
+            return
         failed = 0
         for album in albums:
             result = self._sync(album)
@@ -65,6 +71,21 @@ class Command(BaseCommand):
         if not albums:
             raise CommandError(NO_ALBUMS)
         return albums
+
+    def _queue(self, albums: list[Album]) -> None:
+        for album in albums:
+            run = queue_sync(
+                album=album,
+                trigger=SyncRun.Trigger.COMMAND,
+                dry_run=self.options["dry_run"],
+                prune=self.options["prune"],
+            )
+            if self.options["json"]:
+                self.stdout.write(json.dumps({"album": album.slug, "run_id": run.pk}))
+            else:
+                self._say(QUEUED.format(album=album.slug, run_id=run.pk))
+        if not worker_seen():
+            self.stderr.write(NO_WORKER)
 
     def _sync(self, album: Album) -> SyncResult | None:
         logger = logging.getLogger("albums")
