@@ -42,6 +42,7 @@ STATUS_ICONS = {
 }
 ACTIVE = (SyncStatus.QUEUED, SyncStatus.RUNNING)
 RECENT_RUNS = 10
+RUN_WHEN_FIELDS = ["trigger", "dry_run", "prune", "queued_at", "started_at", "finished_at", "took"]
 RUN_COUNT_FIELDS = [
     "scanned", "new", "existing", "orphaned", "uploaded", "reuploaded", "already_in_bucket",
     "unchanged", "removed", "pruned", "failed", "bytes",
@@ -240,7 +241,7 @@ class AlbumAdmin(admin.ModelAdmin):
 @admin.register(SyncRun)
 class SyncRunAdmin(admin.ModelAdmin):
     list_display = [
-        "__str__", "album", "status_label", "trigger", "dry_run", "started_at", "duration",
+        "__str__", "album", "status_label", "trigger", "dry_run", "started_at", "took",
         "progress", "uploaded", "reuploaded", "failed", "bytes",
     ]  # fmt: skip
     list_display_links = ["__str__"]
@@ -250,20 +251,7 @@ class SyncRunAdmin(admin.ModelAdmin):
     date_hierarchy = "started_at"
     fieldsets = [
         (None, {"fields": ["album", "status_label", "progress", "message"]}),
-        (
-            "When",
-            {
-                "fields": [
-                    "trigger",
-                    "dry_run",
-                    "prune",
-                    "queued_at",
-                    "started_at",
-                    "finished_at",
-                    "duration",
-                ]
-            },
-        ),
+        ("When", {"fields": RUN_WHEN_FIELDS}),
         ("What it did", {"fields": RUN_COUNT_FIELDS}),
         ("Files that failed", {"fields": ["error_list"]}),
     ]
@@ -308,6 +296,20 @@ class SyncRunAdmin(admin.ModelAdmin):
             run.files_done,
             max(run.files_total, 1),
             text,
+        )
+
+    @admin.display(description="Duration")
+    def took(self, run: SyncRun):
+        if run.duration is None:
+            return "—"
+        seconds = run.duration.total_seconds()
+        if seconds < 60:
+            return f"{seconds:.1f} s"
+        minutes, seconds = divmod(round(seconds), 60)
+        return (
+            f"{minutes // 60} h {minutes % 60} min"
+            if minutes >= 60
+            else f"{minutes} min {seconds} s"
         )
 
     @admin.display(description="Bytes uploaded", ordering="bytes_uploaded")

@@ -148,7 +148,9 @@ def test_a_running_sync_is_shown_rather_than_queued_again(album, syncer, monkeyp
     assert texts(response)[0].startswith(f"“{album.name}” is being synced right now")
 
 
-def test_the_bulk_action_queues_every_selected_album(album, photos_root, local_bucket, syncer, on_commit):
+def test_the_bulk_action_queues_every_selected_album(
+    album, photos_root, local_bucket, syncer, on_commit
+):
     write_photo(photos_root / "Winter" / "a.jpg")
     winter = Album.objects.create(name="Winter", slug="winter", folder="Winter")
     data = {"action": "sync_selected", "_selected_action": [album.pk, winter.pk]}
@@ -189,7 +191,11 @@ def test_the_run_page_shows_counts_and_file_errors(album, local_bucket, syncer):
     sync_album(album=album)
     run = SyncRun.objects.get()
 
-    page = logged_in(syncer).get(reverse("admin:albums_syncrun_change", args=[run.pk])).content.decode()
+    page = (
+        logged_in(syncer)
+        .get(reverse("admin:albums_syncrun_change", args=[run.pk]))
+        .content.decode()
+    )
 
     assert "Partly failed" in page
     assert "bad\\name.jpg" in page and "backslash" in page
@@ -233,11 +239,19 @@ def test_the_photo_pages_show_thumbnails(synced, syncer):
     assert f'src="{thumbnail_url}?v={photo.mtime_ns}"' in listing
     assert f'src="{thumbnail_url}?v={photo.mtime_ns}"' in page
     assert "albums/summer-2024/photo1.jpg" in page
-    for query in ("?state=uploaded", "?state=found", "?state=unverified", "?failed=yes", f"?album__id__exact={synced.pk}"):
+    for query in (
+        "?state=uploaded",
+        "?state=found",
+        "?state=unverified",
+        "?failed=yes",
+        f"?album__id__exact={synced.pk}",
+    ):
         assert client.get(reverse("admin:albums_photo_changelist") + query).status_code == 200
 
 
-def test_thumbnails_are_served_to_staff_only_and_cached(synced, syncer, django_user_model, settings):
+def test_thumbnails_are_served_to_staff_only_and_cached(
+    synced, syncer, django_user_model, settings
+):
     photo = Photo.objects.get(path="photo1.jpg")
     url = reverse("admin:albums_photo_thumbnail", args=[photo.pk])
     visitor = django_user_model.objects.create_user("visitor", password=PASSWORD)
@@ -269,7 +283,11 @@ def test_the_photo_page_links_to_a_presigned_object(album, s3, syncer):
     sync_album(album=album)
     photo = Photo.objects.get(path="photo1.jpg")
 
-    page = logged_in(syncer).get(reverse("admin:albums_photo_change", args=[photo.pk])).content.decode()
+    page = (
+        logged_in(syncer)
+        .get(reverse("admin:albums_photo_change", args=[photo.pk]))
+        .content.decode()
+    )
 
     link = re.search(r'<a href="([^"]+)" rel="noreferrer">Open the object</a>', page).group(1)
     assert "albums/summer-2024/photo1.jpg" in link

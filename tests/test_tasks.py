@@ -145,7 +145,9 @@ def test_queue_sync_reuses_a_waiting_run(album, django_capture_on_commit_callbac
     assert len(callbacks) == 2
 
 
-def test_queue_sync_does_not_reuse_a_stale_waiting_run(album, settings, django_capture_on_commit_callbacks):
+def test_queue_sync_does_not_reuse_a_stale_waiting_run(
+    album, settings, django_capture_on_commit_callbacks
+):
     stale = queued_run(album, queued_at=timezone.now() - timedelta(days=1))
 
     with django_capture_on_commit_callbacks():
@@ -197,7 +199,11 @@ def test_the_schedule_exists_once_however_often_it_is_made(db):
 
     schedule = Schedule.objects.get(name=SCHEDULE_NAME)
     assert schedule.func == SCHEDULE_FUNC
-    assert (schedule.schedule_type, schedule.minutes, schedule.repeats) == (Schedule.MINUTES, 60, -1)
+    assert (schedule.schedule_type, schedule.minutes, schedule.repeats) == (
+        Schedule.MINUTES,
+        60,
+        -1,
+    )
 
 
 def test_an_edited_schedule_is_kept_unless_reset(db, settings):
@@ -250,10 +256,13 @@ def test_sync_albums_async_queues_and_prints_ids(album, local_bucket, photos_roo
 
 def test_sync_albums_async_json_and_no_worker_note(album, monkeypatch, on_commit):
     monkeypatch.setattr(Conf, "SYNC", False)  # a real broker: nothing runs the task here
+    Album.objects.create(name="Winter", slug="winter", folder="Winter")  # not named: not queued
     out, err = StringIO(), StringIO()
 
     with on_commit():
-        call_command("sync_albums", "summer-2024", "--async", "--dry-run", "--json", stdout=out, stderr=err)
+        call_command(
+            "sync_albums", "summer-2024", "--async", "--dry-run", "--json", stdout=out, stderr=err
+        )
 
     run = SyncRun.objects.get()
     assert json.loads(out.getvalue()) == {"album": "summer-2024", "run_id": run.pk}

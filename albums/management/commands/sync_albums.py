@@ -42,9 +42,10 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="Print one JSON object per album instead of a summary line.")
         parser.add_argument("--async", action="store_true", dest="queue", help="Queue the runs for the qcluster worker and print their ids instead of syncing here (--batch-size and --workers then come from the settings).")
 
-    def handle(self, *slugs, **options):
+    def handle(self, **options):
         self.options = options
-        albums = self._albums(slugs, discover=options["discover"])
+        # Positional arguments arrive in options["slugs"] (argparse dest), not in *args.
+        albums = self._albums(options["slugs"], discover=options["discover"])
         if options["queue"]:
             self._queue(albums)
             return
