@@ -37,8 +37,6 @@ STATUS_ICONS = {
     SyncStatus.PARTIAL: "icon-alert.svg",
     SyncStatus.FAILED: "icon-no.svg",
     SyncStatus.SKIPPED: "icon-alert.svg",
-    SyncStatus.QUEUED: "icon-clock.svg",
-    SyncStatus.RUNNING: "icon-clock.svg",
 }
 ACTIVE = (SyncStatus.QUEUED, SyncStatus.RUNNING)
 RECENT_RUNS = 10
@@ -50,7 +48,9 @@ RUN_COUNT_FIELDS = [
 
 
 def status_badge(status: str, label: str):
-    icon = static("admin/img/" + STATUS_ICONS.get(status, "icon-unknown.svg"))
+    if status not in STATUS_ICONS:  # queued or running: the text says it all
+        return label
+    icon = static("admin/img/" + STATUS_ICONS[status])
     return format_html('<img src="{}" alt="" style="vertical-align: text-bottom"> {}', icon, label)
 
 
