@@ -2,6 +2,7 @@ import sqlite3
 
 from django.apps import AppConfig
 from django.db.backends.signals import connection_created
+from django.db.models.signals import post_migrate
 
 
 def configure_sqlite(sender, connection, **kwargs):
@@ -25,4 +26,9 @@ class AlbumsConfig(AppConfig):
     verbose_name = "Albums"
 
     def ready(self):
+        from .schedule import create_schedule_after_migrate
+
         connection_created.connect(configure_sqlite, dispatch_uid="albums_configure_sqlite")
+        post_migrate.connect(
+            create_schedule_after_migrate, sender=self, dispatch_uid="albums_sync_schedule"
+        )

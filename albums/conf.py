@@ -84,3 +84,19 @@ def photo_extensions() -> frozenset[str]:
     if not extensions:
         raise ImproperlyConfigured(f"ALBUMS_PHOTO_EXTENSIONS lists no extension: {value!r}.")
     return extensions
+
+
+def sync_interval_minutes() -> int:
+    return _positive_int(
+        "ALBUMS_SYNC_INTERVAL_MINUTES", getattr(settings, "ALBUMS_SYNC_INTERVAL_MINUTES", 60)
+    )
+
+
+def thumbnail_dir() -> Path:
+    default = Path(settings.BASE_DIR) / "var" / "thumbnails"
+    return Path(getattr(settings, "ALBUMS_THUMBNAIL_DIR", default)).expanduser()
+
+
+def queue_retry_seconds() -> int:
+    """How long django-q2 waits before delivering an unacknowledged task again."""
+    return _positive_int("Q_CLUSTER['retry']", settings.Q_CLUSTER.get("retry", 60))

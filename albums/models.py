@@ -1,6 +1,7 @@
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.urls import reverse
@@ -155,3 +156,25 @@ class SyncRun(models.Model):
         if self.started_at and self.finished_at:
             return self.finished_at - self.started_at
         return None
+
+
+class ApiToken(models.Model):
+    """A bearer token for scripts calling the HTTP API, acting as `user`.
+
+    Only a SHA-256 of the token is stored: the token is shown once, when it is created
+    (`manage.py create_api_token`). It is 256 random bits, so a plain hash is enough.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
+    )
+    name = models.CharField(max_length=100, blank=True, help_text="What the token is for.")
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        verbose_name = "API token"
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.name or 'token'} #{self.pk})"

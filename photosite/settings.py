@@ -217,13 +217,49 @@ LOGGING = {
     },
 }
 
-# Background work: django-q2 with its ORM broker, so nothing else needs to run.
+# Background work: django-q2. The ORM broker is the embedded default (nothing else to run);
+# REDIS_URL switches to Redis. `timeout` must outlast the longest sync and `retry` must
+# exceed `timeout` (django-q2 re-delivers a task still unacknowledged after `retry`
+# seconds): a long sync is then neither killed nor started twice. See docs/ADMIN.md.
+Q_TIMEOUT = env_int("Q_TIMEOUT", 6 * 3600)
+Q_RETRY = env_int("Q_RETRY", Q_TIMEOUT + 600)
+if Q_RETRY <= Q_TIMEOUT:
+    raise ImproperlyConfigured(
+        f"Q_RETRY ({Q_RETRY}) must be greater than Q_TIMEOUT ({Q_TIMEOUT}), or a running "
+        "sync would be delivered again while it runs."
+    )
 Q_CLUSTER = {
     "name": "photosite",
-    "orm": "default",
     "workers": env_int("Q_WORKERS", 2),
-    "timeout": env_int("Q_TIMEOUT", 6 * 3600),
-    "retry": env_int("Q_RETRY", 6 * 3600 + 600),
+    "timeout": Q_TIMEOUT,
+    "retry": Q_RETRY,
+    # One delivery: a failed sync is recorded on its run and the next scheduled run
+    # tries again; a re-delivered task finds its run no longer queued and does nothing.
     "max_attempts": 1,
-    "catch_up": False,
+    "catch_up": False,  # after downtime, one scheduled run, not one per missed slot
+    "save_limit": 250,
 }
+REDIS_URL = os.environ.get("REDIS_URL", "")
+if REDIS_URL:
+    Q_CLUSTER["redis"] = REDIS_URL  # django-q2 passes a string to redis.from_url()
+else:
+    Q_CLUSTER["orm"] = "default"
+    # The cluster publishes its heartbeat (django_q Stat) through this cache; a cache
+    # shared between processes lets the admin see whether a worker is running.
+    Q_CLUSTER["cache"] = "django_q"
+
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "django_q": {
+        "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+        "LOCATION": os.environ.get("Q_STATS_DIR", str(BASE_DIR / "var" / "django-q")),
+    },
+}
+
+# Scheduled syncs (albums with "sync on schedule") every this many minutes; read through
+# albums.conf. It sets the schedule when it is created: edit it later in the admin.
+ALBUMS_SYNC_INTERVAL_MINUTES = os.environ.get("ALBUMS_SYNC_INTERVAL_MINUTES", "60")
+# Thumbnails shown in the admin, made from the local files and cached here.
+ALBUMS_THUMBNAIL_DIR = Path(
+    os.environ.get("ALBUMS_THUMBNAIL_DIR", BASE_DIR / "var" / "thumbnails")
+).expanduser()

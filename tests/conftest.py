@@ -215,3 +215,37 @@ def opened_files(photos_root):
     OpenedFiles.active = watcher
     yield watcher
     OpenedFiles.active = None
+
+
+# Users for the doors that check permissions (admin, API) -------------------------------
+
+PASSWORD = "correct horse battery staple"
+VIEW_PERMISSIONS = ["view_album", "change_album", "view_syncrun", "view_photo"]
+
+
+def make_staff(django_user_model, username: str, *codenames: str):
+    from django.contrib.auth.models import Permission
+
+    user = django_user_model.objects.create_user(username, password=PASSWORD, is_staff=True)
+    user.user_permissions.set(
+        Permission.objects.filter(content_type__app_label="albums", codename__in=codenames)
+    )
+    return user
+
+
+@pytest.fixture
+def syncer(db, django_user_model):
+    """Staff who may see albums, runs and photos, and sync."""
+    return make_staff(django_user_model, "syncer", *VIEW_PERMISSIONS, "sync_album")
+
+
+@pytest.fixture
+def viewer(db, django_user_model):
+    """Staff who may see and edit albums, but not sync."""
+    return make_staff(django_user_model, "viewer", *VIEW_PERMISSIONS)
+
+
+@pytest.fixture
+def on_commit(django_capture_on_commit_callbacks):
+    """Run on_commit callbacks (the enqueue of a run) as the block ends, as a commit would."""
+    return lambda: django_capture_on_commit_callbacks(execute=True)

@@ -8,8 +8,9 @@ import os
 import tempfile
 
 for name in list(os.environ):
-    if name.startswith(("AWS_", "ALBUMS_")) and name != "AWS_DEFAULT_REGION":
+    if name.startswith(("AWS_", "ALBUMS_", "Q_")) and name != "AWS_DEFAULT_REGION":
         del os.environ[name]
+os.environ.pop("REDIS_URL", None)  # the tests' broker is the ORM (and sync mode)
 os.environ.update(
     {
         "DJANGO_SECRET_KEY": "tests-only-secret-key",
@@ -18,6 +19,9 @@ os.environ.update(
         "AWS_EC2_METADATA_DISABLED": "true",
         "AWS_DEFAULT_REGION": "us-east-1",
         "DJANGO_HTTPS": "0",  # the test client and live server speak plain HTTP
+        # Cluster heartbeats of this test run only, never a developer's running qcluster.
+        "Q_STATS_DIR": tempfile.mkdtemp(prefix="photosite-tests-qstats-"),
+        "ALBUMS_THUMBNAIL_DIR": tempfile.mkdtemp(prefix="photosite-tests-thumbnails-"),
     }
 )
 

@@ -2,6 +2,15 @@
 
 from .discover import discover_albums
 from .engine import ProgressCallback, sync_album
+from .queue import queue_sync, worker_seen
 from .result import FileFailure, SyncResult
 
-__all__ = ["FileFailure", "ProgressCallback", "SyncResult", "discover_albums", "sync_album"]
+__all__ = [
+    "FileFailure",
+    "ProgressCallback",
+    "SyncResult",
+    "discover_albums",
+    "queue_sync",
+    "sync_album",
+    "worker_seen",
+]

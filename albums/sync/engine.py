@@ -247,7 +247,8 @@ class AlbumSync:
         on_disk = {local.path for local in files}
         files = self._drop_unstorable(self._settled(files))
         new, existing, orphaned = self._classify(files, on_disk, known, unreadable)
-        self.total = len(files)
+        self.total = len(on_disk)  # progress: every photo found is done once decided
+        self.done = len(on_disk) - len(files)  # left for later, or not storable
         self._report_progress()
 
         self.pool = ThreadPoolExecutor(self.workers, thread_name_prefix="albums-sync")
@@ -448,6 +449,7 @@ class AlbumSync:
                 error = self._fatal(exc)
                 if error is None:
                     self._fail(job.local.path, file_error_text(exc))
+                    self.done += 1
                 else:
                     fatal.append(error)
             except StorageError as exc:

@@ -10,14 +10,17 @@ from django.db import DatabaseError
 
 from albums import conf
 from albums.exceptions import SyncError
-from albums.models import Album
-from albums.sync import SyncResult, discover_albums, sync_album
+from albums.models import Album, SyncRun
+from albums.sync import SyncResult, discover_albums, queue_sync, sync_album, worker_seen
 
 UNKNOWN_ALBUMS = "Unknown album {slugs}. Known albums: {known}."
 NO_ALBUMS = "No albums to sync. Create one in the admin, or run with --discover to make one per folder of PHOTOS_ROOT."
 MAX_DELETE_WITHOUT_PRUNE = "--max-delete limits --prune; use them together."
 DATABASE_ERROR = "Database error: {error}. Check DATABASE_URL and run 'python manage.py migrate'."
 SOME_FAILED = "{failed} of {total} albums did not sync cleanly."
+QUEUED = "{album}: queued as run {run_id}"
+ASYNC_WITH_RUN_OPTIONS = "--async runs use the settings: --batch-size, --workers and --max-delete apply only to a sync run here."
+NO_WORKER = "No worker has been seen recently: the runs wait until `manage.py qcluster` runs."
 LOG_LEVELS = {0: logging.ERROR, 1: logging.WARNING, 2: logging.INFO, 3: logging.DEBUG}
 
 
@@ -73,14 +76,27 @@ class Command(BaseCommand):
             action="store_true",
             help="Print one JSON object per album instead of a summary line.",
         )
+        parser.add_argument(
+            "--async",
+            action="store_true",
+            dest="queue",
+            help="Queue the runs for the qcluster worker and print their ids instead of syncing here.",
+        )
 
     def handle(self, *args, **options):
         self.options = options
         if options["max_delete"] and not options["prune"]:
             raise CommandError(MAX_DELETE_WITHOUT_PRUNE)
+        if options["queue"] and any(
+            options[name] for name in ("batch_size", "workers", "max_delete")
+        ):
+            raise CommandError(ASYNC_WITH_RUN_OPTIONS)
         try:
             self._check_settings()
             albums = self._albums(options["slugs"], discover=options["discover"])
+            if options["queue"]:
+                self._queue(albums)
+                return
             failed = sum(not self._sync(album) for album in albums)
         except DatabaseError as exc:
             raise CommandError(DATABASE_ERROR.format(error=str(exc).strip())) from exc
@@ -111,6 +127,21 @@ class Command(BaseCommand):
         if not albums:
             raise CommandError(NO_ALBUMS)
         return albums
+
+    def _queue(self, albums: list[Album]) -> None:
+        for album in albums:
+            run = queue_sync(
+                album=album,
+                trigger=SyncRun.Trigger.COMMAND,
+                dry_run=self.options["dry_run"],
+                prune=self.options["prune"],
+            )
+            if self.options["json"]:
+                self.stdout.write(json.dumps({"album": album.slug, "run_id": run.pk}))
+            else:
+                self._say(QUEUED.format(album=album.slug, run_id=run.pk))
+        if not worker_seen():
+            self.stderr.write(NO_WORKER)
 
     def _sync(self, album: Album) -> bool:
         """Sync one album and report it; True if it synced cleanly."""

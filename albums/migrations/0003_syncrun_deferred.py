@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('albums', '0001_initial'),
+        ('albums', '0002_api_token'),
     ]
 
     operations = [

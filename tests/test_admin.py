@@ -1,0 +1,294 @@
+"""The admin door, through the Django test client: buttons, views, action, run and photo pages."""
+
+import re
+
+import pytest
+from django.contrib.messages import get_messages
+from django.test import Client
+from django.urls import reverse
+from django_q.conf import Conf
+
+from albums import admin as albums_admin
+from albums.models import Album, Photo, SyncRun, SyncStatus
+from albums.sync import sync_album
+from tests.conftest import PASSWORD, write_photo
+
+
+def change_url(album):
+    return reverse("admin:albums_album_change", args=[album.pk])
+
+
+def sync_url(album):
+    return reverse("admin:albums_album_sync", args=[album.pk])
+
+
+def logged_in(user, **kwargs) -> Client:
+    client = Client(**kwargs)
+    client.force_login(user)
+    return client
+
+
+def texts(response) -> list[str]:
+    return [str(message) for message in get_messages(response.wsgi_request)]
+
+
+@pytest.fixture
+def synced(album, local_bucket):
+    """The album after one real sync: photos recorded, files in the local bucket."""
+    sync_album(album=album)
+    return album
+
+
+def test_the_sync_buttons_are_shown_to_users_who_may_sync(album, syncer):
+    page = logged_in(syncer).get(change_url(album)).content.decode()
+
+    assert page.count(f'action="{sync_url(album)}"') == 2
+    assert ">Sync album</button>" in page
+    assert ">Dry run</button>" in page
+    assert 'name="csrfmiddlewaretoken"' in page
+
+
+def test_the_sync_buttons_are_hidden_from_staff_who_may_not(album, viewer):
+    response = logged_in(viewer).get(change_url(album))
+
+    assert response.status_code == 200
+    assert sync_url(album) not in response.content.decode()
+
+
+def test_sync_album_queues_a_run_that_completes(album, local_bucket, syncer, on_commit):
+    with on_commit():
+        response = logged_in(syncer).post(sync_url(album))
+
+    assert response.status_code == 302
+    assert response["Location"] == change_url(album)
+    run = SyncRun.objects.get()
+    assert (run.status, run.trigger, run.dry_run) == (SyncStatus.SUCCESS, "admin", False)
+    assert run.uploaded == 3
+    link = f'<a href="{reverse("admin:albums_syncrun_change", args=[run.pk])}">run #{run.pk}</a>'
+    assert texts(response) == [albums_admin.SYNC_QUEUED.format(album=album.name, run=link)]
+
+
+def test_dry_run_button_queues_a_dry_run(album, local_bucket, syncer, on_commit):
+    with on_commit():
+        response = logged_in(syncer).post(sync_url(album), {"dry_run": "1"})
+
+    run = SyncRun.objects.get()
+    assert (run.status, run.dry_run, run.uploaded) == (SyncStatus.SUCCESS, True, 3)
+    assert texts(response)[0].startswith(f"Dry run of “{album.name}” queued as")
+    assert not Photo.objects.exists()
+
+
+def test_get_does_not_sync(album, syncer):
+    response = logged_in(syncer).get(sync_url(album))
+
+    assert response.status_code == 405
+    assert not SyncRun.objects.exists()
+
+
+def test_staff_without_the_permission_get_403(album, viewer):
+    response = logged_in(viewer).post(sync_url(album))
+
+    assert response.status_code == 403
+    assert not SyncRun.objects.exists()
+
+
+def test_non_staff_are_sent_to_the_login_page(album, django_user_model):
+    user = django_user_model.objects.create_user("visitor", password=PASSWORD)
+
+    for client in (Client(), logged_in(user)):
+        response = client.post(sync_url(album))
+        assert response.status_code == 302
+        assert response["Location"].startswith(reverse("admin:login"))
+    assert not SyncRun.objects.exists()
+
+
+def test_csrf_is_enforced(album, local_bucket, syncer, on_commit):
+    client = logged_in(syncer, enforce_csrf_checks=True)
+
+    assert client.post(sync_url(album)).status_code == 403
+    assert not SyncRun.objects.exists()
+
+    page = client.get(change_url(album)).content.decode()
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+    with on_commit():
+        response = client.post(sync_url(album), {"csrfmiddlewaretoken": token})
+    assert response.status_code == 302
+    assert SyncRun.objects.get().status == SyncStatus.SUCCESS
+
+
+def test_an_unknown_album_redirects_with_a_message(db, syncer):
+    response = logged_in(syncer).post(reverse("admin:albums_album_sync", args=[999]))
+
+    assert response.status_code == 302
+    assert not SyncRun.objects.exists()
+
+
+def test_no_worker_is_said_and_the_run_waits(album, syncer, monkeypatch, on_commit):
+    monkeypatch.setattr(Conf, "SYNC", False)  # a real broker, and no cluster running
+
+    with on_commit():
+        response = logged_in(syncer).post(sync_url(album))
+
+    assert SyncRun.objects.get().status == SyncStatus.QUEUED
+    assert texts(response)[1] == albums_admin.NO_WORKER
+
+
+def test_a_running_sync_is_shown_rather_than_queued_again(album, syncer, monkeypatch):
+    from albums.sync.lease import AlbumLease
+
+    running = SyncRun.objects.create(album=album, trigger="command", status=SyncStatus.RUNNING)
+    lease = AlbumLease(album)
+    lease.acquire()
+    try:
+        response = logged_in(syncer).post(sync_url(album))
+    finally:
+        lease.release()
+
+    assert SyncRun.objects.get() == running
+    assert texts(response)[0].startswith(f"“{album.name}” is being synced right now")
+
+
+def test_the_bulk_action_queues_every_selected_album(
+    album, photos_root, local_bucket, syncer, on_commit
+):
+    write_photo(photos_root / "Winter" / "a.jpg")
+    winter = Album.objects.create(name="Winter", slug="winter", folder="Winter")
+    data = {"action": "sync_selected", "_selected_action": [album.pk, winter.pk]}
+
+    with on_commit():
+        response = logged_in(syncer).post(reverse("admin:albums_album_changelist"), data)
+
+    assert response.status_code == 302
+    runs = SyncRun.objects.order_by("pk")
+    assert [run.status for run in runs] == [SyncStatus.SUCCESS] * 2
+    assert texts(response)[0].startswith("Queued syncs of 2 albums: <a href=")
+
+
+def test_the_bulk_action_needs_the_permission(album, viewer):
+    changelist = reverse("admin:albums_album_changelist")
+    client = logged_in(viewer)
+
+    assert "sync_selected" not in client.get(changelist).content.decode()
+    client.post(changelist, {"action": "sync_selected", "_selected_action": [album.pk]})
+    assert not SyncRun.objects.exists()
+
+
+def test_the_album_list_shows_state_at_a_glance(synced, syncer):
+    page = logged_in(syncer).get(reverse("admin:albums_album_changelist")).content.decode()
+
+    run = SyncRun.objects.get()
+    assert "Summer 2024" in page
+    assert f'?album__id__exact={synced.pk}">3</a>' in page
+    assert reverse("admin:albums_syncrun_change", args=[run.pk]) in page
+    assert "Succeeded" in page and "3 sent, 0 failed" in page
+    for query in ("?sync_state=never", "?sync_state=problem", "?q=summer"):
+        response = logged_in(syncer).get(reverse("admin:albums_album_changelist") + query)
+        assert response.status_code == 200
+
+
+def test_the_run_page_shows_counts_and_file_errors(album, local_bucket, syncer):
+    write_photo(album.path / "bad\\name.jpg")
+    sync_album(album=album)
+    run = SyncRun.objects.get()
+
+    page = (
+        logged_in(syncer)
+        .get(reverse("admin:albums_syncrun_change", args=[run.pk]))
+        .content.decode()
+    )
+
+    assert "Partly failed" in page
+    assert "bad\\name.jpg" in page and "backslash" in page
+    assert "4 / 4 files" in page  # the failed photo counts as done
+    assert "run-progress-bar" not in page  # finished: nothing to poll
+    listing = logged_in(syncer).get(reverse("admin:albums_syncrun_changelist")).content.decode()
+    assert f"Sync of Summer 2024 #{run.pk}" in listing
+
+
+def test_a_running_run_shows_and_polls_its_progress(album, syncer):
+    run = SyncRun.objects.create(
+        album=album, trigger="admin", status=SyncStatus.RUNNING, files_done=3, files_total=10
+    )
+    client = logged_in(syncer)
+
+    page = client.get(reverse("admin:albums_syncrun_change", args=[run.pk])).content.decode()
+    progress = client.get(reverse("admin:albums_syncrun_progress", args=[run.pk])).json()
+
+    assert '<progress id="run-progress-bar" value="3" max="10">' in page
+    assert reverse("admin:albums_syncrun_progress", args=[run.pk]) in page
+    assert (progress["files_done"], progress["files_total"], progress["active"]) == (3, 10, True)
+
+
+def test_runs_are_read_only(album, syncer, admin_client):
+    run = SyncRun.objects.create(album=album, trigger="admin", status=SyncStatus.SUCCESS)
+
+    page = admin_client.get(reverse("admin:albums_syncrun_change", args=[run.pk])).content.decode()
+
+    assert 'name="_save"' not in page
+    assert admin_client.get(reverse("admin:albums_syncrun_add")).status_code == 403
+
+
+def test_the_photo_pages_show_thumbnails(synced, syncer):
+    client = logged_in(syncer)
+    photo = Photo.objects.get(path="photo1.jpg")
+    thumbnail_url = reverse("admin:albums_photo_thumbnail", args=[photo.pk])
+
+    listing = client.get(reverse("admin:albums_photo_changelist")).content.decode()
+    page = client.get(reverse("admin:albums_photo_change", args=[photo.pk])).content.decode()
+
+    assert f'src="{thumbnail_url}?v={photo.mtime_ns}"' in listing
+    assert f'src="{thumbnail_url}?v={photo.mtime_ns}"' in page
+    assert "albums/summer-2024/photo1.jpg" in page
+    for query in (
+        "?state=uploaded",
+        "?state=found",
+        "?state=unverified",
+        "?failed=yes",
+        f"?album__id__exact={synced.pk}",
+    ):
+        assert client.get(reverse("admin:albums_photo_changelist") + query).status_code == 200
+
+
+def test_thumbnails_are_served_to_staff_only_and_cached(
+    synced, syncer, django_user_model, settings
+):
+    photo = Photo.objects.get(path="photo1.jpg")
+    url = reverse("admin:albums_photo_thumbnail", args=[photo.pk])
+    visitor = django_user_model.objects.create_user("visitor", password=PASSWORD)
+
+    for client in (Client(), logged_in(visitor)):
+        assert client.get(url).status_code == 302
+
+    response = logged_in(syncer).get(url)
+    assert response.status_code == 200
+    assert response["Content-Type"] == "image/jpeg"
+    assert b"".join(response.streaming_content).startswith(b"\xff\xd8")
+    cached = list(settings.ALBUMS_THUMBNAIL_DIR.glob(f"{photo.pk}-*.jpg"))
+    assert len(cached) == 1
+    mtime = cached[0].stat().st_mtime_ns
+    assert logged_in(syncer).get(url).status_code == 200
+    assert cached[0].stat().st_mtime_ns == mtime  # served from the cache
+
+
+def test_a_photo_gone_from_disk_has_no_thumbnail(synced, syncer):
+    photo = Photo.objects.get(path="photo2.jpg")
+    (synced.path / "photo2.jpg").unlink()
+
+    response = logged_in(syncer).get(reverse("admin:albums_photo_thumbnail", args=[photo.pk]))
+
+    assert response.status_code == 404
+
+
+def test_the_photo_page_links_to_a_presigned_object(album, s3, syncer):
+    sync_album(album=album)
+    photo = Photo.objects.get(path="photo1.jpg")
+
+    page = (
+        logged_in(syncer)
+        .get(reverse("admin:albums_photo_change", args=[photo.pk]))
+        .content.decode()
+    )
+
+    link = re.search(r'<a href="([^"]+)" rel="noreferrer">Open the object</a>', page).group(1)
+    assert "albums/summer-2024/photo1.jpg" in link
+    assert "X-Amz-Signature=" in link
