@@ -263,8 +263,14 @@ class SyncRunAdmin(admin.ModelAdmin):
             *super().get_urls(),
         ]
 
+    def get_fieldsets(self, request, obj=None):
+        if obj is not None and obj.diagnosis:
+            return [*self.fieldsets, ("What check_storage found", {"fields": ["diagnosis_list"]})]
+        return self.fieldsets
+
     def get_readonly_fields(self, request, obj=None):
-        return [field for fieldset in self.fieldsets for field in fieldset[1]["fields"]]
+        fieldsets = self.get_fieldsets(request, obj)
+        return [field for fieldset in fieldsets for field in fieldset[1]["fields"]]
 
     def has_add_permission(self, request):
         return False
@@ -325,6 +331,22 @@ class SyncRunAdmin(admin.ModelAdmin):
         )
         return format_html(
             "<table><thead><tr><th>File</th><th>Error</th></tr></thead><tbody>{}</tbody></table>",
+            rows,
+        )
+
+    @admin.display(description="Checks")
+    def diagnosis_list(self, run: SyncRun):
+        """The bucket's diagnosis, taken when the bucket stopped this run."""
+        checks = run.diagnosis.get("checks", [])
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            ((c["status"].upper(), c["name"], c["detail"], c["fix"]) for c in checks),
+        )
+        return format_html(
+            "<p>{}</p><table><thead><tr><th>Result</th><th>Check</th><th>Found</th>"
+            "<th>How to fix</th></tr></thead><tbody>{}</tbody></table>",
+            run.diagnosis.get("summary", ""),
             rows,
         )
 

@@ -143,6 +143,11 @@ class SyncRun(models.Model):
     failed = models.PositiveIntegerField(default=0)
     bytes_uploaded = models.BigIntegerField(default=0)
     errors = models.JSONField(default=list, blank=True)
+    diagnosis = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="check_storage's findings when the bucket failed the run.",
+    )
 
     class Meta:
         ordering = ["-id"]

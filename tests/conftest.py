@@ -10,8 +10,10 @@ from pathlib import Path
 import boto3
 import botocore.handlers
 import pytest
+from botocore.awsrequest import AWSResponse
 from botocore.config import Config
 from moto import mock_aws
+from moto.core.botocore_stubber import MockRawResponse
 from moto.server import ThreadedMotoServer
 from PIL import Image
 
@@ -95,6 +97,12 @@ class Bucket:
 
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.name, Key=key)
+
+
+def s3_error(request, status: int, code: str = "") -> AWSResponse:
+    """A response a fault hook returns: S3 answering `status` with error `code`."""
+    body = f"<Error><Code>{code}</Code><Message>injected</Message></Error>" if code else ""
+    return AWSResponse(request.url, status, {}, MockRawResponse(body.encode()))
 
 
 def s3_client(**kwargs):

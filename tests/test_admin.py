@@ -9,9 +9,10 @@ from django.urls import reverse
 from django_q.conf import Conf
 
 from albums import admin as albums_admin
+from albums.exceptions import StorageAccessDenied
 from albums.models import Album, Photo, SyncRun, SyncStatus
 from albums.sync import sync_album
-from tests.conftest import PASSWORD, write_photo
+from tests.conftest import PASSWORD, s3_error, write_photo
 
 
 def change_url(album):
@@ -292,3 +293,34 @@ def test_the_photo_page_links_to_a_presigned_object(album, s3, syncer):
     link = re.search(r'<a href="([^"]+)" rel="noreferrer">Open the object</a>', page).group(1)
     assert "albums/summer-2024/photo1.jpg" in link
     assert "X-Amz-Signature=" in link
+
+
+def test_a_run_the_bucket_failed_shows_the_storage_diagnosis(album, s3, s3_requests, syncer):
+    s3_requests.fault = lambda op, request: (
+        s3_error(request, 403, "AccessDenied") if op == "ListObjectsV2" else None
+    )
+    with pytest.raises(StorageAccessDenied):
+        sync_album(album=album)
+    run = SyncRun.objects.get()
+
+    page = logged_in(syncer).get(reverse("admin:albums_syncrun_change", args=[run.pk]))
+
+    content = page.content.decode()
+    assert "What check_storage found" in content
+    assert "Grant s3:ListBucket on the bucket" in content
+    assert run.diagnosis["ok"] is False
+
+
+def test_a_folder_outside_photos_root_is_refused_by_the_admin_form(
+    photos_root, admin_client, tmp_path
+):
+    (photos_root / "link-out").symlink_to(tmp_path)
+    client = admin_client
+    for folder in ("../elsewhere", "/etc", "link-out"):
+        page = client.post(
+            reverse("admin:albums_album_add"),
+            {"name": "Escape", "slug": "escape", "folder": folder, "sync_on_schedule": "on"},
+        )
+        assert page.status_code == 200  # the form again, with the error
+        assert b"PHOTOS_ROOT" in page.content
+    assert not Album.objects.exists()

@@ -10,8 +10,7 @@ from pathlib import Path
 from django.core.management import CommandError, call_command
 
 from albums import diagnostics as d
-from tests.conftest import FAKE_SECRET, S3_ENV, closed_port, s3_client, use_s3
-from tests.services.test_sync_failures import s3_error
+from tests.conftest import FAKE_SECRET, S3_ENV, closed_port, s3_client, s3_error, use_s3
 
 PROJECT = Path(__file__).resolve().parent.parent
 S3_CHECKS = [

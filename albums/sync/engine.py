@@ -179,7 +179,8 @@ def sync_album(
         except SyncError as exc:
             exc.result = sync.result(status=SyncStatus.FAILED, message=str(exc))
             logger.error("Sync of album %r failed: %s", album.name, exc)
-            finish_run(run, album, exc.result, done=sync.done)
+            diagnosis = _diagnose() if isinstance(exc, StorageError) else {}
+            finish_run(run, album, exc.result, done=sync.done, diagnosis=diagnosis)
             raise
         except BaseException as exc:
             failed = sync.result(status=SyncStatus.FAILED, message=f"Unexpected error: {exc!r}")
@@ -190,6 +191,20 @@ def sync_album(
     finally:
         if lease is not None:
             lease.release()
+
+
+def _diagnose() -> dict:
+    """check_storage's findings, kept on a run the bucket failed, for the admin to show.
+
+    It never hides the error that stopped the run: a diagnosis that fails is left out.
+    """
+    from ..diagnostics import diagnose_storage  # it builds on this package's errors
+
+    try:
+        return diagnose_storage().as_dict()
+    except Exception:
+        logger.exception("Could not diagnose the storage after a failed sync")
+        return {}
 
 
 class AlbumSync:

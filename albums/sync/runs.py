@@ -36,7 +36,9 @@ def close_run(run: SyncRun, *, status: str, message: str) -> None:
     run.save(update_fields=["status", "message", "started_at", "finished_at"])
 
 
-def finish_run(run: SyncRun, album: Album, result: SyncResult, *, done: int) -> None:
+def finish_run(
+    run: SyncRun, album: Album, result: SyncResult, *, done: int, diagnosis: dict | None = None
+) -> None:
     """Store the outcome on the run and, for real runs, on the album."""
     counts = result.as_dict()
     for field in (
@@ -46,6 +48,7 @@ def finish_run(run: SyncRun, album: Album, result: SyncResult, *, done: int) -> 
     ):  # fmt: skip
         setattr(run, field, counts[field])
     run.errors = counts["failures"][:MAX_RECORDED_ERRORS]
+    run.diagnosis = diagnosis or {}
     run.status, run.message, run.finished_at = result.status, result.message, timezone.now()
     run.files_total, run.files_done = max(result.scanned, done), done
     run.save()

@@ -4,9 +4,7 @@ import os
 import time
 
 import pytest
-from botocore.awsrequest import AWSResponse
 from botocore.exceptions import EndpointConnectionError
-from moto.core.botocore_stubber import MockRawResponse
 
 from albums.exceptions import (
     AlbumFolderEmpty,
@@ -19,14 +17,9 @@ from albums.exceptions import (
 )
 from albums.models import Album, Photo, SyncRun
 from albums.sync import sync_album
-from tests.conftest import FAKE_SECRET, use_s3, write_photo
+from tests.conftest import FAKE_SECRET, s3_error, use_s3, write_photo
 
 pytestmark = pytest.mark.django_db
-
-
-def s3_error(request, status: int, code: str = "") -> AWSResponse:
-    body = f"<Error><Code>{code}</Code><Message>injected</Message></Error>" if code else ""
-    return AWSResponse(request.url, status, {}, MockRawResponse(body.encode()))
 
 
 def test_one_file_that_cannot_be_uploaded_is_a_failure_and_the_rest_go_on(
@@ -158,7 +151,10 @@ def test_head_answering_403_is_a_permissions_error_not_a_missing_photo(
         sync_album(album=album)
 
     assert "s3:ListBucket" in str(caught.value)
-    assert s3_requests.counts["PutObject"] == 0  # never an upload storm
+    photo_uploads = [url for op, url in s3_requests.keys if op == "PutObject" and "/albums/" in url]
+    assert photo_uploads == []  # never an upload storm (the diagnosis probe goes elsewhere)
+    run = SyncRun.objects.get(album=album)
+    assert "a HEAD of a missing key answered 403, not 404" in str(run.diagnosis)
 
 
 def test_listing_denied_names_the_missing_permission(album, s3, s3_requests):
