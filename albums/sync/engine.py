@@ -12,7 +12,6 @@ from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, ClientError
 from django.core.exceptions import SuspiciousFileOperation, ValidationError
-from django.core.files import File
 from django.core.files.storage import Storage
 from django.db import transaction
 from django.utils import timezone
@@ -36,6 +35,7 @@ from ..storage import (
     list_prefix,
     multipart_threshold,
     open_photo_storage,
+    open_uploader,
     remote_size,
 )
 from .errors import fatal_storage_error, file_error_text
@@ -49,7 +49,7 @@ logger = logging.getLogger("albums")
 
 ProgressCallback = Callable[[int, int], None]
 
-DB_CHUNK = 500  # rows per bulk write: a fixed number of queries per chunk
+DB_CHUNK = 1000  # rows per bulk write: a fixed number of queries per chunk
 FLUSH_SECONDS = 5.0  # record finished uploads at least this often, so a crash loses little
 TICK_SECONDS = 1.0  # how often the main thread wakes to renew the lease while waiting
 LIST_PAGE = 1000  # keys per ListObjectsV2 request
@@ -72,7 +72,6 @@ TOO_MANY_DELETIONS = (
     "limit of {limit}; nothing was deleted. If that many photos really are gone, run again "
     "with --max-delete {count}."
 )
-RENAMED_BY_STORAGE = "The storage saved {key!r} as {saved!r}; configure it to overwrite (AWS_S3_FILE_OVERWRITE=True)."
 CHANGED_WHILE_UPLOADING = "changed while it was being uploaded; it will be uploaded on the next run"
 
 
@@ -267,6 +266,7 @@ class AlbumSync:
         self._report_progress()
 
         self.pool = ThreadPoolExecutor(self.workers, thread_name_prefix="albums-sync")
+        self.uploader = open_uploader(self.storage, workers=self.workers)
         try:
             keys = [self._key(local) for local in files]
             self.remote = self._check_bucket(keys, expected=len(known))
@@ -280,6 +280,7 @@ class AlbumSync:
                 self._flush()
         finally:
             self.pool.shutdown(wait=True, cancel_futures=True)
+            self.uploader.close()
         return self.result(status=SyncStatus.PARTIAL if self.failures else SyncStatus.SUCCESS)
 
     def _album_folder(self) -> Path:
@@ -530,7 +531,7 @@ class AlbumSync:
             content_type = content_type_for(job.local.path)
             if job.upload:
                 file.seek(0)
-                self._upload(job.key, file, content_type)
+                self.uploader.upload(job.key, file, size=opened.st_size, content_type=content_type)
                 after = os.fstat(file.fileno())
                 if (after.st_size, after.st_mtime_ns) != (opened.st_size, opened.st_mtime_ns):
                     # What reached the bucket may be a mix of old and new bytes: remove it, so
@@ -539,19 +540,11 @@ class AlbumSync:
                     raise FileChanged(CHANGED_WHILE_UPLOADING)
             elif not self._same_content(job, file):
                 file.seek(0)
-                self._upload(job.key, file, content_type)
+                self.uploader.upload(job.key, file, size=opened.st_size, content_type=content_type)
                 job = replace(job, upload=True)
         return Transferred(
             job, opened.st_size, opened.st_mtime_ns, content_type, info, uploaded=job.upload
         )
-
-    def _upload(self, key: str, file, content_type: str) -> None:
-        content = File(file, name=key)
-        content.content_type = content_type  # S3Storage prefers it to guessing from the name
-        saved = self.storage.save(key, content)
-        if saved != key:
-            self.storage.delete(saved)  # a renamed second copy this call just made
-            raise StorageError(RENAMED_BY_STORAGE.format(key=key, saved=saved))
 
     def _same_content(self, job: Job, file) -> bool:
         """Size matched already; where the listing gave a plain MD5 ETag, compare it too."""
