@@ -1,5 +1,8 @@
 """Awkward file names and sizes, synced over real HTTP: each round-trips exactly or fails clearly."""
 
+import base64
+import hashlib
+import logging
 import os
 import unicodedata
 
@@ -97,3 +100,29 @@ def test_empty_and_large_files(photos_root, http_bucket):
     empty = http_bucket.head_object(Bucket=BUCKET, Key="albums/sizes/empty.jpg")
     assert empty["ContentLength"] == 0
     assert sync_album(album=album).unchanged == 2
+
+
+def test_single_part_uploads_carry_their_md5(album, s3, s3_requests):
+    sent = {}
+
+    def capture(op, request):
+        if op == "PutObject":
+            sent[request.url.rsplit("/", 1)[-1]] = request.headers.get("Content-MD5").decode()
+
+    s3_requests.fault = capture
+    sync_album(album=album)
+
+    expected = base64.b64encode(hashlib.md5((album.path / "photo1.jpg").read_bytes()).digest())
+    assert sent["photo1.jpg"] == expected.decode()
+
+
+def test_many_workers_never_overflow_the_connection_pool(photos_root, http_bucket, caplog):
+    for number in range(80):
+        write_photo(photos_root / "Wide" / f"{number:03}.jpg")
+    album = Album.objects.create(name="Wide", slug="wide", folder="Wide")
+
+    with caplog.at_level(logging.WARNING, logger="urllib3"):
+        result = sync_album(album=album, workers=24, batch_size=24)
+
+    assert result.uploaded == 80
+    assert not [r for r in caplog.records if "Connection pool is full" in r.getMessage()]
