@@ -19,6 +19,7 @@ EVENT = struct.Struct("iIII")
 @dataclass
 class Sample:
     wall: float
+    cpu: float  # user + system seconds of the process and the children it waited for
     requests: dict[str, int]
     rchar: int  # every byte the process read through read(): files, code and sockets
     photo_files_read: int
@@ -162,6 +163,7 @@ def run_process(argv, *, env, cwd, log: Path, server: Server, reads: PhotoReads,
     read &= sizes.keys()  # the folders' own listings show up as reads too
     sample = Sample(
         wall=wall,
+        cpu=usage.ru_utime + usage.ru_stime,
         requests=server.requests(),
         rchar=io["rchar"],
         photo_files_read=len(read),

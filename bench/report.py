@@ -100,6 +100,7 @@ def row(name: str, phase: str, mine: Summary, floor: Summary) -> list[str]:
         name,
         phase,
         with_ratio(f"{mine.wall:.2f} s [{low:.2f}-{high:.2f}]", mine.wall, floor.wall),
+        with_ratio(f"{mine.median('cpu'):.2f} s", mine.median("cpu"), floor.median("cpu")),
         with_ratio(f"{mine.requests:,.0f}", mine.requests, floor.requests),
         mine.operations(),
         "-" if queries is None else f"{queries:,.0f} ({mine.query_kinds()})",
@@ -116,7 +117,7 @@ def row(name: str, phase: str, mine: Summary, floor: Summary) -> list[str]:
 
 
 HEADER = [
-    "contender", "run", "wall: median [min-max]", "S3 requests", "by operation",
+    "contender", "run", "wall: median [min-max]", "CPU (user+sys)", "S3 requests", "by operation",
     "DB queries", "photo files read / bytes", "all bytes read (rchar)", "peak RSS",
 ]  # fmt: skip
 
