@@ -1,0 +1,184 @@
+"""Measuring one whole process: wall time, S3 requests, disk reads, queries, peak RSS."""
+
+import ctypes
+import json
+import os
+import struct
+import subprocess
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+IN_ACCESS = 0x1  # a read() that returned data
+IN_Q_OVERFLOW = 0x4000
+EVENT = struct.Struct("iIII")
+
+
+@dataclass
+class Sample:
+    wall: float
+    cpu: float  # user + system seconds of the process and the children it waited for
+    requests: dict[str, int]
+    rchar: int  # every byte the process read through read(): files, code and sockets
+    photo_files_read: int
+    photo_bytes: int  # sizes of the album files it read from
+    rss_mib: float
+    queries: int | None
+    query_kinds: dict[str, int]
+    exit_code: int
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def request_total(self) -> int:
+        return sum(self.requests.values())
+
+
+class PhotoReads:
+    """Which album files are read from, seen through inotify IN_ACCESS on every folder.
+
+    inotify cannot say how many bytes, nor which process, so the measured process must be
+    the only one reading the album during a window; identical queued events coalesce, so
+    the set of files read is exact while a count of read() calls would not be.
+    """
+
+    def __init__(self, folder: Path, sentinel_dir: Path):
+        self.libc = ctypes.CDLL(None, use_errno=True)
+        self.fd = self.libc.inotify_init1(os.O_CLOEXEC)
+        if self.fd < 0:
+            raise OSError(ctypes.get_errno(), "inotify_init1 failed")
+        self.dirs: dict[int, str] = {}
+        for directory, subdirs, _ in os.walk(folder):
+            subdirs.sort()
+            self._watch(directory, os.path.relpath(directory, folder))
+        sentinel_dir.mkdir(parents=True, exist_ok=True)
+        self.sentinel = sentinel_dir / "sentinel"
+        self.sentinel.write_bytes(b"x")
+        self.sentinel_wd = self._watch(str(sentinel_dir), None)
+        self.lock = threading.Lock()
+        self.seen: set[str] = set()
+        self.overflowed = False
+        self.flushed = threading.Event()
+        threading.Thread(target=self._read_events, daemon=True).start()
+
+    def _watch(self, directory: str, relative: str | None) -> int:
+        wd = self.libc.inotify_add_watch(self.fd, os.fsencode(directory), IN_ACCESS)
+        if wd < 0:
+            raise OSError(ctypes.get_errno(), f"inotify_add_watch failed on {directory}")
+        if relative is not None:
+            self.dirs[wd] = "" if relative == "." else relative + "/"
+        return wd
+
+    def _read_events(self) -> None:
+        while True:
+            data = os.read(self.fd, 1 << 20)
+            offset = 0
+            while offset < len(data):
+                wd, mask, _, size = EVENT.unpack_from(data, offset)
+                name = data[offset + EVENT.size : offset + EVENT.size + size].rstrip(b"\0")
+                offset += EVENT.size + size
+                self._event(wd, mask, os.fsdecode(name))
+
+    def _event(self, wd: int, mask: int, name: str) -> None:
+        if mask & IN_Q_OVERFLOW:
+            self.overflowed = True
+        elif wd == self.sentinel_wd:
+            self.flushed.set()
+        elif wd in self.dirs:
+            with self.lock:
+                self.seen.add(self.dirs[wd] + name)
+
+    def start(self) -> None:
+        self._drain()
+        with self.lock:
+            self.seen.clear()
+        self.overflowed = False
+
+    def stop(self) -> tuple[set[str], bool]:
+        """The files read since start(), once every event queued before now is consumed."""
+        self._drain()
+        with self.lock:
+            return set(self.seen), self.overflowed
+
+    def _drain(self) -> None:
+        # inotify's queue is in order: once the sentinel's read shows up, so has all before it.
+        self.flushed.clear()
+        self.sentinel.read_bytes()
+        if not self.flushed.wait(10):
+            raise RuntimeError("inotify events did not arrive")
+
+
+class Server:
+    """The counting moto server (bench/s3server.py), in its own process."""
+
+    def __init__(self, python: str, script: Path, log: Path):
+        self.log = log.open("w")
+        self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and script
+            [python, str(script)], stdout=subprocess.PIPE, stderr=self.log, text=True
+        )
+        self.port = json.loads(self.process.stdout.readline())["port"]
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def requests(self, reset: bool = False) -> dict[str, int]:
+        url = self.url + "/_bench/requests" + ("?reset=1" if reset else "")
+        with urllib.request.urlopen(url) as response:  # noqa: S310 - a local http URL
+            return json.loads(response.read())
+
+    def reset_state(self) -> None:
+        reset = self.url + "/moto-api/reset"
+        request = urllib.request.Request(reset, method="POST")  # noqa: S310 - local http URL
+        with urllib.request.urlopen(request) as response:  # noqa: S310
+            response.read()
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
+        self.log.close()
+
+
+def _io_counters(pid: int) -> dict[str, int]:
+    with open(f"/proc/{pid}/io") as file:
+        return {name: int(value) for name, value in (line.split(": ") for line in file)}
+
+
+def run_process(argv, *, env, cwd, log: Path, server: Server, reads: PhotoReads, sizes):
+    """Run argv to the end and measure it; the process's output goes to `log`."""
+    query_file = env.get("BENCH_QUERY_COUNT_FILE")
+    if query_file and os.path.exists(query_file):
+        os.unlink(query_file)
+    server.requests(reset=True)
+    reads.start()
+    with log.open("w") as out:
+        start = time.perf_counter()
+        process = subprocess.Popen(argv, env=env, cwd=cwd, stdout=out, stderr=out)  # noqa: S603
+        # Wait for the exit without reaping, so that /proc/<pid>/io still holds its totals.
+        os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOWAIT)
+        wall = time.perf_counter() - start
+        io = _io_counters(process.pid)
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+    read, overflowed = reads.stop()
+    queries = _read_json(query_file)
+    read &= sizes.keys()  # the folders' own listings show up as reads too
+    sample = Sample(
+        wall=wall,
+        cpu=usage.ru_utime + usage.ru_stime,
+        requests=server.requests(),
+        rchar=io["rchar"],
+        photo_files_read=len(read),
+        photo_bytes=sum(sizes.get(path, 0) for path in read),
+        rss_mib=usage.ru_maxrss / 1024,
+        queries=queries.get("total"),
+        query_kinds=queries.get("kinds", {}),
+        exit_code=process.returncode,
+    )
+    if overflowed:
+        sample.notes.append("inotify queue overflowed: photo reads undercounted")
+    return sample
+
+
+def _read_json(path: str | None) -> dict:
+    if not path or not os.path.exists(path):
+        return {}
+    return json.loads(Path(path).read_text())

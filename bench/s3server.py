@@ -1,0 +1,113 @@
+"""moto's S3 server in its own process, counting the requests it serves by S3 operation.
+
+The same server as `moto_server` (moto's WSGI app on werkzeug's threaded server, with moto's
+request handler), plus a counter in front of it. Counting at the server sees every
+contender alike, whatever its language or client library. `GET /_bench/requests` returns the
+counts as JSON; `?reset=1` also zeroes them.
+
+Run: python bench/s3server.py [--port 0]; it prints {"port": N} on its first line.
+"""
+
+import argparse
+import json
+import logging
+import sys
+import threading
+from collections import Counter
+from urllib.parse import parse_qs
+
+from moto.moto_server.werkzeug_app import (
+    DomainDispatcherApplication,
+    MotoRequestHandler,
+    create_backend_app,
+)
+from werkzeug.serving import make_server
+
+COUNTS_PATH = "/_bench/requests"
+
+
+def bucket_operation(method: str, query: set[str], has_bucket: bool) -> str:
+    if method == "GET":
+        if "list-type" in query:
+            return "ListObjectsV2"
+        for name, operation in (
+            ("location", "GetBucketLocation"),
+            ("uploads", "ListMultipartUploads"),
+            ("versions", "ListObjectVersions"),
+        ):
+            if name in query:
+                return operation
+        return "ListObjects" if has_bucket else "ListBuckets"
+    if method == "POST" and "delete" in query:
+        return "DeleteObjects"
+    simple = {"HEAD": "HeadBucket", "PUT": "CreateBucket", "DELETE": "DeleteBucket"}
+    return simple.get(method, f"{method} bucket")
+
+
+def object_operation(method: str, query: set[str], copy: bool) -> str:
+    multipart = "uploadId" in query
+    if method == "PUT":
+        if "partNumber" in query:
+            return "UploadPartCopy" if copy else "UploadPart"
+        return "CopyObject" if copy else "PutObject"
+    if method == "POST":
+        return "CompleteMultipartUpload" if multipart else "CreateMultipartUpload"
+    if method == "GET":
+        return "ListParts" if multipart else "GetObject"
+    if method == "DELETE":
+        return "AbortMultipartUpload" if multipart else "DeleteObject"
+    return "HeadObject" if method == "HEAD" else f"{method} object"
+
+
+def classify(environ: dict) -> str:
+    """The S3 operation of a path-style request (every contender here uses path style)."""
+    method = environ["REQUEST_METHOD"]
+    query = set(parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True))
+    bucket, _, key = environ.get("PATH_INFO", "/").lstrip("/").partition("/")
+    if key:
+        return object_operation(method, query, "HTTP_X_AMZ_COPY_SOURCE" in environ)
+    return bucket_operation(method, query, bool(bucket))
+
+
+class CountingApp:
+    def __init__(self, app):
+        self.app = app
+        self.counts: Counter[str] = Counter()
+        self.lock = threading.Lock()
+
+    def __call__(self, environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        if path == COUNTS_PATH:
+            return self.report(environ, start_response)
+        if not path.startswith("/moto-api"):  # the harness's own resets are not counted
+            operation = classify(environ)
+            with self.lock:
+                self.counts[operation] += 1
+        return self.app(environ, start_response)
+
+    def report(self, environ, start_response):
+        with self.lock:
+            body = json.dumps(dict(self.counts)).encode()
+            if "reset=1" in environ.get("QUERY_STRING", ""):
+                self.counts.clear()
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [body]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=0)
+    args = parser.parse_args()
+    # One log line per request on stderr would cost the server time during every run.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    app = CountingApp(DomainDispatcherApplication(create_backend_app))
+    server = make_server(
+        "127.0.0.1", args.port, app, threaded=True, request_handler=MotoRequestHandler
+    )
+    sys.stdout.write(json.dumps({"port": server.server_port}) + "\n")
+    sys.stdout.flush()
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
