@@ -10,8 +10,11 @@ multipart uploads.
 import base64
 import hashlib
 import posixpath
+import threading
 from dataclasses import dataclass
 
+import boto3
+import botocore.session
 from boto3.s3.transfer import TransferConfig, create_transfer_manager
 from botocore.config import Config
 from django.conf import settings
@@ -101,61 +104,25 @@ def remote_size(storage: Storage, key: str) -> RemoteObject | None:
         return None
 
 
-def can_list(storage: Storage) -> bool:
-    return isinstance(storage, S3Storage)
-
-
-def list_prefix(storage: Storage, prefix: str) -> dict[str, RemoteObject]:
-    """Fast path: every object under `prefix`, 1,000 keys per request (S3Storage only).
-
-    Storage.listdir() lists one level per call, so this goes to the bucket's client.
-    """
-    location = storage.location.strip("/")
-    full_prefix = posixpath.join(location, prefix) if location else prefix
-    client = storage.connection.meta.client
-    paginator = client.get_paginator("list_objects_v2")
-    found = {}
-    strip = len(location) + 1 if location else 0
-    for page in paginator.paginate(Bucket=storage.bucket_name, Prefix=full_prefix):
-        for entry in page.get("Contents", ()):
-            found[entry["Key"][strip:]] = RemoteObject(
-                size=entry["Size"], etag=entry.get("ETag", "").strip('"')
-            )
-    return found
-
-
-def multipart_threshold(storage: Storage) -> int | None:
-    """Files from this size go up in parts (S3Storage only)."""
+def share_connection(storage: Storage) -> None:
+    """Before Storage API calls from several threads: django-storages caches the bucket
+    resource of the first thread that asks, so asking here, once, spares every pool thread
+    a boto3 session of its own."""
     if isinstance(storage, S3Storage):
-        return storage.transfer_config.multipart_threshold
-    return None
+        storage.bucket  # noqa: B018
 
 
-def abort_unfinished_uploads(storage: Storage, prefix: str) -> int:
-    """Fast path (S3): abort the multipart uploads left under `prefix` by a killed run.
+class StorageBucket:
+    """The bucket through the Storage API: what every backend supports."""
 
-    Their parts are billed until aborted. The caller holds the album's lease, so no other
-    sync of the album is uploading: every unfinished upload under its prefix is stale.
-    """
-    location = storage.location.strip("/")
-    full_prefix = posixpath.join(location, prefix) if location else prefix
-    client = storage.connection.meta.client
-    aborted = 0
-    paginator = client.get_paginator("list_multipart_uploads")
-    for page in paginator.paginate(Bucket=storage.bucket_name, Prefix=full_prefix):
-        for upload in page.get("Uploads", ()):
-            client.abort_multipart_upload(
-                Bucket=storage.bucket_name, Key=upload["Key"], UploadId=upload["UploadId"]
-            )
-            aborted += 1
-    return aborted
-
-
-class StorageUploader:
-    """Uploads through Storage.save(): what every backend supports."""
+    can_list = False
+    multipart_threshold = None
 
     def __init__(self, storage: Storage):
         self.storage = storage
+
+    def list(self, prefix: str) -> dict[str, RemoteObject]:
+        raise NotImplementedError("this storage lists one folder level at a time")
 
     def upload(self, key: str, file, *, size: int, content_type: str) -> None:
         content = File(file, name=key)
@@ -165,69 +132,139 @@ class StorageUploader:
             self.storage.delete(saved)  # a renamed second copy this call just made
             raise StorageError(RENAMED_BY_STORAGE.format(key=key, saved=saved))
 
+    def delete(self, key: str) -> None:
+        self.storage.delete(key)
+
+    def abort_unfinished_uploads(self, prefix: str) -> int:
+        return 0
+
     def close(self) -> None:
         pass
 
 
-class S3Uploader:
-    """Fast path (S3Storage): every upload of a run through one client and one transfer
-    manager.
+class S3Bucket(StorageBucket):
+    """Fast path (S3Storage): listings, uploads and deletes of a run through one boto3 client.
 
-    S3Storage.save() builds a boto3 resource object and a TransferManager, with threads of
-    its own, for every file, which costs more CPU than the upload of a 20 KB photo; and the
-    pool's threads would each build a boto3 session. Here files below the multipart
-    threshold go up in one PutObject, streamed from disk with a Content-MD5 so that the
-    server rejects a corrupted body (botocore's own checksums are off for most
-    S3-compatible endpoints); larger files go up in parts through the run's manager.
+    - A listing of an album's prefix answers for 1,000 photos per request, where
+      Storage.listdir() lists one level and exists() costs a HEAD per photo.
+    - S3Storage.save() builds a resource object and a TransferManager, with threads of its
+      own, for every file: more CPU than the upload of a 20 KB photo. Here a file below the
+      multipart threshold goes up in one PutObject, streamed from disk with a Content-MD5 so
+      that the server rejects a corrupted body (botocore's own checksums are off for most
+      S3-compatible endpoints); a larger one goes up in parts through one manager per run.
+    - The client skips botocore's parsing of dates, which the sync never reads: it is
+      nearly half the cost of parsing a listing.
     """
 
+    can_list = True
+
     def __init__(self, storage: S3Storage, *, workers: int):
-        self.storage = storage
-        self.client = storage.connection.meta.client  # thread-safe: shared by the pool
-        # Cache the bucket resource on this thread, so that size() and delete() called from
-        # the pool share this client instead of building a boto3 session per thread.
-        storage.bucket  # noqa: B018
-        base = storage.transfer_config
-        self.threshold = base.multipart_threshold
-        self.manager = create_transfer_manager(
-            self.client,
-            TransferConfig(
-                multipart_threshold=base.multipart_threshold,
-                multipart_chunksize=base.multipart_chunksize,
-                max_concurrency=workers,
-            ),
+        super().__init__(storage)
+        self.client = _client_for(storage)  # thread-safe: shared by the pool
+        self.name = storage.bucket_name
+        self.location = storage.location.strip("/")
+        config = storage.transfer_config
+        self.multipart_threshold = config.multipart_threshold
+        self._manager_config = TransferConfig(
+            multipart_threshold=config.multipart_threshold,
+            multipart_chunksize=config.multipart_chunksize,
+            max_concurrency=workers,
         )
+        self._manager = None
+        self._lock = threading.Lock()
+
+    def list(self, prefix: str) -> dict[str, RemoteObject]:
+        found = {}
+        strip = len(self.location) + 1 if self.location else 0
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.name, Prefix=self._key(prefix)
+        )
+        for page in pages:
+            for entry in page.get("Contents", ()):
+                found[entry["Key"][strip:]] = RemoteObject(
+                    size=entry["Size"], etag=entry.get("ETag", "").strip('"')
+                )
+        return found
 
     def upload(self, key: str, file, *, size: int, content_type: str) -> None:
-        name = _s3_key(self.storage, key)
+        name = self._key(key)
         params = self.storage.get_object_parameters(name)
         params.setdefault("ContentType", content_type)
         if "ACL" not in params and self.storage.default_acl:
             params["ACL"] = self.storage.default_acl
-        if size < self.threshold:
+        if size < self.multipart_threshold:
             md5 = hashlib.file_digest(file, "md5").digest()
             file.seek(0)
             self.client.put_object(
-                Bucket=self.storage.bucket_name,
+                Bucket=self.name,
                 Key=name,
                 Body=file,
                 ContentMD5=base64.b64encode(md5).decode(),
                 **params,
             )
         else:
-            upload = self.manager.upload(file, self.storage.bucket_name, name, extra_args=params)
-            upload.result()
+            self._transfer_manager().upload(file, self.name, name, extra_args=params).result()
+
+    def delete(self, key: str) -> None:
+        self.client.delete_object(Bucket=self.name, Key=self._key(key))
+
+    def abort_unfinished_uploads(self, prefix: str) -> int:
+        """Abort the multipart uploads left under `prefix` by a killed run: their parts are
+        billed until then. The caller holds the album's lease, so no other sync of the album
+        is uploading: every unfinished upload under its prefix is stale."""
+        aborted = 0
+        pages = self.client.get_paginator("list_multipart_uploads").paginate(
+            Bucket=self.name, Prefix=self._key(prefix)
+        )
+        for page in pages:
+            for upload in page.get("Uploads", ()):
+                self.client.abort_multipart_upload(
+                    Bucket=self.name, Key=upload["Key"], UploadId=upload["UploadId"]
+                )
+                aborted += 1
+        return aborted
 
     def close(self) -> None:
-        self.manager.shutdown()
+        if self._manager is not None:
+            self._manager.shutdown()
+
+    def _transfer_manager(self):
+        with self._lock:  # made on first use: most runs have no file large enough
+            if self._manager is None:
+                self._manager = create_transfer_manager(self.client, self._manager_config)
+            return self._manager
+
+    def _key(self, name: str) -> str:
+        return posixpath.join(self.location, name) if self.location else name
 
 
-def open_uploader(storage: Storage, *, workers: int) -> StorageUploader | S3Uploader:
+def open_bucket(storage: Storage, *, workers: int) -> StorageBucket:
+    """The bucket of a run: the S3 fast path where the storage is S3Storage."""
     if isinstance(storage, S3Storage):
-        return S3Uploader(storage, workers=workers)
-    return StorageUploader(storage)
+        return S3Bucket(storage, workers=workers)
+    return StorageBucket(storage)
 
 
-def _s3_key(storage: S3Storage, name: str) -> str:
-    location = storage.location.strip("/")
-    return posixpath.join(location, name) if location else name
+def _client_for(storage: S3Storage):
+    """A boto3 S3 client configured as `storage` configures its own (S3Storage.connection)."""
+    session = botocore.session.get_session()
+    session.get_component("response_parser_factory").set_parser_defaults(
+        timestamp_parser=str  # dates stay as the text the server sent
+    )
+    if storage.session_profile:
+        boto = boto3.Session(profile_name=storage.session_profile, botocore_session=session)
+    else:
+        boto = boto3.Session(
+            aws_access_key_id=storage.access_key,
+            aws_secret_access_key=storage.secret_key,
+            aws_session_token=storage.security_token,
+            botocore_session=session,
+        )
+    return boto.client(
+        "s3",
+        region_name=storage.region_name,
+        use_ssl=storage.use_ssl,
+        endpoint_url=storage.endpoint_url,
+        config=storage.client_config,
+        verify=storage.verify,
+    )

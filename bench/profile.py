@@ -35,7 +35,7 @@ PARTS = (
     ("Pillow header and EXIF", r"PIL/"),
     ("database (Django ORM, sqlite3)", r"django/db/"),
     ("scan_folder", r"albums/sync/scan\.py"),
-    ("list_prefix", r"^list_prefix "),
+    ("the album listing", r"^S3Bucket.list |^list \(albums/storage"),
     ("thread pool hand-off", r"concurrent/futures|threading\.py"),
 )
 FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")

@@ -29,14 +29,12 @@ from ..exceptions import (
 from ..models import Album, Photo, SyncRun, SyncStatus, validate_album_folder
 from ..storage import (
     RemoteObject,
-    abort_unfinished_uploads,
-    can_list,
+    StorageBucket,
     key_problem,
-    list_prefix,
-    multipart_threshold,
+    open_bucket,
     open_photo_storage,
-    open_uploader,
     remote_size,
+    share_connection,
 )
 from .errors import fatal_storage_error, file_error_text
 from .lease import AlbumLease
@@ -238,6 +236,7 @@ class AlbumSync:
         self._updates: list[Photo] = []
         self._last_flush = time.monotonic()
         self.storage: Storage | None = None
+        self.bucket: StorageBucket | None = None
         self.remote: dict[str, RemoteObject] = {}
         self.pool: ThreadPoolExecutor | None = None
 
@@ -266,7 +265,7 @@ class AlbumSync:
         self._report_progress()
 
         self.pool = ThreadPoolExecutor(self.workers, thread_name_prefix="albums-sync")
-        self.uploader = open_uploader(self.storage, workers=self.workers)
+        self.bucket = open_bucket(self.storage, workers=self.workers)
         try:
             keys = [self._key(local) for local in files]
             self.remote = self._check_bucket(keys, expected=len(known))
@@ -280,7 +279,7 @@ class AlbumSync:
                 self._flush()
         finally:
             self.pool.shutdown(wait=True, cancel_futures=True)
-            self.uploader.close()
+            self.bucket.close()
         return self.result(status=SyncStatus.PARTIAL if self.failures else SyncStatus.SUCCESS)
 
     def _album_folder(self) -> Path:
@@ -362,16 +361,17 @@ class AlbumSync:
         if not keys:
             return {}
         pages = math.ceil(max(expected, len(keys)) / LIST_PAGE)
-        if can_list(self.storage) and pages < len(keys):
+        if self.bucket.can_list and pages < len(keys):
             self.log.info("Listing %s to check %d photos", self.prefix, len(keys))
             try:
-                return list_prefix(self.storage, self.prefix)
+                return self.bucket.list(self.prefix)
             except (ClientError, BotoCoreError) as exc:
                 raise self._fatal(exc) from exc
         self.log.info(
             "Checking %d photos in the bucket in batches of %d", len(keys), self.batch_size
         )
         remote = {}
+        share_connection(self.storage)
         for key, future in self._in_pool(lambda key: remote_size(self.storage, key), keys):
             try:
                 found = future.result()
@@ -427,11 +427,11 @@ class AlbumSync:
         at all in the common case. Without the permission, the bucket's lifecycle rule
         (see README) is the safety net, so a refusal is only logged.
         """
-        threshold = multipart_threshold(self.storage)
+        threshold = self.bucket.multipart_threshold
         if threshold is None or not any(j.upload and j.local.size >= threshold for j in jobs):
             return
         try:
-            aborted = abort_unfinished_uploads(self.storage, self.prefix)
+            aborted = self.bucket.abort_unfinished_uploads(self.prefix)
         except ClientError as exc:
             self.log.warning("Could not clean up unfinished uploads: %s", file_error_text(exc))
             return
@@ -483,7 +483,7 @@ class AlbumSync:
             self._check_deletion_limit(len(orphaned))
             removable = []
             keys = {self.prefix + path: path for path in orphaned}
-            for key, future in self._in_pool(self.storage.delete, list(keys)):
+            for key, future in self._in_pool(self.bucket.delete, list(keys)):
                 try:
                     future.result()
                 except (ClientError, BotoCoreError, OSError) as exc:
@@ -531,16 +531,16 @@ class AlbumSync:
             content_type = content_type_for(job.local.path)
             if job.upload:
                 file.seek(0)
-                self.uploader.upload(job.key, file, size=opened.st_size, content_type=content_type)
+                self.bucket.upload(job.key, file, size=opened.st_size, content_type=content_type)
                 after = os.fstat(file.fileno())
                 if (after.st_size, after.st_mtime_ns) != (opened.st_size, opened.st_mtime_ns):
                     # What reached the bucket may be a mix of old and new bytes: remove it, so
                     # that the next run cannot mistake it for the photo.
-                    self.storage.delete(job.key)
+                    self.bucket.delete(job.key)
                     raise FileChanged(CHANGED_WHILE_UPLOADING)
             elif not self._same_content(job, file):
                 file.seek(0)
-                self.uploader.upload(job.key, file, size=opened.st_size, content_type=content_type)
+                self.bucket.upload(job.key, file, size=opened.st_size, content_type=content_type)
                 job = replace(job, upload=True)
         return Transferred(
             job, opened.st_size, opened.st_mtime_ns, content_type, info, uploaded=job.upload
