@@ -42,9 +42,9 @@ def environment(tmp_path: Path, endpoint: str, database_url: str) -> dict:
     }
 
 
-def manage(env, *args, **kwargs):
+def manage(env, *args, prefix=(), **kwargs):
     return subprocess.Popen(
-        [sys.executable, "manage.py", *args], cwd=PROJECT, env=env,
+        [*prefix, sys.executable, "manage.py", *args], cwd=PROJECT, env=env,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs,
     )  # fmt: skip
 
@@ -128,3 +128,25 @@ def test_a_killed_sync_frees_its_album_and_the_next_run_completes(env, moto_serv
         statuses = [row[0] for row in database.execute("SELECT status FROM albums_syncrun")]
         assert "running" not in statuses  # the killed run is closed as failed
         assert statuses.count("failed") == 1
+
+
+def test_an_unreadable_file_is_reported_and_the_rest_synced(moto_server, tmp_path):
+    """Real permissions: as root, the sync runs without the capability to ignore them."""
+    write_album(tmp_path / "photos", count=5)
+    locked = tmp_path / "photos" / "Big Trip" / "day0" / "0000.jpg"
+    locked.chmod(0o000)
+    env = environment(tmp_path, moto_server, f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    prefix = ()
+    if os.geteuid() == 0:
+        prefix = ("setpriv", "--bounding-set", "-dac_override,-dac_read_search")
+    try:
+        assert finish(manage(env, "migrate", "-v0"))[0] == 0
+        code, out, err = finish(manage(env, "sync_albums", "--discover", "--json", prefix=prefix))
+    finally:
+        locked.chmod(0o644)
+
+    result = json.loads(out.splitlines()[-1])
+    assert code == 1, err  # a partial run is not a clean one
+    assert (result["status"], result["uploaded"], result["failed"]) == ("partial", 4, 1)
+    assert result["failures"] == [{"path": "day0/0000.jpg", "error": "Permission denied"}]
+    assert "Traceback" not in err

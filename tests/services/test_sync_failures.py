@@ -4,7 +4,7 @@ import os
 import time
 
 import pytest
-from botocore.exceptions import EndpointConnectionError
+from botocore.exceptions import ConnectionClosedError, EndpointConnectionError
 
 from albums.exceptions import (
     AlbumFolderEmpty,
@@ -297,3 +297,19 @@ def test_unfinished_multipart_uploads_of_a_killed_run_are_aborted(album, s3, s3_
     s3_requests.reset()
     sync_album(album=album)
     assert "ListMultipartUploads" not in s3_requests.counts  # only when large files go up
+
+
+def test_a_connection_reset_is_retried_and_the_run_succeeds(album, s3, s3_requests):
+    resets = {"left": 2}
+
+    def reset_twice(op, request):
+        if op == "PutObject" and resets["left"]:
+            resets["left"] -= 1
+            raise ConnectionClosedError(endpoint_url=request.url)
+
+    s3_requests.fault = reset_twice
+
+    result = sync_album(album=album)
+
+    assert (result.status, result.uploaded) == ("success", 3)
+    assert s3_requests.counts["PutObject"] == 5  # two resets, each sent again
