@@ -4,8 +4,14 @@ The environment is fixed before photosite.settings reads it, so a developer's sh
 bucket, a profile in ~/.aws) can never leak into a test run.
 """
 
+import atexit
 import os
+import shutil
 import tempfile
+
+# Scratch folders of this test run, removed when it ends.
+SCRATCH = tempfile.mkdtemp(prefix="photosite-tests-")
+atexit.register(shutil.rmtree, SCRATCH, ignore_errors=True)
 
 for name in list(os.environ):
     if name.startswith(("AWS_", "ALBUMS_", "Q_")) and name != "AWS_DEFAULT_REGION":
@@ -20,14 +26,15 @@ os.environ.update(
         "AWS_DEFAULT_REGION": "us-east-1",
         "DJANGO_HTTPS": "0",  # the test client and live server speak plain HTTP
         # Cluster heartbeats of this test run only, never a developer's running qcluster.
-        "Q_STATS_DIR": tempfile.mkdtemp(prefix="photosite-tests-qstats-"),
-        "ALBUMS_THUMBNAIL_DIR": tempfile.mkdtemp(prefix="photosite-tests-thumbnails-"),
+        "Q_STATS_DIR": os.path.join(SCRATCH, "qstats"),
+        "ALBUMS_THUMBNAIL_DIR": os.path.join(SCRATCH, "thumbnails"),
     }
 )
 
 from photosite.settings import *  # noqa: E402, F403
 
-PHOTOS_ROOT = tempfile.mkdtemp(prefix="photosite-tests-photos-")
+PHOTOS_ROOT = os.path.join(SCRATCH, "photos")
+os.makedirs(PHOTOS_ROOT)
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 # django-q2 reads its settings once, at import: run tasks in the caller for tests.

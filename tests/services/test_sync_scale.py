@@ -6,7 +6,7 @@ from albums.models import Album, Photo
 from albums.sync import sync_album
 
 pytestmark = pytest.mark.django_db
-PHOTOS = 2000
+PHOTOS = 4000
 QUERY_BUDGET = PHOTOS // 500 + 30  # the target: photos / 500 + 30 per run
 
 
