@@ -1,5 +1,6 @@
 import os
 import socket
+import subprocess
 import sys
 import threading
 import urllib.request
@@ -20,6 +21,7 @@ from PIL import Image
 from albums.models import Album
 from photosite.settings import photos_storage
 
+PROJECT = Path(__file__).resolve().parent.parent
 BUCKET = "photosite-test"
 TEST_CLIENT_AGENT = "photosite-test-client"  # the tests' own requests are not counted
 FAKE_SECRET = "FAKE-SECRET-Zq8xv2Lw9e"  # recognisable, so a test can prove it never leaks
@@ -114,6 +116,26 @@ def s3_client(**kwargs):
         aws_secret_access_key="test",
         **kwargs,
     )
+
+
+def run_manage(*args, env: dict, timeout: int = 120) -> subprocess.CompletedProcess:
+    """`python manage.py ARGS` as an operator runs it: a new process, this environment only."""
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=PROJECT, env={"PATH": os.environ["PATH"], **env},
+        capture_output=True, text=True, timeout=timeout,
+    )  # fmt: skip
+
+
+def process_env(tmp_path: Path, endpoint: str, **extra) -> dict:
+    """The environment of a manage.py process on a file database and the moto server."""
+    return {
+        "HOME": str(tmp_path),
+        "DJANGO_SECRET_KEY": "e2e",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        **S3_ENV,
+        "AWS_S3_ENDPOINT_URL": endpoint,
+        **extra,
+    }
 
 
 def use_s3(settings, **env):

@@ -1,16 +1,21 @@
 """`python manage.py check_storage`: what is wrong with the photos storage, and how to fix it."""
 
 import json
-import os
-import subprocess
-import sys
 from io import StringIO
 from pathlib import Path
 
 from django.core.management import CommandError, call_command
 
 from albums import diagnostics as d
-from tests.conftest import FAKE_SECRET, S3_ENV, closed_port, s3_client, s3_error, use_s3
+from tests.conftest import (
+    FAKE_SECRET,
+    closed_port,
+    process_env,
+    run_manage,
+    s3_client,
+    s3_error,
+    use_s3,
+)
 
 PROJECT = Path(__file__).resolve().parent.parent
 S3_CHECKS = [
@@ -303,20 +308,10 @@ def test_over_http_against_a_real_server(moto_server, settings, s3_requests):
 
 
 def test_as_a_process_exit_codes_and_no_secret(moto_server, tmp_path):
-    env = {
-        "PATH": os.environ["PATH"],
-        "HOME": str(tmp_path),
-        "DJANGO_SECRET_KEY": "e2e",
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
-        **S3_ENV,
-        "AWS_S3_ENDPOINT_URL": moto_server,
-    }
+    env = process_env(tmp_path, moto_server)
 
     def manage(*args):
-        return subprocess.run(
-            [sys.executable, "manage.py", *args], cwd=PROJECT, env=env,
-            capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
+        return run_manage(*args, env=env)
 
     good = manage("check_storage")
     env["AWS_S3_ENDPOINT_URL"] = f"http://127.0.0.1:{closed_port()}"

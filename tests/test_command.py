@@ -11,7 +11,15 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from albums.models import Album, Photo
-from tests.conftest import FAKE_SECRET, S3_ENV, closed_port, s3_client, use_s3, write_photo
+from tests.conftest import (
+    FAKE_SECRET,
+    closed_port,
+    process_env,
+    run_manage,
+    s3_client,
+    use_s3,
+    write_photo,
+)
 
 pytestmark = pytest.mark.django_db
 PROJECT = Path(__file__).resolve().parent.parent
@@ -113,21 +121,10 @@ def test_end_to_end_as_a_process_with_the_real_settings(moto_server, tmp_path):
     photos = tmp_path / "photos"
     write_photo(photos / "Summer 2024" / "a.jpg")
     write_photo(photos / "Summer 2024" / "b" / "c.jpg")
-    env = {
-        "PATH": os.environ["PATH"],
-        "HOME": str(tmp_path),
-        "DJANGO_SECRET_KEY": "e2e",
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
-        "PHOTOS_ROOT": str(photos),
-        **S3_ENV,
-        "AWS_S3_ENDPOINT_URL": moto_server,
-    }
+    env = process_env(tmp_path, moto_server, PHOTOS_ROOT=str(photos))
 
     def manage(*args):
-        return subprocess.run(
-            [sys.executable, "manage.py", *args], cwd=PROJECT, env=env,
-            capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
+        return run_manage(*args, env=env)
 
     assert manage("migrate", "-v0").returncode == 0
     first = manage("sync_albums", "--discover", "--json")

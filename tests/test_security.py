@@ -2,10 +2,7 @@
 
 import json
 import logging
-import os
 import secrets
-import subprocess
-import sys
 from io import StringIO
 from pathlib import Path
 
@@ -15,17 +12,13 @@ from django.core.management import call_command
 from albums.exceptions import StorageUnreachable
 from albums.models import SyncRun
 from albums.sync import sync_album
-from tests.conftest import FAKE_SECRET, closed_port, use_s3
+from tests.conftest import FAKE_SECRET, closed_port, run_manage, use_s3
 
 PROJECT = Path(__file__).resolve().parent.parent
 
 
 def manage(*args, **env):
-    base = {"PATH": os.environ["PATH"], "DATABASE_URL": "sqlite:///:memory:"}
-    return subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=PROJECT, env={**base, **env},
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+    return run_manage(*args, env={"DATABASE_URL": "sqlite:///:memory:", **env})
 
 
 def test_production_settings_pass_the_deployment_check():
