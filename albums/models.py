@@ -4,7 +4,6 @@ from pathlib import Path, PurePosixPath
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.urls import reverse
 from django.utils import timezone
 
 from . import conf
@@ -65,9 +64,6 @@ class Album(models.Model):
 
     def __str__(self) -> str:
         return self.name
-
-    def get_absolute_url(self) -> str:
-        return reverse("admin:albums_album_change", args=[self.pk])
 
     @property
     def path(self) -> Path:
