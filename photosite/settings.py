@@ -188,11 +188,11 @@ def photos_storage(environ) -> dict:
                 s3={"addressing_style": environ.get("AWS_S3_ADDRESSING_STYLE") or "auto"},
                 signature_version="s3v4",
                 # Fail in seconds on a dead endpoint; retry throttling and 5xx with backoff.
-                connect_timeout=env_int("AWS_S3_CONNECT_TIMEOUT", 5, environ=environ),
+                connect_timeout=env_int("AWS_S3_CONNECT_TIMEOUT", 3, environ=environ),
                 read_timeout=env_int("AWS_S3_READ_TIMEOUT", 60, environ=environ),
                 retries={
                     "mode": "standard",
-                    "total_max_attempts": env_int("AWS_S3_MAX_ATTEMPTS", 4, environ=environ),
+                    "total_max_attempts": env_int("AWS_S3_MAX_ATTEMPTS", 3, environ=environ),
                 },
                 request_checksum_calculation=checksums,
                 response_checksum_validation=checksums,
