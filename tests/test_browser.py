@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from django.db import connections
 
 from tests.conftest import PASSWORD
 
@@ -44,6 +45,10 @@ def browser_page():
             page.set_default_timeout(20_000)
             yield page
         finally:
+            # Queries made while Playwright's event loop runs get a connection of their own
+            # (Django's connections are context-local): close it here, or it outlives the
+            # test and PostgreSQL refuses to drop the test database.
+            connections.close_all()
             browser.close()
 
 
