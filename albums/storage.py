@@ -1,10 +1,10 @@
 """The bucket, seen through Django's Storage API.
 
 The sync uses `size()`, `save()` and `delete()` on the "photos" storage alias, which every
-backend has. Where the backend is django-storages' S3Storage, fast paths marked as such go
-to its boto3 client: one listing of an album's prefix instead of a HEAD per photo, uploads
-through one client and one transfer manager per run, and the clean-up of unfinished
-multipart uploads.
+backend has (StorageBucket). Where the backend is django-storages' S3Storage, the fast path
+(S3Bucket) does the same through one boto3 client per run, configured as the storage
+configures its own: one listing of an album's prefix instead of a HEAD per photo, uploads
+without a transfer manager per file, and the clean-up of unfinished multipart uploads.
 """
 
 import base64
@@ -17,6 +17,7 @@ import boto3
 import botocore.session
 from boto3.s3.transfer import TransferConfig, create_transfer_manager
 from botocore.config import Config
+from botocore.exceptions import ClientError
 from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import FileSystemStorage, Storage
@@ -26,9 +27,6 @@ from storages.backends.s3 import S3Storage
 from .exceptions import StorageError
 
 STORAGE_ALIAS = "photos"
-# s3transfer sends the parts of a multipart upload in parallel; keep that modest, as the
-# sync already uploads several files at once.
-TRANSFER_CONCURRENCY = 4
 S3_MAX_KEY_BYTES = 1024
 RENAMED_BY_STORAGE = "The storage saved {key!r} as {saved!r}; configure it to overwrite (AWS_S3_FILE_OVERWRITE=True)."
 
@@ -42,20 +40,21 @@ class RemoteObject:
 def open_photo_storage(*, workers: int) -> Storage:
     """A new instance of the "photos" storage for one sync run.
 
-    Built fresh (not `storages["photos"]`) so that its connection pool fits this run's
-    worker count: django-storages caches one bucket resource per instance and every
-    thread's save() goes through it, so a pool smaller than the workers makes urllib3
-    drop connections ("Connection pool is full"). Overwriting is forced on: with
-    AWS_S3_FILE_OVERWRITE=False, save() would store a second copy under a renamed key.
+    Built fresh (not `storages["photos"]`) so that the connection pool of its client
+    configuration, which the run's S3 client takes, fits this run's worker count: a pool
+    smaller than the requests in flight makes urllib3 drop connections ("Connection pool
+    is full"). Overwriting is forced on: with AWS_S3_FILE_OVERWRITE=False, save() would
+    store a second copy under a renamed key.
     """
     config = settings.STORAGES[STORAGE_ALIAS]
     backend = import_string(config["BACKEND"])
     options = dict(config.get("OPTIONS", {}))
     if issubclass(backend, S3Storage):
-        pool = Config(max_pool_connections=workers * TRANSFER_CONCURRENCY + 2)
+        # Each worker's request, plus the parts of the run's transfer manager (as many
+        # threads as workers), plus the main thread's listing.
+        pool = Config(max_pool_connections=2 * workers + 2)
         base = options.get("client_config")
         options["client_config"] = base.merge(pool) if base else pool
-        options.setdefault("transfer_config", TransferConfig(max_concurrency=TRANSFER_CONCURRENCY))
         options["file_overwrite"] = True
     elif issubclass(backend, FileSystemStorage):
         options["allow_overwrite"] = True
@@ -91,27 +90,6 @@ def key_problem(storage: Storage, key: str) -> str | None:
     return None
 
 
-def remote_size(storage: Storage, key: str) -> RemoteObject | None:
-    """The object under `key`, or None when absent. One HEAD on S3.
-
-    `size()` rather than `exists()`: the same single request on S3, and the answer also
-    tells a truncated object from a whole one. S3Storage and FileSystemStorage both
-    raise FileNotFoundError for a missing key; any other error (a 403 included) is raised.
-    """
-    try:
-        return RemoteObject(size=storage.size(key))
-    except FileNotFoundError:
-        return None
-
-
-def share_connection(storage: Storage) -> None:
-    """Before Storage API calls from several threads: django-storages caches the bucket
-    resource of the first thread that asks, so asking here, once, spares every pool thread
-    a boto3 session of its own."""
-    if isinstance(storage, S3Storage):
-        storage.bucket  # noqa: B018
-
-
 class StorageBucket:
     """The bucket through the Storage API: what every backend supports."""
 
@@ -123,6 +101,18 @@ class StorageBucket:
 
     def list(self, prefix: str) -> dict[str, RemoteObject]:
         raise NotImplementedError("this storage lists one folder level at a time")
+
+    def size(self, key: str) -> RemoteObject | None:
+        """The object under `key`, or None when absent.
+
+        `size()` rather than `exists()`: the same single request on S3, and the answer also
+        tells a truncated object from a whole one. Storages raise FileNotFoundError for a
+        missing key; any other error is raised.
+        """
+        try:
+            return RemoteObject(size=self.storage.size(key))
+        except FileNotFoundError:
+            return None
 
     def upload(self, key: str, file, *, size: int, content_type: str) -> None:
         content = File(file, name=key)
@@ -146,7 +136,8 @@ class S3Bucket(StorageBucket):
     """Fast path (S3Storage): listings, uploads and deletes of a run through one boto3 client.
 
     - A listing of an album's prefix answers for 1,000 photos per request, where
-      Storage.listdir() lists one level and exists() costs a HEAD per photo.
+      Storage.listdir() lists one level and exists() costs a HEAD per photo; where a HEAD
+      per photo is cheaper, it goes through the same client.
     - S3Storage.save() builds a resource object and a TransferManager, with threads of its
       own, for every file: more CPU than the upload of a 20 KB photo. Here a file below the
       multipart threshold goes up in one PutObject, streamed from disk with a Content-MD5 so
@@ -185,6 +176,16 @@ class S3Bucket(StorageBucket):
                     size=entry["Size"], etag=entry.get("ETag", "").strip('"')
                 )
         return found
+
+    def size(self, key: str) -> RemoteObject | None:
+        """One HEAD; a 404 is "absent", a 403 is raised (never read as "missing")."""
+        try:
+            head = self.client.head_object(Bucket=self.name, Key=self._key(key))
+        except ClientError as exc:
+            if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404:
+                return None
+            raise
+        return RemoteObject(size=head["ContentLength"], etag=head.get("ETag", "").strip('"'))
 
     def upload(self, key: str, file, *, size: int, content_type: str) -> None:
         name = self._key(key)

@@ -33,8 +33,6 @@ from ..storage import (
     key_problem,
     open_bucket,
     open_photo_storage,
-    remote_size,
-    share_connection,
 )
 from .errors import fatal_storage_error, file_error_text
 from .lease import AlbumLease
@@ -356,7 +354,7 @@ class AlbumSync:
 
         Fast path: where the backend can list (S3), one paginated listing of the album's
         prefix costs ceil(objects / 1000) requests instead of one HEAD per photo; it is
-        used whenever that is fewer requests. Otherwise `size()` per key, concurrently.
+        used whenever that is fewer requests. Otherwise one size check per key, concurrently.
         """
         if not keys:
             return {}
@@ -371,8 +369,7 @@ class AlbumSync:
             "Checking %d photos in the bucket in batches of %d", len(keys), self.batch_size
         )
         remote = {}
-        share_connection(self.storage)
-        for key, future in self._in_pool(lambda key: remote_size(self.storage, key), keys):
+        for key, future in self._in_pool(self.bucket.size, keys):
             try:
                 found = future.result()
             except (ClientError, BotoCoreError) as exc:

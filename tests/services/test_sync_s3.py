@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from albums.models import Photo, SyncRun
+from albums.models import Album, Photo, SyncRun
 from albums.sync import sync_album
 from tests.conftest import ALBUM_PHOTOS, write_photo
 
@@ -207,3 +207,16 @@ def test_new_photo_with_same_size_but_other_content_in_bucket_is_uploaded(album,
 
     assert result.already_in_bucket == 0
     assert s3.body("albums/summer-2024/photo1.jpg") == local
+
+
+def test_a_single_photo_is_checked_with_one_head_instead_of_a_listing(photos_root, s3, s3_requests):
+    write_photo(photos_root / "Solo" / "only.jpg")
+    album = Album.objects.create(name="Solo", slug="solo", folder="Solo")
+    sync_album(album=album)
+    s3.delete("albums/solo/only.jpg")
+    s3_requests.reset()
+
+    result = sync_album(album=album)
+
+    assert result.reuploaded == 1
+    assert dict(s3_requests.counts) == {"HeadObject": 1, "PutObject": 1}
