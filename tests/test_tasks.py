@@ -17,7 +17,7 @@ from django_q.status import Stat, Status
 from albums.management.commands import sync_albums as sync_command
 from albums.models import Album, SyncRun, SyncStatus
 from albums.schedule import SCHEDULE_FUNC, SCHEDULE_NAME, ensure_sync_schedule
-from albums.sync import queue_sync, worker_seen
+from albums.sync import queue_sync, sync_album, worker_seen
 from albums.sync.lease import AlbumLease
 from albums.tasks import run_sync, sync_due_albums
 from tests.conftest import write_photo
@@ -283,3 +283,17 @@ def test_worker_seen_reads_the_cluster_heartbeat(db, monkeypatch):
         assert worker_seen() is True
     finally:
         broker.cache.clear()
+
+
+def test_a_run_taken_by_a_worker_is_not_closed_as_abandoned(album, local_bucket):
+    run = SyncRun.objects.create(album=album, trigger="admin", status=SyncStatus.RUNNING)
+    seen = []
+
+    def look_at_the_record(done, total):
+        seen.append(SyncRun.objects.values("status", "finished_at", "message").get(pk=run.pk))
+
+    sync_album(album=album, run=run, progress=look_at_the_record)
+
+    assert seen[0] == {"status": "running", "finished_at": None, "message": ""}
+    run.refresh_from_db()
+    assert (run.status, run.message) == ("success", "")

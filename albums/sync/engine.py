@@ -156,7 +156,7 @@ def sync_album(
             raise
     try:
         if lease is not None:
-            close_abandoned_runs(album)
+            close_abandoned_runs(album, starting=run)
         run = start_run(run, album=album, trigger=trigger, dry_run=dry_run, prune=prune)
         sync = AlbumSync(
             album=album,

@@ -23,11 +23,15 @@ def start_run(run, *, album, trigger, dry_run, prune) -> SyncRun:
     return run
 
 
-def close_abandoned_runs(album: Album) -> None:
-    """Runs still "running" once their album's lease is free died without finishing."""
-    SyncRun.objects.filter(album=album, status=SyncStatus.RUNNING, dry_run=False).update(
-        status=SyncStatus.FAILED, finished_at=timezone.now(), message=ABANDONED
-    )
+def close_abandoned_runs(album: Album, *, starting: SyncRun | None) -> None:
+    """Runs still "running" once their album's lease is free died without finishing.
+
+    `starting` is the run about to start, which a worker may already have marked running.
+    """
+    abandoned = SyncRun.objects.filter(album=album, status=SyncStatus.RUNNING, dry_run=False)
+    if starting is not None:
+        abandoned = abandoned.exclude(pk=starting.pk)
+    abandoned.update(status=SyncStatus.FAILED, finished_at=timezone.now(), message=ABANDONED)
 
 
 def close_run(run: SyncRun, *, status: str, message: str) -> None:
