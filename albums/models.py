@@ -76,6 +76,8 @@ class Album(models.Model):
 
 class Photo(models.Model):
     album = models.ForeignKey(Album, on_delete=models.CASCADE, related_name="photos")
+    # Sorted in binary (code point) order on every database: on PostgreSQL through the
+    # "C" collation set by migration 0005, which an AlterField of this field must keep.
     path = models.CharField(max_length=1024, help_text="Relative to the album folder.")
     key = models.CharField(max_length=1024, help_text="Key of the object in the bucket.")
     size = models.BigIntegerField(help_text="Bytes on disk when last synced.")

@@ -11,6 +11,7 @@ import base64
 import hashlib
 import posixpath
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import boto3
@@ -99,7 +100,7 @@ class StorageBucket:
     def __init__(self, storage: Storage):
         self.storage = storage
 
-    def list(self, prefix: str) -> dict[str, RemoteObject]:
+    def list_pages(self, prefix: str) -> Iterator[list[tuple[str, RemoteObject]]]:
         raise NotImplementedError("this storage lists one folder level at a time")
 
     def size(self, key: str) -> RemoteObject | None:
@@ -164,18 +165,22 @@ class S3Bucket(StorageBucket):
         self._manager = None
         self._lock = threading.Lock()
 
-    def list(self, prefix: str) -> dict[str, RemoteObject]:
-        found = {}
+    def list_pages(self, prefix: str) -> Iterator[list[tuple[str, RemoteObject]]]:
+        """Every object under `prefix`, one request (1,000 objects) per page, as (name,
+        object) pairs in S3's order: UTF-8 byte order of the keys, which is the code point
+        order of the names. A page is fetched only when the one before it has been taken."""
         strip = len(self.location) + 1 if self.location else 0
         pages = self.client.get_paginator("list_objects_v2").paginate(
             Bucket=self.name, Prefix=self._key(prefix)
         )
         for page in pages:
-            for entry in page.get("Contents", ()):
-                found[entry["Key"][strip:]] = RemoteObject(
-                    size=entry["Size"], etag=entry.get("ETag", "").strip('"')
+            yield [
+                (
+                    entry["Key"][strip:],
+                    RemoteObject(entry["Size"], entry.get("ETag", "").strip('"')),
                 )
-        return found
+                for entry in page.get("Contents", ())
+            ]
 
     def size(self, key: str) -> RemoteObject | None:
         """One HEAD; a 404 is "absent", a 403 is raised (never read as "missing")."""

@@ -37,9 +37,10 @@ from ..storage import (
 from .errors import fatal_storage_error, file_error_text
 from .lease import AlbumLease
 from .media import ImageInfo, content_type_for, read_image_info
+from .merge import Entry, KnownPhoto, merge_by_path
 from .result import FileFailure, SyncResult
 from .runs import close_abandoned_runs, close_run, finish_run, start_run
-from .scan import LocalFile, printable, scan_folder
+from .scan import FolderWalk, LocalFile, printable
 
 logger = logging.getLogger("albums")
 
@@ -49,6 +50,7 @@ DB_CHUNK = 2000  # rows per bulk write: a fixed number of queries per chunk
 FLUSH_SECONDS = 10.0  # record finished uploads at least this often, so a crash loses little
 TICK_SECONDS = 1.0  # how often the main thread wakes to renew the lease while waiting
 LIST_PAGE = 1000  # keys per ListObjectsV2 request
+READ_CHUNK = 5000  # photo rows per database read
 
 ROOT_MISSING = "PHOTOS_ROOT ({root}) does not exist or is not a folder; is the disk mounted? Nothing was changed."
 FOLDER_MISSING = "The folder of album {album!r} ({folder}) does not exist or is not a folder; is the disk mounted? Nothing was changed."
@@ -72,20 +74,14 @@ CHANGED_WHILE_UPLOADING = "changed while it was being uploaded; it will be uploa
 
 
 @dataclass(frozen=True, slots=True)
-class KnownPhoto:
-    id: int
-    size: int
-    mtime_ns: int
-
-
-@dataclass(frozen=True, slots=True)
 class Job:
     """One file to send to the bucket (upload=True) or only to record (upload=False)."""
 
     local: LocalFile
     key: str
-    known: KnownPhoto | None
-    upload: bool
+    known: KnownPhoto | None  # its database row, None for a new photo
+    remote: RemoteObject | None  # the bucket's object under `key`, None if there is none
+    upload: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +92,17 @@ class Transferred:
     content_type: str
     info: ImageInfo
     uploaded: bool
+
+
+@dataclass(slots=True)
+class Census:
+    """What the run's first, quick pass found (see AlbumSync._take_census)."""
+
+    photos: int = 0  # on disk
+    new: int = 0  # on disk, not recorded
+    recorded: int = 0
+    orphaned: int = 0  # recorded, gone from disk
+    unreadable: int = 0  # folders and files the walk could not read
 
 
 class DryRunLog(logging.LoggerAdapter):
@@ -203,7 +210,14 @@ def _diagnose() -> dict:
 
 
 class AlbumSync:
-    """The state of one run; `run()` does the work. Only this thread touches the database."""
+    """The state of one run; `run()` does the work. Only this thread touches the database.
+
+    The run is one pass over the album in path order (see albums.sync.merge): the folder
+    walk, the database rows and the bucket listing stream in side by side, each photo is
+    decided as the pass reaches it, and its upload goes to the pool at once. What is held
+    at any moment is a bounded window: one folder's listing, a page of rows, a page of the
+    bucket listing, the uploads in flight and the records not yet written.
+    """
 
     def __init__(
         self, *, album, run, lease, dry_run, prune, batch_size, workers, max_delete, progress
@@ -230,50 +244,57 @@ class AlbumSync:
         self.failures: list[FileFailure] = []
         self.done = 0
         self.total = 0
+        # Written to the database by _flush(), a chunk at a time.
         self._creates: list[Photo] = []
         self._updates: list[Photo] = []
+        self._verified: list[int] = []
+        self._forgotten: list[int] = []
+        # Orphans to delete from the bucket (when pruning), kept until the run knows how
+        # many there are: at most max_delete + 1 of them, since one more stops the run.
+        self._to_prune: list[KnownPhoto] = []
         self._last_flush = time.monotonic()
+        self.walk: FolderWalk | None = None
         self.storage: Storage | None = None
         self.bucket: StorageBucket | None = None
-        self.remote: dict[str, RemoteObject] = {}
         self.pool: ThreadPoolExecutor | None = None
 
     # The steps ---------------------------------------------------------------------------
 
     def run(self) -> SyncResult:
         folder = self._album_folder()
-        try:
-            files, unreadable = scan_folder(folder, conf.photo_extensions())
-        except OSError as exc:
-            raise AlbumFolderMissing(
-                FOLDER_UNREADABLE.format(album=self.album.name, folder=folder, cause=exc.strerror)
-            ) from exc
-        self.failures.extend(unreadable)
-        known = self._known_photos()
-        if not files and known and not unreadable:
+        census = self._take_census(folder)
+        if not census.photos and census.recorded and not census.unreadable:
             raise AlbumFolderEmpty(
-                FOLDER_EMPTY.format(album=self.album.name, folder=folder, count=len(known))
+                FOLDER_EMPTY.format(album=self.album.name, folder=folder, count=census.recorded)
             )
-        self.storage = open_photo_storage(workers=self.workers)
-        on_disk = {local.path for local in files}
-        files = self._drop_unstorable(self._settled(files))
-        new, existing, orphaned = self._classify(files, on_disk, known, unreadable)
-        self.total = len(on_disk)  # progress: every photo found is done once decided
-        self.done = len(on_disk) - len(files)  # left for later, or not storable
-        self._report_progress()
+        if self.prune:
+            self._check_deletion_limit(census.orphaned)
+        self.total = census.photos
 
+        self.storage = open_photo_storage(workers=self.workers)
         self.pool = ThreadPoolExecutor(self.workers, thread_name_prefix="albums-sync")
         self.bucket = open_bucket(self.storage, workers=self.workers)
         try:
-            keys = [self._key(local) for local in files]
-            self.remote = self._check_bucket(keys, expected=len(known))
-            jobs = self._plan(new, existing, known, self.remote)
+            listing = self._should_list(census)
+            if census.new:
+                self.log.info(
+                    "Processing %d new photos in batches of %d", census.new, self.batch_size
+                )
+            self.walk = FolderWalk(folder, conf.photo_extensions())
+            entries = merge_by_path(
+                self._folder_view(self.walk, lambda walk: ((f.path, f) for f in walk)),
+                self._recorded_photos(),
+                self._listing() if listing else (),
+            )
+            files = self._files(entries)
+            if not listing:
+                files = self._check_each(files)
+            jobs = self._plan(files)
             if self.dry_run:
-                self._count_dry_run(jobs, orphaned)
+                self._count_dry_run(jobs)
             else:
-                self._abort_unfinished_uploads(jobs)
-                self._transfer(jobs)
-                self._remove_orphans(orphaned, known)
+                self._transfer(self._cleaned_up_first(jobs))
+                self._remove_orphans()
                 self._flush()
         finally:
             self.pool.shutdown(wait=True, cancel_futures=True)
@@ -295,109 +316,149 @@ class AlbumSync:
             raise AlbumFolderMissing(FOLDER_MISSING.format(album=self.album.name, folder=folder))
         return folder
 
-    def _known_photos(self) -> dict[str, KnownPhoto]:
-        rows = Photo.objects.filter(album=self.album).values_list("id", "path", "size", "mtime_ns")
-        return {
-            path: KnownPhoto(pk, size, mtime_ns) for pk, path, size, mtime_ns in rows.iterator(2000)
-        }
+    def _take_census(self, folder: Path) -> Census:
+        """A quick first pass: the folder without a stat of each file, against the recorded
+        paths. It gives the progress total, the count of new photos, and the count of
+        orphans, so that too many deletions stop the run before it changes anything. It
+        holds no more than the main pass does."""
+        walk = FolderWalk(folder, conf.photo_extensions())
+        census = Census()
+        entries = merge_by_path(
+            self._folder_view(walk, lambda walk: ((path, True) for path in walk.paths())),
+            self._recorded_photos(paths_only=True),
+        )
+        for entry in entries:
+            if entry.known:
+                census.recorded += 1
+            if not entry.local:
+                census.orphaned += not walk.may_hide(entry.path)
+                continue
+            census.photos += 1
+            census.new += not entry.known
+        census.unreadable = len(walk.failures)
+        return census
 
-    def _drop_unstorable(self, files: list[LocalFile]) -> list[LocalFile]:
-        """Files whose name cannot become a key byte for byte are failures, not renamed."""
-        kept = []
-        for local in files:
-            problem = key_problem(self.storage, self._key(local))
-            if problem:
-                self._fail(local.path, problem)
-            else:
-                kept.append(local)
-        return kept
+    def _folder_view(self, walk: FolderWalk, view: Callable) -> Iterator:
+        """`view(walk)`, with the album folder turning unreadable as a clear error."""
+        try:
+            yield from view(walk)
+        except OSError as exc:
+            raise AlbumFolderMissing(
+                FOLDER_UNREADABLE.format(
+                    album=self.album.name, folder=walk.folder, cause=exc.strerror
+                )
+            ) from exc
 
-    def _settled(self, files: list[LocalFile]) -> list[LocalFile]:
-        """Leave files modified in the last ALBUMS_SETTLE_SECONDS for the next run: they
-        may still be being written (a camera import, a copy in progress)."""
+    def _should_list(self, census: Census) -> bool:
+        """Whether to learn what the bucket holds from a listing of the album's prefix.
+
+        Where the backend can list (S3), a listing costs ceil(objects / 1000) requests
+        against one HEAD per photo; it is used whenever that is fewer requests. The
+        objects under the prefix are about the photos recorded (or found, on a first run).
+        """
+        photos = census.photos
+        pages = math.ceil(max(photos, census.recorded) / LIST_PAGE)
+        if self.bucket.can_list and pages < photos:
+            self.log.info("Listing %s to check %d photos", self.prefix, photos)
+            return True
+        self.log.info("Checking %d photos in the bucket in batches of %d", photos, self.batch_size)
+        return False
+
+    def _recorded_photos(self, *, paths_only: bool = False) -> Iterator[tuple[str, object]]:
+        """The album's photos as recorded, as (path, KnownPhoto) in path order (or (path,
+        True) with `paths_only`), read a page of rows at a time.
+
+        Pages start after the last path read (keyset pagination) rather than reading one
+        long cursor, because this thread writes the same table between pages. A page never
+        returns a row this run created: rows are created only for paths the merge has
+        already passed, and the next page is read as soon as the merge passes the last row
+        of a page. The path column sorts in binary order (see migration 0005).
+        """
+        fields = ("path",) if paths_only else ("path", "id", "size", "mtime_ns")
+        rows = Photo.objects.filter(album=self.album).order_by("path").values_list(*fields)
+        after = None
+        while True:
+            page = list((rows if after is None else rows.filter(path__gt=after))[:READ_CHUNK])
+            for row in page:
+                yield row[0], (True if paths_only else KnownPhoto(*row))
+            if len(page) < READ_CHUNK:
+                return
+            after = page[-1][0]
+
+    def _listing(self) -> Iterator[tuple[str, RemoteObject]]:
+        """The bucket's objects under the album's prefix, as (path, object) in path order.
+
+        The next page is requested on the pool while this one is merged, so the listing's
+        round trips overlap with the work on each page.
+        """
+        strip = len(self.prefix)
+        pages = self.bucket.list_pages(self.prefix)
+        ahead = self.pool.submit(next, pages, None)
+        while True:
+            try:
+                page = ahead.result()
+            except (ClientError, BotoCoreError) as exc:
+                raise self._fatal(exc) from exc
+            if page is None:
+                return
+            ahead = self.pool.submit(next, pages, None)
+            for name, found in page:
+                yield name[strip:], found
+
+    def _files(self, entries: Iterator[Entry]) -> Iterator[Job]:
+        """The photos on disk this run can sync, as jobs; everything else is settled here.
+
+        A photo modified seconds ago is left for the next run (ALBUMS_SETTLE_SECONDS: it
+        may still be being written), one whose name cannot become a key byte for byte is a
+        failure (never renamed), and a recorded photo gone from disk is an orphan.
+        """
         settle_ns = conf.settle_seconds() * 1_000_000_000
-        if not settle_ns:
-            return files
-        now_ns = time.time_ns()
-        ready = []
-        for local in files:
-            if 0 <= now_ns - local.mtime_ns < settle_ns:
+        for entry in entries:
+            self._tick()
+            local, known = entry.local, entry.known
+            if local is None:
+                if known is not None:
+                    self._orphan(known)
+                continue  # only in the bucket: not this run's to judge
+            self.counts["scanned"] += 1
+            self.total = max(self.total, self.counts["scanned"])
+            key = self.prefix + local.path
+            if settle_ns and 0 <= time.time_ns() - local.mtime_ns < settle_ns:
                 self.log.info(
                     "Photo modified seconds ago, leaving it for the next run: %s", local.path
                 )
                 self.counts["deferred"] += 1
+                self.done += 1
+            elif problem := key_problem(self.storage, key):
+                self._fail(local.path, problem)
+                self.done += 1
             else:
-                ready.append(local)
-        return ready
+                self.counts["new" if known is None else "existing"] += 1
+                yield Job(local, key, known, entry.remote)
 
-    def _classify(self, files, on_disk, known, unreadable):
-        """Sort into new (disk only), existing (both) and orphaned (database only).
-
-        `on_disk` holds every photo found, including those this run leaves alone. A photo
-        under a folder that could not be read is not orphaned: it may well be there.
-        """
-        new = [f for f in files if f.path not in known]
-        existing = [f for f in files if f.path in known]
-        blind_spots = tuple(failure.path.rstrip("/") + "/" for failure in unreadable)
-        orphaned = [
-            path
-            for path in known
-            if path not in on_disk and not (blind_spots and path.startswith(blind_spots))
-        ]
-        self.counts.update(
-            scanned=len(on_disk), new=len(new), existing=len(existing), orphaned=len(orphaned)
-        )
-        return new, existing, orphaned
-
-    def _check_bucket(self, keys: list[str], *, expected: int) -> dict[str, RemoteObject]:
-        """What the bucket holds under the album's keys.
-
-        Fast path: where the backend can list (S3), one paginated listing of the album's
-        prefix costs ceil(objects / 1000) requests instead of one HEAD per photo; it is
-        used whenever that is fewer requests. Otherwise one size check per key, concurrently.
-        """
-        if not keys:
-            return {}
-        pages = math.ceil(max(expected, len(keys)) / LIST_PAGE)
-        if self.bucket.can_list and pages < len(keys):
-            self.log.info("Listing %s to check %d photos", self.prefix, len(keys))
-            try:
-                return self.bucket.list(self.prefix)
-            except (ClientError, BotoCoreError) as exc:
-                raise self._fatal(exc) from exc
-        self.log.info(
-            "Checking %d photos in the bucket in batches of %d", len(keys), self.batch_size
-        )
-        remote = {}
-        for key, future in self._in_pool(self.bucket.size, keys):
+    def _check_each(self, jobs: Iterator[Job]) -> Iterator[Job]:
+        """Where a listing would cost more: one size check (a HEAD) per photo, on the pool."""
+        for job, future in self._in_pool(lambda job: self.bucket.size(job.key), jobs):
             try:
                 found = future.result()
             except (ClientError, BotoCoreError) as exc:
                 raise self._fatal(exc) from exc
-            if found is not None:
-                remote[key] = found
-        return remote
+            yield replace(job, remote=found)
 
-    def _plan(self, new, existing, known, remote) -> list[Job]:
-        """Decide each file's fate; record unchanged photos as verified right away."""
-        jobs = []
-        for local in new:
-            key = self._key(local)
-            found = remote.get(key)
-            if found is not None and found.size == local.size:
-                self.log.info("Photo already exists in S3, skipping upload: %s", local.path)
-                jobs.append(Job(local, key, None, upload=False))
-            else:
+    def _plan(self, jobs: Iterator[Job]) -> Iterator[Job]:
+        """Decide each photo's fate: unchanged ones are recorded as verified on the spot,
+        the rest go on as jobs to upload (or, when the bucket already has them, to record)."""
+        for job in jobs:
+            local, photo, found = job.local, job.known, job.remote
+            if photo is None:
+                if found is not None and found.size == local.size:
+                    self.log.info("Photo already exists in S3, skipping upload: %s", local.path)
+                    yield replace(job, upload=False)
+                    continue
                 if found is not None:
                     self.log.info("Object in S3 has another size, uploading: %s", local.path)
                 self.log.info("Uploading new photo: %s", local.path)
-                jobs.append(Job(local, key, None, upload=True))
-        verified = []
-        for local in existing:
-            key = self._key(local)
-            photo = known[local.path]
-            found = remote.get(key)
-            if found is None:
+            elif found is None:
                 self.log.warning("Existing photo missing from S3, will re-upload: %s", local.path)
             elif (photo.size, photo.mtime_ns) != (local.size, local.mtime_ns):
                 self.log.info("Photo changed on disk, will re-upload: %s", local.path)
@@ -407,26 +468,53 @@ class AlbumSync:
                     found.size, local.size, local.path,
                 )  # fmt: skip
             else:
-                verified.append(photo.id)
+                self.counts["unchanged"] += 1
+                self.done += 1
+                if not self.dry_run:
+                    self._verified.append(photo.id)
+                    if len(self._verified) >= DB_CHUNK * 2:
+                        self._flush()
                 continue
-            jobs.append(Job(local, key, photo, upload=True))
-        self.counts["unchanged"] = len(verified)
-        if not self.dry_run:
-            self._mark_verified(verified)
-        self.done += len(verified)
-        self._report_progress()
-        return jobs
+            yield job
 
-    def _abort_unfinished_uploads(self, jobs: list[Job]) -> None:
-        """Before sending large files again, abort the parts a killed run left behind.
+    def _orphan(self, photo: KnownPhoto) -> None:
+        """A recorded photo the walk did not find. Under a folder that could not be read it
+        is not an orphan: it may well be there."""
+        if self.walk.may_hide(photo.path):
+            return
+        self.counts["orphaned"] += 1
+        if self.dry_run:
+            return
+        if self.prune:
+            if len(self._to_prune) <= self.max_delete:
+                self._to_prune.append(photo)
+            return
+        self.log.info("Photo gone from disk, forgetting it: %s", photo.path)
+        self._forgotten.append(photo.id)
+        self.counts["removed"] += 1
+        if len(self._forgotten) >= DB_CHUNK * 2:
+            self._flush()
 
-        Only when this run has a file big enough to go up in parts: one request, and none
-        at all in the common case. Without the permission, the bucket's lifecycle rule
+    def _cleaned_up_first(self, jobs: Iterator[Job]) -> Iterator[Job]:
+        """Before the run's first upload in parts, abort the parts a killed run left behind.
+
+        One request, made only when this run has a file big enough to go up in parts, so
+        none at all in the common case. Without the permission, the bucket's lifecycle rule
         (see README) is the safety net, so a refusal is only logged.
         """
         threshold = self.bucket.multipart_threshold
-        if threshold is None or not any(j.upload and j.local.size >= threshold for j in jobs):
+        if threshold is None:
+            yield from jobs
             return
+        for job in jobs:
+            if job.upload and job.local.size >= threshold:
+                self._abort_unfinished_uploads()
+                yield job
+                yield from jobs
+                return
+            yield job
+
+    def _abort_unfinished_uploads(self) -> None:
         try:
             aborted = self.bucket.abort_unfinished_uploads(self.prefix)
         except ClientError as exc:
@@ -439,15 +527,12 @@ class AlbumSync:
                 "Aborted %d unfinished multipart uploads left by an earlier run", aborted
             )
 
-    def _transfer(self, jobs: list[Job]) -> None:
+    def _transfer(self, jobs: Iterator[Job]) -> None:
         """Upload (or just record) on the pool; write results from this thread in chunks.
 
         On a network or credential error no new file is started; files already in flight
         finish, whatever reached the bucket is recorded, and the error is raised.
         """
-        new_count = sum(1 for job in jobs if job.known is None)
-        if new_count:
-            self.log.info("Processing %d new photos in batches of %d", new_count, self.batch_size)
         fatal: list[StorageError] = []  # the first one stops new files from starting
         for job, future in self._in_pool(self._transfer_one, jobs, stop=lambda: bool(fatal)):
             try:
@@ -471,33 +556,30 @@ class AlbumSync:
             self._flush()
             raise fatal[0]
 
-    def _remove_orphans(self, orphaned: list[str], known: dict[str, KnownPhoto]) -> None:
-        """Forget photos gone from disk; delete their bucket copies only when pruning."""
-        if not orphaned:
+    def _remove_orphans(self) -> None:
+        """Delete the bucket copies of photos gone from disk, when pruning, and forget them.
+
+        (Without pruning, orphans were forgotten as the pass found them.)
+        """
+        if not self._to_prune:
             return
-        removable = orphaned
-        if self.prune:
-            self._check_deletion_limit(len(orphaned))
-            removable = []
-            keys = {self.prefix + path: path for path in orphaned}
-            for key, future in self._in_pool(self.bucket.delete, list(keys)):
-                try:
-                    future.result()
-                except (ClientError, BotoCoreError, OSError) as exc:
-                    error = self._fatal(exc)
-                    if error is not None:
-                        raise error from exc
-                    self._fail(keys[key], file_error_text(exc))
-                    continue
-                self.log.info("Deleted from S3, gone from disk: %s", keys[key])
-                removable.append(keys[key])
-            self.counts["pruned"] = len(removable)
-        for path in removable:
-            self.log.info("Photo gone from disk, forgetting it: %s", path)
-        ids = [known[path].id for path in removable]
-        for start in range(0, len(ids), DB_CHUNK):
-            Photo.objects.filter(pk__in=ids[start : start + DB_CHUNK]).delete()
-        self.counts["removed"] = len(removable)
+        self._check_deletion_limit(self.counts["orphaned"])
+        keys = {self.prefix + photo.path: photo for photo in self._to_prune}
+        for key, future in self._in_pool(self.bucket.delete, list(keys)):
+            photo = keys[key]
+            try:
+                future.result()
+            except (ClientError, BotoCoreError, OSError) as exc:
+                error = self._fatal(exc)
+                if error is not None:
+                    raise error from exc
+                self._fail(photo.path, file_error_text(exc))
+                continue
+            self.log.info("Deleted from S3, gone from disk: %s", photo.path)
+            self.log.info("Photo gone from disk, forgetting it: %s", photo.path)
+            self._forgotten.append(photo.id)
+            self.counts["pruned"] += 1
+            self.counts["removed"] += 1
 
     def _check_deletion_limit(self, count: int) -> None:
         if count > self.max_delete:
@@ -505,9 +587,7 @@ class AlbumSync:
                 TOO_MANY_DELETIONS.format(album=self.album.name, count=count, limit=self.max_delete)
             )
 
-    def _count_dry_run(self, jobs: list[Job], orphaned: list[str]) -> None:
-        if self.prune and orphaned:
-            self._check_deletion_limit(len(orphaned))
+    def _count_dry_run(self, jobs: Iterator[Job]) -> None:
         for job in jobs:
             if not job.upload:
                 self.counts["already_in_bucket"] += 1
@@ -515,9 +595,13 @@ class AlbumSync:
                 self.counts["uploaded"] += 1
             else:
                 self.counts["reuploaded"] += 1
-        self.counts["removed"] = len(orphaned)
-        self.counts["pruned"] = len(orphaned) if self.prune else 0
-        self.done = self.total
+            self.done += 1
+        orphaned = self.counts["orphaned"]
+        if self.prune and orphaned:
+            self._check_deletion_limit(orphaned)
+        self.counts["removed"] = orphaned
+        self.counts["pruned"] = orphaned if self.prune else 0
+        self.done = self.total = max(self.total, self.counts["scanned"])
 
     # Work done on the pool's threads: no database access here ---------------------------
 
@@ -545,7 +629,7 @@ class AlbumSync:
 
     def _same_content(self, job: Job, file) -> bool:
         """Size matched already; where the listing gave a plain MD5 ETag, compare it too."""
-        etag = getattr(self.remote.get(job.key), "etag", "")
+        etag = job.remote.etag if job.remote is not None else ""
         if not etag or "-" in etag or len(etag) != 32:
             return True
         file.seek(0)
@@ -582,6 +666,7 @@ class AlbumSync:
             fill()
 
     def _tick(self) -> None:
+        self._report_progress()
         if self.lease is not None:
             self.lease.renew_if_due()
         if time.monotonic() - self._last_flush >= FLUSH_SECONDS:
@@ -617,12 +702,14 @@ class AlbumSync:
             self._flush()
 
     def _flush(self) -> None:
-        """Write recorded photos and the run's progress: a few queries per chunk."""
+        """Write what the run has decided and its progress: a few queries per chunk, in one
+        short transaction."""
         self._last_flush = time.monotonic()
         if self.dry_run:
             return
         creates, updates = self._creates, self._updates
-        self._creates, self._updates = [], []
+        verified, forgotten = self._verified, self._forgotten
+        self._creates, self._updates, self._verified, self._forgotten = [], [], [], []
         with transaction.atomic():
             if creates:
                 Photo.objects.bulk_create(creates, batch_size=DB_CHUNK)
@@ -630,14 +717,13 @@ class AlbumSync:
                 # A CASE per field takes two parameters per row (Django counts one): half
                 # a chunk stays under SQLite's 32,766 parameters.
                 Photo.objects.bulk_update(updates, UPDATED_FIELDS, batch_size=DB_CHUNK // 2)
+            if verified:
+                Photo.objects.filter(pk__in=verified).update(verified_at=timezone.now())
+            if forgotten:
+                Photo.objects.filter(pk__in=forgotten).delete()
             SyncRun.objects.filter(pk=self.run_record.pk).update(
                 files_done=self.done, files_total=self.total, failed=len(self.failures)
             )
-
-    def _mark_verified(self, ids: list[int]) -> None:
-        now = timezone.now()
-        for start in range(0, len(ids), DB_CHUNK * 2):
-            Photo.objects.filter(pk__in=ids[start : start + DB_CHUNK * 2]).update(verified_at=now)
 
     def _fail(self, path: str, error: str) -> None:
         path = printable(path)

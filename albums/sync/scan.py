@@ -1,7 +1,13 @@
-"""Walk an album folder and list its photo files, without reading any of them."""
+"""Walk an album folder and list its photo files in path order, without reading any of them.
+
+The walk streams: it holds one folder's entries at a time, never the whole album, so that
+the engine can merge it with the database and the bucket listing (both in the same order)
+in memory that does not grow with the album.
+"""
 
 import logging
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,73 +24,119 @@ class LocalFile:
     mtime_ns: int
 
 
-def scan_folder(
-    folder: Path, extensions: frozenset[str]
-) -> tuple[list[LocalFile], list[FileFailure]]:
-    """Every photo under `folder`, recursively, sorted by path, and what could not be read.
+class FolderWalk:
+    """Every photo under `folder`, recursively, in the order of their relative paths.
+
+    "Order" is Python's string order, which is Unicode code point order: the order of S3's
+    listings (UTF-8 bytes) and of the database's path index (binary collation). Each folder
+    is read and sorted on its own, and a subfolder sorts as its name plus "/", which puts
+    every file under it exactly where its full path sorts ("a.jpg" < "a/b.jpg" < "a0.jpg").
 
     Hidden files and folders (a leading dot) and files whose extension is not a photo's
     are skipped. Symlinks are followed only while they stay inside the album folder, and a
     folder reached twice through links is walked once, so a link loop ends.
+
+    Folders and files that cannot be read are added to `failures` as the walk reaches them,
+    and so before any path under them would have come out of the walk.
     """
-    root = os.path.realpath(folder)
-    files: list[LocalFile] = []
-    failures: list[FileFailure] = []
-    visited = {root}
-    pending = [str(folder)]
-    while pending:
-        directory = pending.pop()
+
+    def __init__(self, folder: Path, extensions: frozenset[str]):
+        self.folder = folder
+        self.extensions = extensions
+        self.failures: list[FileFailure] = []
+        self._unseen: tuple[str, ...] = ()  # unreadable folders so far, as path prefixes
+
+    def may_hide(self, path: str) -> bool:
+        """Whether `path` lies under a folder the walk could not read, where it may well
+        exist. Complete for `path` once the walk has gone past it."""
+        if len(self._unseen) != len(self.failures):
+            # Every failure counts (a file's own "x.jpg/" prefix matches nothing), so the
+            # tuple is rebuilt only when the walk has found a new one.
+            self._unseen = tuple(failure.path.rstrip("/") + "/" for failure in self.failures)
+        return bool(self._unseen) and path.startswith(self._unseen)
+
+    def __iter__(self) -> Iterator[LocalFile]:
+        """The photos found, stat taken as each folder is read. It raises OSError if the
+        album folder itself cannot be read."""
+        for relative, abspath, stat in self._walk(self.failures, stat=True):
+            yield LocalFile(relative, abspath, stat.st_size, stat.st_mtime_ns)
+
+    def paths(self) -> Iterator[str]:
+        """The same walk without a stat of each file: only folders are read. It raises
+        OSError if the album folder itself cannot be read."""
+        for relative, _, _ in self._walk(self.failures, stat=False):
+            yield relative
+
+    def _walk(self, failures: list[FileFailure], *, stat: bool):
+        root = os.path.realpath(self.folder)
+        visited = {root}
+        # A stack of sorted folder listings; a folder's entries are (sort key, entry, kind).
+        stack = [iter(self._read_folder(str(self.folder), "", root, visited, failures, stat))]
+        while stack:
+            try:
+                _, relative, entry, found = next(stack[-1])
+            except StopIteration:
+                stack.pop()
+                continue
+            if found == "dir":
+                stack.append(
+                    iter(self._read_folder(entry.path, relative, root, visited, failures, stat))
+                )
+            else:
+                yield relative, entry.path, found
+
+    def _read_folder(self, directory, relative, root, visited, failures, stat):
         try:
             with os.scandir(directory) as entries:
                 entries = list(entries)
         except OSError as exc:
-            if directory == str(folder):
+            if not relative:
                 raise  # the album folder itself: the caller stops the run
-            failures.append(FileFailure(_display(directory, folder), _os_reason(exc)))
-            continue
+            failures.append(FileFailure(printable(relative), _os_reason(exc)))
+            return []
+        listing = []
         for entry in entries:
             if entry.name.startswith("."):
                 continue
+            path = f"{relative}/{entry.name}" if relative else entry.name
             try:
-                found = _examine(entry, root, extensions, visited)
+                found = self._examine(entry, root, visited, stat)
             except OSError as exc:  # vanished or unreadable between listing and stat
-                failures.append(FileFailure(_display(entry.path, folder), _os_reason(exc)))
+                failures.append(FileFailure(printable(path), _os_reason(exc)))
                 continue
             if found == "dir":
-                pending.append(entry.path)
+                listing.append((path + "/", path, entry, found))
             elif found is not None:
-                relative = os.path.relpath(entry.path, folder).replace(os.sep, "/")
-                files.append(LocalFile(relative, entry.path, found.st_size, found.st_mtime_ns))
-    files.sort(key=lambda f: f.path)
-    return files, failures
+                listing.append((path, path, entry, found))
+        listing.sort(key=_sort_key)
+        return listing
+
+    def _examine(self, entry: os.DirEntry, root: str, visited: set[str], stat: bool):
+        """ "dir" for a folder to walk, a stat result (or True) for a photo, None to skip."""
+        if entry.is_symlink():
+            target = os.path.realpath(entry.path)
+            if not _is_inside(target, root):
+                logger.warning("Skipping link that points outside the album: %s", entry.path)
+                return None
+        if entry.is_dir():  # follows links, which are known to stay inside by now
+            real = os.path.realpath(entry.path)
+            if real in visited:
+                return None
+            visited.add(real)
+            return "dir"
+        if os.path.splitext(entry.name)[1].lower() not in self.extensions:
+            return None
+        if not entry.is_file():
+            return None
+        return entry.stat() if stat else True
 
 
-def _examine(entry: os.DirEntry, root: str, extensions, visited: set[str]):
-    """ "dir" for a folder to walk, a stat result for a photo, None to skip."""
-    if entry.is_symlink():
-        target = os.path.realpath(entry.path)
-        if not _is_inside(target, root):
-            logger.warning("Skipping link that points outside the album: %s", entry.path)
-            return None
-    if entry.is_dir():  # follows links, which are known to stay inside by now
-        real = os.path.realpath(entry.path)
-        if real in visited:
-            return None
-        visited.add(real)
-        return "dir"
-    if os.path.splitext(entry.name)[1].lower() not in extensions:
-        return None
-    if not entry.is_file():
-        return None
-    return entry.stat()
+def _sort_key(item) -> str:
+    return item[0]
 
 
 def _is_inside(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
-
-
-def _display(path: str, folder: Path) -> str:
-    return printable(os.path.relpath(path, folder).replace(os.sep, "/"))
 
 
 def printable(path: str) -> str:
