@@ -247,14 +247,19 @@ def test_a_known_photo_being_rewritten_is_neither_orphaned_nor_uploaded(album, s
     assert Photo.objects.filter(path="photo1.jpg").exists()
 
 
-def test_prune_refuses_to_delete_more_than_the_limit(album, s3):
+def test_prune_refuses_to_delete_more_than_the_limit_before_changing_anything(
+    album, s3, s3_requests
+):
     sync_album(album=album)
     (album.path / "photo1.jpg").unlink()
     (album.path / "photo2.jpg").unlink()
+    write_photo(album.path / "photo4.jpg")
+    s3_requests.reset()
 
     with pytest.raises(TooManyDeletions, match=r"would delete 2 objects .* limit of 1"):
         sync_album(album=album, prune=True, max_delete=1)
 
+    assert s3_requests.total == 0  # not even the new photo's upload
     assert len(s3.object_keys()) == 3 and Photo.objects.count() == 3
     assert sync_album(album=album, prune=True, max_delete=2).pruned == 2
 
