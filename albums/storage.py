@@ -10,6 +10,7 @@ without a transfer manager per file, and the clean-up of unfinished multipart up
 import base64
 import hashlib
 import posixpath
+import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from .exceptions import StorageError
 
 STORAGE_ALIAS = "photos"
 S3_MAX_KEY_BYTES = 1024
+CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
 RENAMED_BY_STORAGE = "The storage saved {key!r} as {saved!r}; configure it to overwrite (AWS_S3_FILE_OVERWRITE=True)."
 
 
@@ -80,7 +82,7 @@ def key_problem(storage: Storage, key: str) -> str | None:
         encoded = key.encode("utf-8")
     except UnicodeEncodeError:
         return "the file name is not valid UTF-8"
-    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in key):
+    if CONTROL_CHARACTER.search(key):
         # Legal in S3 keys, but XML listings and many S3-compatible services mangle them.
         return "the file name contains a control character (a tab or a line break)"
     if "\\" in key:
