@@ -34,8 +34,9 @@ PARTS = (
     ("response parsing (XML)", r"botocore/parsers\.py"),
     ("Pillow header and EXIF", r"PIL/"),
     ("database (Django ORM, sqlite3)", r"django/db/"),
-    ("scan_folder", r"albums/sync/scan\.py"),
-    ("the album listing", r"^S3Bucket.list |^list \(albums/storage"),
+    ("the folder walk", r"albums/sync/scan\.py"),
+    ("the merge by path", r"albums/sync/merge\.py"),
+    ("the album listing", r"^S3Bucket.list_pages |^list_pages \(albums/storage"),
     ("thread pool hand-off", r"concurrent/futures|threading\.py"),
 )
 FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
