@@ -102,7 +102,9 @@ class StorageBucket:
     def __init__(self, storage: Storage):
         self.storage = storage
 
-    def list_pages(self, prefix: str) -> Iterator[list[tuple[str, RemoteObject]]]:
+    def list_pages(
+        self, prefix: str, *, page_size: int
+    ) -> Iterator[list[tuple[str, RemoteObject]]]:
         raise NotImplementedError("this storage lists one folder level at a time")
 
     def size(self, key: str) -> RemoteObject | None:
@@ -167,13 +169,15 @@ class S3Bucket(StorageBucket):
         self._manager = None
         self._lock = threading.Lock()
 
-    def list_pages(self, prefix: str) -> Iterator[list[tuple[str, RemoteObject]]]:
-        """Every object under `prefix`, one request (1,000 objects) per page, as (name,
+    def list_pages(
+        self, prefix: str, *, page_size: int
+    ) -> Iterator[list[tuple[str, RemoteObject]]]:
+        """Every object under `prefix`, one request (`page_size` objects) per page, as (name,
         object) pairs in S3's order: UTF-8 byte order of the keys, which is the code point
         order of the names. A page is fetched only when the one before it has been taken."""
         strip = len(self.location) + 1 if self.location else 0
         pages = self.client.get_paginator("list_objects_v2").paginate(
-            Bucket=self.name, Prefix=self._key(prefix)
+            Bucket=self.name, Prefix=self._key(prefix), PaginationConfig={"PageSize": page_size}
         )
         for page in pages:
             yield [

@@ -49,7 +49,7 @@ ProgressCallback = Callable[[int, int], None]
 DB_CHUNK = 2000  # rows per bulk write: a fixed number of queries per chunk
 FLUSH_SECONDS = 10.0  # record finished uploads at least this often, so a crash loses little
 TICK_SECONDS = 1.0  # how often the main thread wakes to renew the lease while waiting
-LIST_PAGE = 1000  # keys per ListObjectsV2 request
+LIST_PAGE = 1000  # keys per ListObjectsV2 request: S3's most
 READ_CHUNK = 5000  # photo rows per database read
 
 ROOT_MISSING = "PHOTOS_ROOT ({root}) does not exist or is not a folder; is the disk mounted? Nothing was changed."
@@ -69,6 +69,10 @@ TOO_MANY_DELETIONS = (
     "Pruning album {album!r} would delete {count} objects from the bucket, more than the "
     "limit of {limit}; nothing was deleted. If that many photos really are gone, run again "
     "with --max-delete {count}."
+)
+LISTING_FAILED = (
+    "Listing the bucket for album {album!r} failed: {cause}. The run stopped; what it had "
+    "uploaded is recorded, and the next run goes on from there."
 )
 CHANGED_WHILE_UPLOADING = "changed while it was being uploaded; it will be uploaded on the next run"
 
@@ -392,13 +396,16 @@ class AlbumSync:
         round trips overlap with the work on each page.
         """
         strip = len(self.prefix)
-        pages = self.bucket.list_pages(self.prefix)
+        pages = self.bucket.list_pages(self.prefix, page_size=LIST_PAGE)
         ahead = self.pool.submit(next, pages, None)
         while True:
             try:
                 page = ahead.result()
             except (ClientError, BotoCoreError) as exc:
-                raise self._fatal(exc) from exc
+                # Without the listing nothing can be decided: any error stops the run.
+                raise self._fatal(exc) or StorageError(
+                    LISTING_FAILED.format(album=self.album.name, cause=file_error_text(exc))
+                ) from exc
             if page is None:
                 return
             ahead = self.pool.submit(next, pages, None)
@@ -441,8 +448,13 @@ class AlbumSync:
         for job, future in self._in_pool(lambda job: self.bucket.size(job.key), jobs):
             try:
                 found = future.result()
-            except (ClientError, BotoCoreError) as exc:
-                raise self._fatal(exc) from exc
+            except (ClientError, BotoCoreError, OSError) as exc:
+                error = self._fatal(exc)
+                if error is not None:
+                    raise error from exc
+                self._fail(job.local.path, file_error_text(exc))
+                self.done += 1
+                continue
             yield replace(job, remote=found)
 
     def _plan(self, jobs: Iterator[Job]) -> Iterator[Job]:
@@ -534,24 +546,30 @@ class AlbumSync:
         finish, whatever reached the bucket is recorded, and the error is raised.
         """
         fatal: list[StorageError] = []  # the first one stops new files from starting
-        for job, future in self._in_pool(self._transfer_one, jobs, stop=lambda: bool(fatal)):
-            try:
-                self._record(future.result())
-            except (
-                OSError,
-                ClientError,
-                BotoCoreError,
-                FileChanged,
-                SuspiciousFileOperation,
-            ) as exc:
-                error = self._fatal(exc)
-                if error is None:
-                    self._fail(job.local.path, file_error_text(exc))
-                    self.done += 1
-                else:
-                    fatal.append(error)
-            except StorageError as exc:
-                fatal.append(exc)
+        try:
+            for job, future in self._in_pool(self._transfer_one, jobs, stop=lambda: bool(fatal)):
+                try:
+                    self._record(future.result())
+                except (
+                    OSError,
+                    ClientError,
+                    BotoCoreError,
+                    FileChanged,
+                    SuspiciousFileOperation,
+                ) as exc:
+                    error = self._fatal(exc)
+                    if error is None:
+                        self._fail(job.local.path, file_error_text(exc))
+                        self.done += 1
+                    else:
+                        fatal.append(error)
+                except StorageError as exc:
+                    fatal.append(exc)
+        except Exception:
+            # The pass itself stopped (the listing failed, the folder went away): the
+            # uploads in flight have finished and are recorded before the error goes on.
+            self._flush()
+            raise
         if fatal:
             self._flush()
             raise fatal[0]
@@ -644,16 +662,22 @@ class AlbumSync:
         self, fn: Callable, items: Iterable, *, stop: Callable[[], bool] = lambda: False
     ) -> Iterator[tuple[object, Future]]:
         """Run `fn` over `items` on the pool with at most max(batch, workers) in flight,
-        yielding (item, future) as each finishes. Stops taking new items once `stop()`."""
+        yielding (item, future) as each finishes. Stops taking new items once `stop()`.
+        If taking the next item raises, the items in flight are still yielded, then the
+        error is raised: what already went to the bucket gets recorded."""
         window = max(self.batch_size, self.workers)
         items = iter(items)
         pending: dict[Future, object] = {}
+        broken: list[Exception] = []  # what stopped `items`, raised once `pending` is done
 
         def fill():
-            while len(pending) < window and not stop():
+            while len(pending) < window and not broken and not stop():
                 try:
                     item = next(items)
                 except StopIteration:
+                    return
+                except Exception as exc:
+                    broken.append(exc)
                     return
                 pending[self.pool.submit(fn, item)] = item
 
@@ -664,6 +688,8 @@ class AlbumSync:
             for future in finished:
                 yield pending.pop(future), future
             fill()
+        if broken:
+            raise broken[0]
 
     def _tick(self) -> None:
         self._report_progress()

@@ -12,11 +12,12 @@ from albums.exceptions import (
     AlbumFolderUnsafe,
     BucketMissing,
     StorageAccessDenied,
+    StorageError,
     StorageUnreachable,
     TooManyDeletions,
 )
 from albums.models import Album, Photo, SyncRun
-from albums.sync import sync_album
+from albums.sync import engine, sync_album
 from tests.conftest import FAKE_SECRET, s3_error, use_s3, write_photo
 
 pytestmark = pytest.mark.django_db
@@ -318,3 +319,35 @@ def test_a_connection_reset_is_retried_and_the_run_succeeds(album, s3, s3_reques
 
     assert (result.status, result.uploaded) == ("success", 3)
     assert s3_requests.counts["PutObject"] == 5  # two resets, each sent again
+
+
+def test_a_listing_that_fails_midway_stops_the_run_and_records_what_went_up(
+    album, s3, s3_requests, monkeypatch
+):
+    """The listing streams beside the walk, so uploads may already be under way when a
+    later page fails: they finish, and are recorded, before the run stops."""
+    sync_album(album=album)
+    monkeypatch.setattr(engine, "LIST_PAGE", 2)  # three objects: two pages
+    write_photo(album.path / "a1.jpg")  # before the first page's keys: decided at once
+    write_photo(album.path / "a2.jpg")
+    s3_requests.fault = lambda op, request: (
+        s3_error(request, 500, "InternalError")
+        if op == "ListObjectsV2" and "continuation-token" in request.url
+        else None
+    )
+
+    with pytest.raises(StorageError) as caught:
+        sync_album(album=album)
+
+    assert str(caught.value).startswith(
+        "Listing the bucket for album 'Summer 2024' failed: ListObjectsV2 failed: InternalError"
+    )
+    second_pages = [url for op, url in s3_requests.keys if "continuation-token" in url]
+    assert len(second_pages) == 3  # tried three times (the retry policy), then given up
+    assert caught.value.result.status == "failed"
+    recorded = set(Photo.objects.values_list("path", flat=True))
+    assert {"a1.jpg", "a2.jpg"} <= recorded
+    assert {"albums/summer-2024/a1.jpg", "albums/summer-2024/a2.jpg"} <= set(s3.object_keys())
+    s3_requests.fault = None
+    again = sync_album(album=album)
+    assert (again.uploaded, again.reuploaded, again.unchanged) == (0, 0, 5)
