@@ -351,3 +351,22 @@ def test_a_listing_that_fails_midway_stops_the_run_and_records_what_went_up(
     s3_requests.fault = None
     again = sync_album(album=album)
     assert (again.uploaded, again.reuploaded, again.unchanged) == (0, 0, 5)
+
+
+def test_a_size_check_refused_for_one_photo_fails_that_photo_only(album, s3, s3_requests):
+    """With one photo a HEAD is cheaper than a listing; an answer that says nothing about
+    the bucket as a whole (here a 400) is that photo's failure, not the run's."""
+    for name in ("photo2.jpg", "day 2/100% fun #1.jpg"):
+        (album.path / name).unlink()
+    s3_requests.fault = lambda op, request: (
+        s3_error(request, 400, "BadRequest") if op == "HeadObject" else None
+    )
+
+    result = sync_album(album=album)
+
+    assert s3_requests.counts["HeadObject"] == 1 and s3_requests.counts["ListObjectsV2"] == 0
+    assert result.status == "partial"
+    assert [(f.path, f.error) for f in result.failures] == [
+        ("photo1.jpg", "HeadObject failed: BadRequest injected")
+    ]
+    assert not Photo.objects.exists() and s3.object_keys() == []
