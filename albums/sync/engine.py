@@ -655,9 +655,6 @@ class AlbumSync:
 
     # Helpers ----------------------------------------------------------------------------
 
-    def _key(self, local: LocalFile) -> str:
-        return self.prefix + local.path
-
     def _in_pool(
         self, fn: Callable, items: Iterable, *, stop: Callable[[], bool] = lambda: False
     ) -> Iterator[tuple[object, Future]]:
