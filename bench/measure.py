@@ -142,6 +142,45 @@ def _io_counters(pid: int) -> dict[str, int]:
         return {name: int(value) for name, value in (line.split(": ") for line in file)}
 
 
+class PeakRss:
+    """The peak resident memory of a running process, from VmHWM in /proc/<pid>/status.
+
+    Not the child's rusage ru_maxrss: Linux carries the high-water mark of the address space
+    a child leaves at exec into it, and a child spawned with vfork (as subprocess does) leaves
+    the parent's. ru_maxrss would then report this script's own peak whenever it is the larger,
+    as it is with a 200,000-file album. VmHWM belongs to the address space the exec made; it
+    is read every 20 ms until the exit, so growth in the last 20 ms could be missed.
+    """
+
+    def __init__(self, pid: int):
+        self.path = f"/proc/{pid}/status"
+        self.peak_kib = 0
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+
+    def _poll(self) -> None:
+        while True:
+            self._read()
+            if self._done.wait(0.02):
+                return
+
+    def _read(self) -> None:
+        try:
+            with open(self.path) as file:
+                for line in file:
+                    if line.startswith("VmHWM:"):
+                        self.peak_kib = max(self.peak_kib, int(line.split()[1]))
+                        return
+        except OSError:
+            pass  # gone already; a zombie's status has no VmHWM either
+
+    def stop(self) -> float:
+        self._done.set()
+        self._thread.join()
+        return self.peak_kib / 1024
+
+
 def run_process(argv, *, env, cwd, log: Path, server: Server, reads: PhotoReads, sizes):
     """Run argv to the end and measure it; the process's output goes to `log`."""
     query_file = env.get("BENCH_QUERY_COUNT_FILE")
@@ -152,10 +191,12 @@ def run_process(argv, *, env, cwd, log: Path, server: Server, reads: PhotoReads,
     with log.open("w") as out:
         start = time.perf_counter()
         process = subprocess.Popen(argv, env=env, cwd=cwd, stdout=out, stderr=out)  # noqa: S603
+        peak_rss = PeakRss(process.pid)
         # Wait for the exit without reaping, so that /proc/<pid>/io still holds its totals.
         os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOWAIT)
         wall = time.perf_counter() - start
         io = _io_counters(process.pid)
+        rss_mib = peak_rss.stop()
         _, status, usage = os.wait4(process.pid, 0)
         process.returncode = os.waitstatus_to_exitcode(status)
     read, overflowed = reads.stop()
@@ -168,7 +209,7 @@ def run_process(argv, *, env, cwd, log: Path, server: Server, reads: PhotoReads,
         rchar=io["rchar"],
         photo_files_read=len(read),
         photo_bytes=sum(sizes.get(path, 0) for path in read),
-        rss_mib=usage.ru_maxrss / 1024,
+        rss_mib=rss_mib,
         queries=queries.get("total"),
         query_kinds=queries.get("kinds", {}),
         exit_code=process.returncode,
