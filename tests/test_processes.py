@@ -130,6 +130,35 @@ def test_a_killed_sync_frees_its_album_and_the_next_run_completes(env, moto_serv
         assert statuses.count("failed") == 1
 
 
+def test_an_unreadable_folder_is_reported_and_its_photos_kept(moto_server, tmp_path):
+    """A subfolder that cannot be listed fails the run as partial; its photos are neither
+    forgotten nor deleted, and they are all there again once it can be read."""
+    write_album(tmp_path / "photos", count=12)
+    env = environment(tmp_path, moto_server, f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    assert finish(manage(env, "migrate", "-v0"))[0] == 0
+    assert finish(manage(env, "sync_albums", "--discover"))[0] == 0
+    keys_before = sorted(bucket_keys(moto_server))
+    locked = tmp_path / "photos" / "Big Trip" / "day1"
+    locked.chmod(0o000)
+    prefix = ()
+    if os.geteuid() == 0:
+        prefix = ("setpriv", "--bounding-set", "-dac_override,-dac_read_search")
+    try:
+        code, out, err = finish(
+            manage(env, "sync_albums", "--prune", "--json", "--max-delete", "100", prefix=prefix)
+        )
+    finally:
+        locked.chmod(0o755)
+
+    result = json.loads(out.splitlines()[-1])
+    assert code == 1, err
+    assert (result["status"], result["removed"], result["pruned"]) == ("partial", 0, 0)
+    assert result["failures"] == [{"path": "day1", "error": "Permission denied"}]
+    assert sorted(bucket_keys(moto_server)) == keys_before
+    rerun = json.loads(finish(manage(env, "sync_albums", "--json"))[1].splitlines()[-1])
+    assert (rerun["status"], rerun["unchanged"], rerun["uploaded"]) == ("success", 12, 0)
+
+
 def test_an_unreadable_file_is_reported_and_the_rest_synced(moto_server, tmp_path):
     """Real permissions: as root, the sync runs without the capability to ignore them."""
     write_album(tmp_path / "photos", count=5)

@@ -284,9 +284,9 @@ class AlbumSync:
                 self.log.info(
                     "Processing %d new photos in batches of %d", census.new, self.batch_size
                 )
-            self.walk = FolderWalk(folder, conf.photo_extensions())
+            self.walk = FolderWalk(folder, conf.photo_extensions(), on_failure=self._fail_unread)
             entries = merge_by_path(
-                self._folder_view(self.walk, lambda walk: ((f.path, f) for f in walk)),
+                self._unless_folder_unreadable(((f.path, f) for f in self.walk), folder),
                 self._recorded_photos(),
                 self._listing() if listing else (),
             )
@@ -328,7 +328,7 @@ class AlbumSync:
         walk = FolderWalk(folder, conf.photo_extensions())
         census = Census()
         entries = merge_by_path(
-            self._folder_view(walk, lambda walk: ((path, True) for path in walk.paths())),
+            self._unless_folder_unreadable(((path, True) for path in walk.paths()), folder),
             self._recorded_photos(paths_only=True),
         )
         for entry in entries:
@@ -342,15 +342,14 @@ class AlbumSync:
         census.unreadable = len(walk.failures)
         return census
 
-    def _folder_view(self, walk: FolderWalk, view: Callable) -> Iterator:
-        """`view(walk)`, with the album folder turning unreadable as a clear error."""
+    def _unless_folder_unreadable(self, walk: Iterator, folder: Path) -> Iterator:
+        """The walk's items, with the album folder itself turning unreadable as a clear error
+        (a folder under it that cannot be read is a failure the walk records)."""
         try:
-            yield from view(walk)
+            yield from walk
         except OSError as exc:
             raise AlbumFolderMissing(
-                FOLDER_UNREADABLE.format(
-                    album=self.album.name, folder=walk.folder, cause=exc.strerror
-                )
+                FOLDER_UNREADABLE.format(album=self.album.name, folder=folder, cause=exc.strerror)
             ) from exc
 
     def _should_list(self, census: Census) -> bool:
@@ -747,6 +746,9 @@ class AlbumSync:
             SyncRun.objects.filter(pk=self.run_record.pk).update(
                 files_done=self.done, files_total=self.total, failed=len(self.failures)
             )
+
+    def _fail_unread(self, failure: FileFailure) -> None:
+        self._fail(failure.path, failure.error)
 
     def _fail(self, path: str, error: str) -> None:
         path = printable(path)

@@ -7,8 +7,9 @@ in memory that does not grow with the album.
 
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from operator import itemgetter
 from pathlib import Path
 
 from .result import FileFailure
@@ -36,13 +37,20 @@ class FolderWalk:
     are skipped. Symlinks are followed only while they stay inside the album folder, and a
     folder reached twice through links is walked once, so a link loop ends.
 
-    Folders and files that cannot be read are added to `failures` as the walk reaches them,
-    and so before any path under them would have come out of the walk.
+    Folders and files that cannot be read are added to `failures` (and passed to
+    `on_failure`) as the walk reaches them, and so before any path under them would have
+    come out of the walk.
     """
 
-    def __init__(self, folder: Path, extensions: frozenset[str]):
+    def __init__(
+        self,
+        folder: Path,
+        extensions: frozenset[str],
+        on_failure: Callable[[FileFailure], None] | None = None,
+    ):
         self.folder = folder
         self.extensions = extensions
+        self.on_failure = on_failure
         self.failures: list[FileFailure] = []
         self._unseen: tuple[str, ...] = ()  # unreadable folders so far, as path prefixes
 
@@ -58,20 +66,20 @@ class FolderWalk:
     def __iter__(self) -> Iterator[LocalFile]:
         """The photos found, stat taken as each folder is read. It raises OSError if the
         album folder itself cannot be read."""
-        for relative, abspath, stat in self._walk(self.failures, stat=True):
+        for relative, abspath, stat in self._walk(stat=True):
             yield LocalFile(relative, abspath, stat.st_size, stat.st_mtime_ns)
 
     def paths(self) -> Iterator[str]:
         """The same walk without a stat of each file: only folders are read. It raises
         OSError if the album folder itself cannot be read."""
-        for relative, _, _ in self._walk(self.failures, stat=False):
+        for relative, _, _ in self._walk(stat=False):
             yield relative
 
-    def _walk(self, failures: list[FileFailure], *, stat: bool):
+    def _walk(self, *, stat: bool):
         root = os.path.realpath(self.folder)
         visited = {root}
-        # A stack of sorted folder listings; a folder's entries are (sort key, entry, kind).
-        stack = [iter(self._read_folder(str(self.folder), "", root, visited, failures, stat))]
+        # A stack of sorted folder listings, each entry (sort key, relative path, entry, kind).
+        stack = [iter(self._read_folder(str(self.folder), "", root, visited, stat))]
         while stack:
             try:
                 _, relative, entry, found = next(stack[-1])
@@ -79,20 +87,18 @@ class FolderWalk:
                 stack.pop()
                 continue
             if found == "dir":
-                stack.append(
-                    iter(self._read_folder(entry.path, relative, root, visited, failures, stat))
-                )
+                stack.append(iter(self._read_folder(entry.path, relative, root, visited, stat)))
             else:
                 yield relative, entry.path, found
 
-    def _read_folder(self, directory, relative, root, visited, failures, stat):
+    def _read_folder(self, directory, relative, root, visited, stat):
         try:
             with os.scandir(directory) as entries:
                 entries = list(entries)
         except OSError as exc:
             if not relative:
                 raise  # the album folder itself: the caller stops the run
-            failures.append(FileFailure(printable(relative), _os_reason(exc)))
+            self._failed(relative, exc)
             return []
         listing = []
         for entry in entries:
@@ -102,14 +108,20 @@ class FolderWalk:
             try:
                 found = self._examine(entry, root, visited, stat)
             except OSError as exc:  # vanished or unreadable between listing and stat
-                failures.append(FileFailure(printable(path), _os_reason(exc)))
+                self._failed(path, exc)
                 continue
             if found == "dir":
                 listing.append((path + "/", path, entry, found))
             elif found is not None:
                 listing.append((path, path, entry, found))
-        listing.sort(key=_sort_key)
+        listing.sort(key=itemgetter(0))
         return listing
+
+    def _failed(self, path: str, exc: OSError) -> None:
+        failure = FileFailure(printable(path), _os_reason(exc))
+        self.failures.append(failure)
+        if self.on_failure is not None:
+            self.on_failure(failure)
 
     def _examine(self, entry: os.DirEntry, root: str, visited: set[str], stat: bool):
         """ "dir" for a folder to walk, a stat result (or True) for a photo, None to skip."""
@@ -129,10 +141,6 @@ class FolderWalk:
         if not entry.is_file():
             return None
         return entry.stat() if stat else True
-
-
-def _sort_key(item) -> str:
-    return item[0]
 
 
 def _is_inside(path: str, root: str) -> bool:
