@@ -298,8 +298,12 @@ class AlbumSync:
                 self._count_dry_run(jobs)
             else:
                 self._transfer(self._cleaned_up_first(jobs))
-                self._remove_orphans()
-                self._flush()
+                try:
+                    self._remove_orphans()
+                finally:
+                    # Also when a delete stops the run: the uploads and the deletes done
+                    # before it are recorded.
+                    self._flush()
         finally:
             self.pool.shutdown(wait=True, cancel_futures=True)
             self.bucket.close()

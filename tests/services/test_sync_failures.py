@@ -370,3 +370,25 @@ def test_a_size_check_refused_for_one_photo_fails_that_photo_only(album, s3, s3_
         ("photo1.jpg", "HeadObject failed: BadRequest injected")
     ]
     assert not Photo.objects.exists() and s3.object_keys() == []
+
+
+def test_a_prune_refused_by_the_bucket_still_records_what_the_run_uploaded(album, s3, s3_requests):
+    """Deletes come after the uploads: when the bucket refuses them, the photos this run
+    has just uploaded are recorded all the same, so the next run does not take them as new."""
+    sync_album(album=album)
+    (album.path / "photo1.jpg").unlink()
+    write_photo(album.path / "photo9.jpg")
+    s3_requests.fault = lambda op, request: (
+        s3_error(request, 403, "AccessDenied") if op == "DeleteObject" else None
+    )
+
+    with pytest.raises(StorageAccessDenied):
+        sync_album(album=album, prune=True)
+
+    assert Photo.objects.filter(path="photo9.jpg", uploaded_at__isnull=False).exists()
+    assert Photo.objects.filter(path="photo1.jpg").exists()  # its object is still there
+    s3_requests.fault = None
+    s3_requests.reset()
+    again = sync_album(album=album, prune=True)
+    assert (again.new, again.uploaded, again.pruned) == (0, 0, 1)
+    assert "PutObject" not in s3_requests.counts
