@@ -15,15 +15,15 @@ from django.shortcuts import redirect
 from django.template.defaultfilters import filesizeformat
 from django.templatetags.static import static
 from django.urls import path, reverse
-from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.timesince import timesince
 from django.utils.translation import ngettext
 
-from .api import run_as_dict
+from .counts import SyncCounts
 from .models import Album, ApiToken, Photo, SyncRun, SyncStatus
 from .previews import NoPreview, bucket_url, thumbnail
-from .sync import queue_sync, worker_seen
+from .sync import queue_sync, queue_syncs, run_as_dict, worker_seen
+from .sync.runs import ACTIVE
 
 SYNC_QUEUED = "Sync of “{album}” queued as {run}."
 DRY_RUN_QUEUED = "Dry run of “{album}” queued as {run}."
@@ -38,13 +38,14 @@ STATUS_ICONS = {
     SyncStatus.FAILED: "icon-no.svg",
     SyncStatus.SKIPPED: "icon-alert.svg",
 }
-ACTIVE = (SyncStatus.QUEUED, SyncStatus.RUNNING)
 RECENT_RUNS = 10
 RUN_WHEN_FIELDS = ["trigger", "dry_run", "prune", "queued_at", "started_at", "finished_at", "took"]
+# Every count of SyncCounts, photos first; bytes as a size ("bytes" below).
 RUN_COUNT_FIELDS = [
-    "scanned", "new", "existing", "orphaned", "uploaded", "reuploaded", "already_in_bucket",
-    "unchanged", "removed", "pruned", "failed", "bytes",
-]  # fmt: skip
+    *(name for name, _, _, unit in SyncCounts.specs() if unit == "photos"),
+    "failed",
+    "bytes",
+]
 
 
 def status_badge(status: str, label: str):
@@ -84,7 +85,7 @@ class SyncStateFilter(admin.SimpleListFilter):
             case "never":
                 return queryset.filter(last_synced_at__isnull=True)
             case "busy":
-                return queryset.filter(sync_lease_expires_at__gt=timezone.now())
+                return queryset.syncing()
             case "problem":
                 return queryset.exclude(last_sync_status__in=["", SyncStatus.SUCCESS])
         return queryset
@@ -194,7 +195,7 @@ class AlbumAdmin(admin.ModelAdmin):
 
     @admin.action(permissions=["sync"], description="Sync selected albums")
     def sync_selected(self, request, queryset):
-        runs = [queue_sync(album=album, trigger=SyncRun.Trigger.ADMIN) for album in queryset]
+        runs = queue_syncs(albums=queryset, trigger=SyncRun.Trigger.ADMIN)
         self.message_user(
             request,
             format_html(
@@ -357,7 +358,7 @@ class SyncRunAdmin(admin.ModelAdmin):
         run = self.get_object(request, unquote(object_id))
         if run is None or not self.has_view_permission(request, run):
             raise Http404
-        return JsonResponse({**run_as_dict(run), "active": run.status in ACTIVE})
+        return JsonResponse(run_as_dict(run))
 
 
 class PhotoStateFilter(admin.SimpleListFilter):

@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 
 from .models import Album, SyncRun
-from .sync import queue_sync, worker_seen
+from .sync import queue_syncs, run_as_dict, worker_seen
 from .tokens import user_for_token
 
 SYNC_PERMISSION = "albums.sync_album"
@@ -108,16 +108,13 @@ def _body(request: HttpRequest, allowed: set[str]) -> dict | JsonResponse:
 
 
 def _queue(albums, options: dict) -> JsonResponse:
-    runs = [
-        queue_sync(
-            album=album,
-            trigger=SyncRun.Trigger.API,
-            dry_run=options.get("dry_run", False),
-            prune=options.get("prune", False),
-        )
-        for album in albums
-    ]
-    data = {"runs": [run_as_dict(run) for run in runs]}
+    runs = queue_syncs(
+        albums=albums,
+        trigger=SyncRun.Trigger.API,
+        dry_run=options.get("dry_run", False),
+        prune=options.get("prune", False),
+    )
+    data = {"runs": [_run(run) for run in runs]}
     if not worker_seen():
         data["warning"] = NO_WORKER
     return JsonResponse(data, status=202)
@@ -159,31 +156,8 @@ def run_detail(request: HttpRequest, run_id: int) -> JsonResponse:
     run = SyncRun.objects.select_related("album").filter(pk=run_id).first()
     if run is None:
         return _error(404, UNKNOWN_RUN.format(run_id=run_id))
-    return JsonResponse(run_as_dict(run))
+    return JsonResponse(_run(run))
 
 
-RUN_COUNTS = (
-    "files_done", "files_total", "scanned", "new", "existing", "orphaned", "uploaded",
-    "reuploaded", "already_in_bucket", "unchanged", "removed", "pruned", "failed",
-    "bytes_uploaded",
-)  # fmt: skip
-
-
-def run_as_dict(run: SyncRun) -> dict:
-    """A run as the API and the admin's progress poll report it."""
-    data = {
-        "id": run.pk,
-        "url": reverse("api-sync-run", args=[run.pk]),
-        "album": run.album.slug,
-        "status": run.status,
-        "status_display": run.get_status_display(),
-        "trigger": run.trigger,
-        "dry_run": run.dry_run,
-        "prune": run.prune,
-        "queued_at": run.queued_at,
-        "started_at": run.started_at,
-        "finished_at": run.finished_at,
-        "message": run.message,
-    }
-    data.update((name, getattr(run, name)) for name in RUN_COUNTS)
-    return data
+def _run(run: SyncRun) -> dict:
+    return {**run_as_dict(run), "url": reverse("api-sync-run", args=[run.pk])}

@@ -11,6 +11,10 @@ class SyncError(Exception):
     """A sync run could not start or had to stop."""
 
 
+class AlbumsNotFound(SyncError):
+    """The albums asked for do not exist (or there is no album at all)."""
+
+
 class AlbumFolderMissing(SyncError):
     """The album's folder does not exist or is not a folder (perhaps a disk is not mounted)."""
 

@@ -1,12 +1,15 @@
+from dataclasses import fields
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
 
 from . import conf
+from .counts import SyncCounts
 
 
 def validate_album_folder(value: str) -> None:
@@ -34,6 +37,20 @@ class SyncStatus(models.TextChoices):
     SKIPPED = "skipped", "Skipped (another sync was running)"
 
 
+class AlbumQuerySet(models.QuerySet):
+    """Whether an album is being synced now: its lease is held and not expired. The one
+    definition of that condition (the lease takes an album only when it is free)."""
+
+    def syncing(self, now=None):
+        return self.filter(sync_lease_expires_at__gt=now or timezone.now())
+
+    def free_to_sync(self, now=None):
+        now = now or timezone.now()
+        return self.filter(
+            Q(sync_lease_expires_at__isnull=True) | Q(sync_lease_expires_at__lte=now)
+        )
+
+
 class Album(models.Model):
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=200, unique=True, allow_unicode=True)
@@ -58,6 +75,8 @@ class Album(models.Model):
     sync_lease_token = models.CharField(max_length=64, blank=True, editable=False)
     sync_lease_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
 
+    objects = AlbumQuerySet.as_manager()
+
     class Meta:
         ordering = ["name"]
         permissions = [("sync_album", "Can sync albums")]
@@ -71,6 +90,7 @@ class Album(models.Model):
 
     @property
     def is_syncing(self) -> bool:
+        """AlbumQuerySet.syncing(), for an album already loaded."""
         return bool(self.sync_lease_expires_at and self.sync_lease_expires_at > timezone.now())
 
 
@@ -106,7 +126,31 @@ class Photo(models.Model):
         return datetime.fromtimestamp(self.mtime_ns / 1e9, tz=UTC)
 
 
-class SyncRun(models.Model):
+def _count_columns() -> dict[str, models.Field]:
+    """One column per count of albums.counts.SyncCounts, described as the count is."""
+    columns = {}
+    for count in fields(SyncCounts):
+        column = (
+            models.BigIntegerField
+            if count.metadata["unit"] == "bytes"
+            else models.PositiveIntegerField
+        )
+        columns[count.name] = column(
+            default=0, verbose_name=count.metadata["label"], help_text=count.metadata["meaning"]
+        )
+    return columns
+
+
+# The counts of a finished run, one column each, made from SyncCounts so that a count named
+# there is stored (after makemigrations), shown and reported without being named again.
+RunCounts = type(
+    "RunCounts",
+    (models.Model,),
+    {"__module__": __name__, "Meta": type("Meta", (), {"abstract": True}), **_count_columns()},
+)
+
+
+class SyncRun(RunCounts):
     class Trigger(models.TextChoices):
         COMMAND = "command", "Command line"
         ADMIN = "admin", "Admin"
@@ -124,22 +168,10 @@ class SyncRun(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     message = models.TextField(blank=True, help_text="Why the run stopped, if it failed.")
 
-    # Progress while running, counts when finished (see albums.sync.result.SyncResult).
+    # Progress while running; the counts, when finished, are RunCounts' columns.
     files_total = models.PositiveIntegerField(default=0)
     files_done = models.PositiveIntegerField(default=0)
-    scanned = models.PositiveIntegerField(default=0)
-    new = models.PositiveIntegerField(default=0)
-    existing = models.PositiveIntegerField(default=0)
-    orphaned = models.PositiveIntegerField(default=0)
-    uploaded = models.PositiveIntegerField(default=0)
-    reuploaded = models.PositiveIntegerField(default=0)
-    already_in_bucket = models.PositiveIntegerField(default=0)
-    unchanged = models.PositiveIntegerField(default=0)
-    deferred = models.PositiveIntegerField(default=0)
-    removed = models.PositiveIntegerField(default=0)
-    pruned = models.PositiveIntegerField(default=0)
-    failed = models.PositiveIntegerField(default=0)
-    bytes_uploaded = models.BigIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0, help_text="Files the run could not handle.")
     errors = models.JSONField(default=list, blank=True)
     diagnosis = models.JSONField(
         default=dict,

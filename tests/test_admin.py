@@ -1,6 +1,8 @@
 """The admin door, through the Django test client: buttons, views, action, run and photo pages."""
 
+import os
 import re
+import time
 
 import pytest
 from django.contrib.messages import get_messages
@@ -121,6 +123,10 @@ def test_an_unknown_album_redirects_with_a_message(db, syncer):
     response = logged_in(syncer).post(reverse("admin:albums_album_sync", args=[999]))
 
     assert response.status_code == 302
+    # Django's own words, with its curly quotes.
+    assert texts(response) == [
+        "album with ID \u201c999\u201d doesn\u2019t exist. Perhaps it was deleted?"
+    ]
     assert not SyncRun.objects.exists()
 
 
@@ -204,6 +210,27 @@ def test_the_run_page_shows_counts_and_file_errors(album, local_bucket, syncer):
     assert "run-progress-bar" not in page  # finished: nothing to poll
     listing = logged_in(syncer).get(reverse("admin:albums_syncrun_changelist")).content.decode()
     assert f"Sync of Summer 2024 #{run.pk}" in listing
+
+
+def test_the_run_page_shows_every_count_including_photos_left_for_the_next_run(
+    album, local_bucket, syncer, settings
+):
+    settings.ALBUMS_SETTLE_SECONDS = 30
+    os.utime(album.path / "photo1.jpg")  # written just now: left for the next run
+    result = sync_album(album=album)
+    assert result.deferred == 1
+
+    page = (
+        logged_in(syncer)
+        .get(reverse("admin:albums_syncrun_change", args=[result.run_id]))
+        .content.decode()
+    )
+
+    shown = dict(
+        re.findall(r"<label>([^<]+):</label>\s*<div class=\"readonly\">([^<]*)</div>", page)
+    )
+    assert shown["Left for next run"] == "1"
+    assert (shown["Uploaded"], shown["Photos found"], shown["Failed"]) == ("2", "3", "0")
 
 
 def test_a_running_run_shows_and_polls_its_progress(album, syncer):
@@ -324,3 +351,35 @@ def test_a_folder_outside_photos_root_is_refused_by_the_admin_form(
         assert page.status_code == 200  # the form again, with the error
         assert b"PHOTOS_ROOT" in page.content
     assert not Album.objects.exists()
+
+
+def test_the_photo_filters_return_the_photos_of_each_albums_last_sync(
+    album, s3, s3_requests, syncer, photos_root, settings
+):
+    """ "Failed in the last sync" and "not verified by the album's last sync" look at each
+    album's own last run: a photo of another album with the same path is never taken."""
+    write_photo(photos_root / "Other" / "photo2.jpg")
+    other = Album.objects.create(name="Other", slug="other", folder="Other")
+    sync_album(album=album)
+    sync_album(album=other)
+    # photo2 changed on disk, and its new upload fails; the one in the subfolder was written
+    # just now and is left for the next run: neither is verified by the album's last sync.
+    write_photo(album.path / "photo2.jpg", color=(1, 2, 3), mtime_ns=1_700_000_099_000_000_000)
+    settings.ALBUMS_SETTLE_SECONDS = 30
+    os.utime(album.path / "day 2" / "100% fun #1.jpg", ns=(time.time_ns(),) * 2)
+    s3_requests.fault = lambda op, request: (
+        s3_error(request, 500, "InternalError")
+        if op == "PutObject" and "photo2.jpg" in request.url
+        else None
+    )
+    assert sync_album(album=album).status == "partial"
+
+    def photos(query):
+        response = logged_in(syncer).get(reverse("admin:albums_photo_changelist") + query)
+        return sorted((p.album.slug, p.path) for p in response.context["cl"].queryset)
+
+    assert photos("?failed=yes") == [("summer-2024", "photo2.jpg")]
+    assert photos("?state=unverified") == [
+        ("summer-2024", "day 2/100% fun #1.jpg"),
+        ("summer-2024", "photo2.jpg"),
+    ]

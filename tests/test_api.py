@@ -118,7 +118,13 @@ def test_bad_bodies_are_400(album, token, body, error):
 
 def test_a_run_reports_status_and_counts(album, token):
     run = SyncRun.objects.create(
-        album=album, trigger="admin", status="running", files_done=2, files_total=5, uploaded=2
+        album=album,
+        trigger="admin",
+        status="running",
+        files_done=2,
+        files_total=5,
+        uploaded=2,
+        deferred=1,
     )
 
     response = Client().get(RUN.format(id=run.pk), headers={"Authorization": f"Bearer {token}"})
@@ -127,6 +133,7 @@ def test_a_run_reports_status_and_counts(album, token):
     assert response.status_code == 200
     assert (data["id"], data["album"], data["status"]) == (run.pk, "summer-2024", "running")
     assert (data["files_done"], data["files_total"], data["uploaded"]) == (2, 5, 2)
+    assert data["deferred"] == 1  # every count of the run, those added later included
     assert (
         Client().get(RUN.format(id=999), headers={"Authorization": f"Bearer {token}"}).status_code
         == 404

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from django.core.management import CommandError, call_command
 
-from albums import diagnostics as d
+from albums.storage import diagnostics as d
 from tests.conftest import (
     FAKE_SECRET,
     closed_port,

@@ -4,10 +4,8 @@ import os
 
 from django.utils.text import slugify
 
-from .. import conf
-from ..exceptions import AlbumFolderMissing
 from ..models import Album
-from .engine import ROOT_MISSING
+from .folders import photos_root
 
 
 def discover_albums() -> list[Album]:
@@ -16,9 +14,7 @@ def discover_albums() -> list[Album]:
     Slugs come from folder names ("Summer 2024" -> "summer-2024"), made unique with a
     number when two folders slugify alike. Running it twice creates nothing the second time.
     """
-    root = conf.photos_root()
-    if not root.is_dir():
-        raise AlbumFolderMissing(ROOT_MISSING.format(root=root))
+    root = photos_root()
     known = set(Album.objects.values_list("folder", flat=True))
     created = []
     for entry in sorted(os.scandir(root), key=lambda e: e.name):

@@ -11,7 +11,6 @@ import time
 import uuid
 from datetime import timedelta
 
-from django.db.models import Q
 from django.utils import timezone
 
 from .. import conf
@@ -26,6 +25,9 @@ LEASE_LOST = (
 
 
 class AlbumLease:
+    """The album's lock for one run; `with lease:` takes it (or raises SyncAlreadyRunning)
+    and always gives it back."""
+
     def __init__(self, album: Album):
         self.album = album
         self.token = uuid.uuid4().hex
@@ -36,7 +38,7 @@ class AlbumLease:
         now = timezone.now()
         taken = (
             Album.objects.filter(pk=self.album.pk)
-            .filter(Q(sync_lease_expires_at__isnull=True) | Q(sync_lease_expires_at__lt=now))
+            .free_to_sync(now)
             .update(sync_lease_token=self.token, sync_lease_expires_at=self._expiry(now))
         )
         if not taken:
@@ -58,6 +60,13 @@ class AlbumLease:
         Album.objects.filter(pk=self.album.pk, sync_lease_token=self.token).update(
             sync_lease_token="", sync_lease_expires_at=None
         )
+
+    def __enter__(self) -> "AlbumLease":
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.release()
 
     def _expiry(self, now):
         return now + timedelta(seconds=self.seconds)

@@ -1,9 +1,11 @@
 """Background runs: queue a sync for the django-q2 cluster, and tell whether one is running.
 
 Every door that starts a background sync (admin button and action, `sync_albums --async`,
-the API, the schedule) calls `queue_sync`; the worker side is `albums.tasks.run_sync`.
+the API, the schedule) calls `queue_sync` (or `queue_syncs`); the worker side is
+`albums.sync.service.run_queued_sync`, called by the task `albums.tasks.run_sync`.
 """
 
+from collections.abc import Iterable
 from datetime import timedelta
 
 from django.db import transaction
@@ -13,7 +15,8 @@ from django_q.status import Stat
 from django_q.tasks import async_task
 
 from .. import conf
-from ..models import Album, SyncRun, SyncStatus
+from ..models import Album, SyncRun
+from . import runs
 
 RUN_SYNC_TASK = "albums.tasks.run_sync"
 
@@ -31,39 +34,34 @@ def queue_sync(
     Q_CLUSTER["sync"] (tests) the run runs in this process when the transaction commits.
     """
     now = timezone.now()
-    if not dry_run and Album.objects.filter(pk=album.pk, sync_lease_expires_at__gt=now).exists():
-        running = (
-            SyncRun.objects.filter(album=album, status=SyncStatus.RUNNING, dry_run=False)
-            .order_by("-id")
-            .first()
-        )
+    if not dry_run and Album.objects.filter(pk=album.pk).syncing(now).exists():
+        running = runs.running(album)
         if running is not None:
             return running
     fresh = now - timedelta(seconds=conf.queue_retry_seconds())
-    waiting = (
-        SyncRun.objects.filter(
-            album=album,
-            status=SyncStatus.QUEUED,
-            dry_run=dry_run,
-            prune=prune,
-            queued_at__gte=fresh,
-        )
-        .order_by("-id")
-        .first()
-    )
+    waiting = runs.waiting(album, dry_run=dry_run, prune=prune, since=fresh)
     if waiting is not None:
         return waiting
-    run = SyncRun.objects.create(
-        album=album,
-        trigger=trigger,
-        dry_run=dry_run,
-        prune=prune,
-        status=SyncStatus.QUEUED,
-        queued_at=now,
-    )
+    run = runs.queue(album, trigger=trigger, dry_run=dry_run, prune=prune)
     # Enqueue only once the run row is committed, or a fast worker would not find it.
     transaction.on_commit(lambda: _enqueue(run))
     return run
+
+
+def queue_syncs(
+    *, albums: Iterable[Album], trigger: str, dry_run: bool = False, prune: bool = False
+) -> list[SyncRun]:
+    """`queue_sync` for each album, in order."""
+    return [
+        queue_sync(album=album, trigger=trigger, dry_run=dry_run, prune=prune) for album in albums
+    ]
+
+
+def queue_scheduled_syncs() -> list[SyncRun]:
+    """A run for every album synced on schedule that is not being synced right now (its
+    lease is free); the next slot picks the others up."""
+    albums = Album.objects.filter(sync_on_schedule=True).free_to_sync()
+    return queue_syncs(albums=albums, trigger=SyncRun.Trigger.SCHEDULE)
 
 
 def _enqueue(run: SyncRun) -> None:

@@ -1,8 +1,10 @@
 """What a sync run did, in one frozen object that every entry point reports from."""
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 from django.utils.translation import ngettext
+
+from ..counts import SyncCounts
 
 
 @dataclass(frozen=True, slots=True)
@@ -14,25 +16,15 @@ class FileFailure:
 
 
 @dataclass(frozen=True, slots=True)
-class SyncResult:
-    album: str
+class SyncResult(SyncCounts):
+    """The counts (see albums.counts.SyncCounts) and the outcome of one run."""
+
+    album: str = ""
     run_id: int | None = None
     status: str = "success"
     dry_run: bool = False
     message: str = ""
-    scanned: int = 0  # photo files found on disk
-    new: int = 0  # on disk, not yet in the database
-    existing: int = 0  # on disk and in the database
-    orphaned: int = 0  # in the database, gone from disk
-    uploaded: int = 0  # new photos sent to the bucket
-    reuploaded: int = 0  # known photos sent again: missing, changed or truncated
-    already_in_bucket: int = 0  # new photos recorded without an upload
-    unchanged: int = 0  # known photos found whole in the bucket
-    deferred: int = 0  # modified seconds ago, perhaps still being written: next run
-    removed: int = 0  # records of orphaned photos deleted
-    pruned: int = 0  # bucket objects of orphaned photos deleted (--prune)
-    bytes_uploaded: int = 0
-    failures: tuple[FileFailure, ...] = field(default_factory=tuple)
+    failures: tuple[FileFailure, ...] = ()
 
     @property
     def failed(self) -> int:
@@ -41,6 +33,9 @@ class SyncResult:
     @property
     def ok(self) -> bool:
         return self.status == "success"
+
+    def counts(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in SyncCounts.names()}
 
     def summary(self) -> str:
         """One line for a person: the command's output, the admin message, the logs."""
@@ -70,10 +65,17 @@ class SyncResult:
         return line
 
     def as_dict(self) -> dict:
-        data = asdict(self)
-        data["failed"] = self.failed
-        data["failures"] = [asdict(failure) for failure in self.failures]
-        return data
+        """The result as `sync_albums --json` prints it and a task returns it."""
+        return {
+            "album": self.album,
+            "run_id": self.run_id,
+            "status": self.status,
+            "dry_run": self.dry_run,
+            "message": self.message,
+            **self.counts(),
+            "failed": self.failed,
+            "failures": [asdict(failure) for failure in self.failures],
+        }
 
 
 def _human_bytes(count: int) -> str:

@@ -1,7 +1,19 @@
-"""The SyncRun record of a run: opened before the work, closed with its result."""
+"""A run's record and every change of its state, in one place.
+
+    queued ──claim──> running ──finish──> success | partial | failed
+       │                 ↑                     (abandoned: failed, by the next run)
+       └─────skip────────┴──> skipped (another sync held the album)
+
+A run made by a door for the worker starts queued (`queue`); a run the command starts itself
+is created running (`start`). The doors, the task and the service change a run only
+through these functions.
+"""
+
+from datetime import datetime
 
 from django.utils import timezone
 
+from ..counts import SyncCounts
 from ..models import Album, SyncRun, SyncStatus
 from .result import SyncResult
 
@@ -10,9 +22,37 @@ ABANDONED = (
     "The process running this sync stopped before it finished (killed, crashed or restarted); "
     "the next sync picked up where it left off."
 )
+UNEXPECTED = "Unexpected error: {error}"
+ACTIVE = (SyncStatus.QUEUED, SyncStatus.RUNNING)
 
 
-def start_run(run, *, album, trigger, dry_run, prune) -> SyncRun:
+def queue(album: Album, *, trigger: str, dry_run: bool, prune: bool) -> SyncRun:
+    """A new run waiting for a worker."""
+    return SyncRun.objects.create(
+        album=album,
+        trigger=trigger,
+        dry_run=dry_run,
+        prune=prune,
+        status=SyncStatus.QUEUED,
+        queued_at=timezone.now(),
+    )
+
+
+def claim(run_id: int) -> SyncRun | None:
+    """Take a queued run for this worker: one conditional UPDATE, so a task delivered twice
+    (django-q2 #327) claims it once. None when it is no longer queued."""
+    claimed = SyncRun.objects.filter(pk=run_id, status=SyncStatus.QUEUED).update(
+        status=SyncStatus.RUNNING
+    )
+    if not claimed:
+        return None
+    return SyncRun.objects.select_related("album").get(pk=run_id)
+
+
+def start(
+    run: SyncRun | None, *, album: Album, trigger: str, dry_run: bool, prune: bool
+) -> SyncRun:
+    """The run, now running: `run` (queued or claimed) or a new one."""
     now = timezone.now()
     if run is None:
         return SyncRun.objects.create(
@@ -23,7 +63,41 @@ def start_run(run, *, album, trigger, dry_run, prune) -> SyncRun:
     return run
 
 
-def close_abandoned_runs(album: Album, *, starting: SyncRun | None) -> None:
+def skip(run: SyncRun, *, message: str) -> None:
+    """The run did not start: another sync holds the album."""
+    _close(run, status=SyncStatus.SKIPPED, message=message)
+
+
+def finish(run: SyncRun, album: Album, result: SyncResult, *, done: int) -> None:
+    """Store the outcome on the run and, for real runs, on the album."""
+    for name in SyncCounts.names():
+        setattr(run, name, getattr(result, name))
+    run.failed = result.failed
+    run.errors = [{"path": f.path, "error": f.error} for f in result.failures[:MAX_RECORDED_ERRORS]]
+    run.status, run.message, run.finished_at = result.status, result.message, timezone.now()
+    run.files_total, run.files_done = max(result.scanned, done), done
+    run.save()
+    if not result.dry_run:
+        Album.objects.filter(pk=album.pk).update(
+            last_synced_at=run.finished_at, last_sync_status=result.status
+        )
+        album.last_synced_at, album.last_sync_status = run.finished_at, result.status
+
+
+def add_diagnosis(run_id: int, diagnosis: dict) -> None:
+    """Keep check_storage's findings on a run the bucket stopped, for the admin to show."""
+    SyncRun.objects.filter(pk=run_id).update(diagnosis=diagnosis)
+
+
+def fail_unstarted(run_id: int, error: Exception) -> None:
+    """A claimed run whose sync raised before it took the run over (a bad setting, say):
+    failed, never left "running" for ever."""
+    SyncRun.objects.filter(pk=run_id, finished_at__isnull=True).update(
+        status=SyncStatus.FAILED, message=UNEXPECTED.format(error=error), finished_at=timezone.now()
+    )
+
+
+def close_abandoned(album: Album, *, starting: SyncRun | None) -> None:
     """Runs still "running" once their album's lease is free died without finishing.
 
     `starting` is the run about to start, which a worker may already have marked running.
@@ -34,30 +108,43 @@ def close_abandoned_runs(album: Album, *, starting: SyncRun | None) -> None:
     abandoned.update(status=SyncStatus.FAILED, finished_at=timezone.now(), message=ABANDONED)
 
 
-def close_run(run: SyncRun, *, status: str, message: str) -> None:
+def running(album: Album) -> SyncRun | None:
+    """The album's real run in progress, if any."""
+    runs = SyncRun.objects.filter(album=album, status=SyncStatus.RUNNING, dry_run=False)
+    return runs.order_by("-id").first()
+
+
+def waiting(album: Album, *, dry_run: bool, prune: bool, since: datetime) -> SyncRun | None:
+    """A run of this kind queued for the album since `since`, not yet taken by a worker."""
+    runs = SyncRun.objects.filter(
+        album=album, status=SyncStatus.QUEUED, dry_run=dry_run, prune=prune, queued_at__gte=since
+    )
+    return runs.order_by("-id").first()
+
+
+def run_as_dict(run: SyncRun) -> dict:
+    """A run as the API and the admin's progress poll report it."""
+    return {
+        "id": run.pk,
+        "album": run.album.slug,
+        "status": run.status,
+        "status_display": run.get_status_display(),
+        "active": run.status in ACTIVE,
+        "trigger": run.trigger,
+        "dry_run": run.dry_run,
+        "prune": run.prune,
+        "queued_at": run.queued_at,
+        "started_at": run.started_at,
+        "finished_at": run.finished_at,
+        "message": run.message,
+        "files_done": run.files_done,
+        "files_total": run.files_total,
+        **{name: getattr(run, name) for name in SyncCounts.names()},
+        "failed": run.failed,
+    }
+
+
+def _close(run: SyncRun, *, status: str, message: str) -> None:
     run.status, run.message, run.finished_at = status, message, timezone.now()
     run.started_at = run.started_at or run.finished_at
     run.save(update_fields=["status", "message", "started_at", "finished_at"])
-
-
-def finish_run(
-    run: SyncRun, album: Album, result: SyncResult, *, done: int, diagnosis: dict | None = None
-) -> None:
-    """Store the outcome on the run and, for real runs, on the album."""
-    counts = result.as_dict()
-    for field in (
-        "scanned", "new", "existing", "orphaned", "uploaded", "reuploaded",
-        "already_in_bucket", "unchanged", "deferred", "removed", "pruned", "failed",
-        "bytes_uploaded",
-    ):  # fmt: skip
-        setattr(run, field, counts[field])
-    run.errors = counts["failures"][:MAX_RECORDED_ERRORS]
-    run.diagnosis = diagnosis or {}
-    run.status, run.message, run.finished_at = result.status, result.message, timezone.now()
-    run.files_total, run.files_done = max(result.scanned, done), done
-    run.save()
-    if not result.dry_run:
-        Album.objects.filter(pk=album.pk).update(
-            last_synced_at=run.finished_at, last_sync_status=result.status
-        )
-        album.last_synced_at, album.last_sync_status = run.finished_at, result.status

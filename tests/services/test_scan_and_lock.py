@@ -6,7 +6,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from albums.exceptions import SyncAlreadyRunning
+from albums.exceptions import AlbumFolderMissing, SyncAlreadyRunning
 from albums.models import Album, Photo, SyncRun
 from albums.sync import discover_albums, sync_album
 from albums.sync.lease import AlbumLease
@@ -104,7 +104,7 @@ def test_a_sync_that_died_frees_the_album_when_its_lease_expires(album, local_bu
 
 def test_the_lease_is_released_after_a_failed_run(album, local_bucket):
     album.path.rename(album.path.with_name("gone"))
-    with pytest.raises(Exception):  # noqa: B017 - any failure must release the lease
+    with pytest.raises(AlbumFolderMissing):
         sync_album(album=album)
     album.refresh_from_db()
     assert album.sync_lease_expires_at is None

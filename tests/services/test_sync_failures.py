@@ -4,7 +4,7 @@ import os
 import time
 
 import pytest
-from botocore.exceptions import ConnectionClosedError, EndpointConnectionError
+from botocore.exceptions import ConnectionClosedError, EndpointConnectionError, SSLError
 
 from albums.exceptions import (
     AlbumFolderEmpty,
@@ -17,7 +17,7 @@ from albums.exceptions import (
     TooManyDeletions,
 )
 from albums.models import Album, Photo, SyncRun
-from albums.sync import engine, sync_album
+from albums.sync import bucket_pool, sync_album
 from tests.conftest import FAKE_SECRET, s3_error, use_s3, write_photo
 
 pytestmark = pytest.mark.django_db
@@ -327,7 +327,7 @@ def test_a_listing_that_fails_midway_stops_the_run_and_records_what_went_up(
     """The listing streams beside the walk, so uploads may already be under way when a
     later page fails: they finish, and are recorded, before the run stops."""
     sync_album(album=album)
-    monkeypatch.setattr(engine, "LIST_PAGE", 2)  # three objects: two pages
+    monkeypatch.setattr(bucket_pool, "LIST_PAGE", 2)  # three objects: two pages
     write_photo(album.path / "a1.jpg")  # before the first page's keys: decided at once
     write_photo(album.path / "a2.jpg")
     s3_requests.fault = lambda op, request: (
@@ -392,3 +392,53 @@ def test_a_prune_refused_by_the_bucket_still_records_what_the_run_uploaded(album
     again = sync_album(album=album, prune=True)
     assert (again.new, again.uploaded, again.pruned) == (0, 0, 1)
     assert "PutObject" not in s3_requests.counts
+
+
+def test_a_tls_failure_while_aborting_unfinished_uploads_stops_the_run_clearly(
+    album, s3, s3_requests
+):
+    """botocore's SSLError is a connection error of its own class: it stops the run with
+    what to check, and what went up before it is recorded."""
+    (album.path / "large.tif").write_bytes(os.urandom(1024) * (9 * 1024))  # goes up in parts
+
+    def tls_fails(op, request):
+        if op == "ListMultipartUploads":
+            raise SSLError(endpoint_url=request.url, error="certificate verify failed")
+
+    s3_requests.fault = tls_fails
+
+    with pytest.raises(StorageUnreachable) as caught:
+        sync_album(album=album)
+
+    message = str(caught.value)
+    assert message.startswith("The TLS connection to the bucket 'photosite-test' failed")
+    assert "certificate verify failed" in message and "AWS_S3_ENDPOINT_URL" in message
+    run = SyncRun.objects.get()
+    assert (run.status, run.message) == ("failed", message)
+    assert "albums/summer-2024/large.tif" not in s3.object_keys()
+    recorded = {
+        f"albums/summer-2024/{path}" for path in Photo.objects.values_list("path", flat=True)
+    }
+    assert recorded == set(s3.object_keys())  # what went up before the error is recorded
+
+
+def test_the_storage_is_diagnosed_once_the_album_is_free_again(album, s3, s3_requests):
+    """The diagnosis of a failed run makes requests of its own (a HEAD of a missing key, a
+    probe written and deleted): the album's lease is released before them, so nothing waits
+    on the diagnosis."""
+    lease_during_probe = []
+
+    def deny_listing(op, request):
+        if op == "ListObjectsV2":
+            return s3_error(request, 403, "AccessDenied")
+        if op == "HeadObject" and "photosite-check-missing" in request.url:
+            lease_during_probe.append(Album.objects.get(pk=album.pk).sync_lease_token)
+        return None
+
+    s3_requests.fault = deny_listing
+
+    with pytest.raises(StorageAccessDenied):
+        sync_album(album=album)
+
+    assert lease_during_probe == [""]  # the probe went up with the lease already free
+    assert SyncRun.objects.get().diagnosis["checks"]

@@ -6,7 +6,7 @@ import pytest
 from django.db import connection
 
 from albums.models import Photo
-from albums.sync import engine, sync_album
+from albums.sync import records, sync_album
 from albums.sync.merge import OutOfOrder, merge_by_path
 from albums.sync.scan import FolderWalk
 from tests.conftest import write_photo
@@ -84,7 +84,7 @@ def test_rows_read_page_by_page_line_up_with_photos_added_and_removed_between_th
     """Rows are read a page at a time while the run writes new ones: a row it has just
     created must never come back in a later page as a photo gone from disk."""
     sync_album(album=tricky_album)
-    monkeypatch.setattr(engine, "READ_CHUNK", 2)
+    monkeypatch.setattr(records, "READ_CHUNK", 2)
     added = ["a.jpeg.jpg", "a/a.jpg", "Z/0.jpg", "zz/z.jpg", "é/1.jpg", "📷/0.jpg"]
     for name in added:
         write_photo(tricky_album.path / name)

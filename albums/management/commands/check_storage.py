@@ -3,7 +3,7 @@ import json
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 
-from albums.diagnostics import Status, diagnose_storage
+from albums.storage.diagnostics import Status, diagnose_storage
 
 
 class Command(BaseCommand):

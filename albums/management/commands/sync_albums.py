@@ -11,10 +11,15 @@ from django.db import DatabaseError
 from albums import conf
 from albums.exceptions import SyncError
 from albums.models import Album, SyncRun
-from albums.sync import SyncResult, discover_albums, queue_sync, sync_album, worker_seen
+from albums.sync import (
+    AlbumOutcome,
+    SyncResult,
+    queue_syncs,
+    select_albums,
+    sync_albums,
+    worker_seen,
+)
 
-UNKNOWN_ALBUMS = "Unknown album {slugs}. Known albums: {known}."
-NO_ALBUMS = "No albums to sync. Create one in the admin, or run with --discover to make one per folder of PHOTOS_ROOT."
 MAX_DELETE_WITHOUT_PRUNE = "--max-delete limits --prune; use them together."
 DATABASE_ERROR = "Database error: {error}. Check DATABASE_URL and run 'python manage.py migrate'."
 SOME_FAILED = "{failed} of {total} albums did not sync cleanly."
@@ -97,7 +102,7 @@ class Command(BaseCommand):
             if options["queue"]:
                 self._queue(albums)
                 return
-            failed = sum(not self._sync(album) for album in albums)
+            failed = sum(not self._report(outcome) for outcome in self._sync(albums))
         except DatabaseError as exc:
             raise CommandError(DATABASE_ERROR.format(error=str(exc).strip())) from exc
         if failed:
@@ -112,64 +117,58 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from exc
 
     def _albums(self, slugs, *, discover: bool) -> list[Album]:
-        if discover:
-            try:
-                created = discover_albums()
-            except SyncError as exc:
-                raise CommandError(str(exc)) from exc
-            for album in created:
-                self._say(f"Discovered album {album.name!r} ({album.slug}).")
-        albums = list(Album.objects.filter(slug__in=slugs) if slugs else Album.objects.all())
-        unknown = sorted(set(slugs) - {album.slug for album in albums})
-        if unknown:
-            known = ", ".join(Album.objects.values_list("slug", flat=True)[:20]) or "none"
-            raise CommandError(UNKNOWN_ALBUMS.format(slugs=", ".join(unknown), known=known))
-        if not albums:
-            raise CommandError(NO_ALBUMS)
+        try:
+            albums, discovered = select_albums(slugs, discover=discover)
+        except SyncError as exc:
+            raise CommandError(str(exc)) from exc
+        for album in discovered:
+            self._say(f"Discovered album {album.name!r} ({album.slug}).")
         return albums
 
     def _queue(self, albums: list[Album]) -> None:
-        for album in albums:
-            run = queue_sync(
-                album=album,
-                trigger=SyncRun.Trigger.COMMAND,
-                dry_run=self.options["dry_run"],
-                prune=self.options["prune"],
-            )
+        runs = queue_syncs(
+            albums=albums,
+            trigger=SyncRun.Trigger.COMMAND,
+            dry_run=self.options["dry_run"],
+            prune=self.options["prune"],
+        )
+        for run in runs:
             if self.options["json"]:
-                self.stdout.write(json.dumps({"album": album.slug, "run_id": run.pk}))
+                self.stdout.write(json.dumps({"album": run.album.slug, "run_id": run.pk}))
             else:
-                self._say(QUEUED.format(album=album.slug, run_id=run.pk))
+                self._say(QUEUED.format(album=run.album.slug, run_id=run.pk))
         if not worker_seen():
             self.stderr.write(NO_WORKER)
 
-    def _sync(self, album: Album) -> bool:
-        """Sync one album and report it; True if it synced cleanly."""
+    def _sync(self, albums: list[Album]):
+        """Each album's outcome as it is synced, with the terminal showing what -v asks for."""
         logger = logging.getLogger("albums")
         level = logger.level
         logger.setLevel(LOG_LEVELS.get(self.options["verbosity"], logging.DEBUG))
         try:
-            result = sync_album(
-                album=album,
+            for outcome in sync_albums(
+                albums,
                 dry_run=self.options["dry_run"],
                 prune=self.options["prune"],
                 batch_size=self.options["batch_size"],
                 workers=self.options["workers"],
                 max_delete=self.options["max_delete"],
-                progress=self._progress_line(album) if self._interactive() else None,
-            )
-        except (SyncError, ImproperlyConfigured) as exc:
-            self._end_progress()
-            result = getattr(exc, "result", None)
-            self._report_failure(album, exc, result)
-            return False
+                progress=self._progress_line if self._interactive() else lambda album: None,
+            ):
+                self._end_progress()
+                yield outcome
         finally:
             logger.setLevel(level)
-        self._end_progress()
-        self._report(result)
-        return result.ok
 
-    def _report(self, result: SyncResult) -> None:
+    def _report(self, outcome: AlbumOutcome) -> bool:
+        """Say how one album went; True if it synced cleanly."""
+        if outcome.error is not None:
+            self._report_failure(outcome.album, outcome.error, outcome.result)
+        else:
+            self._report_result(outcome.result)
+        return outcome.ok
+
+    def _report_result(self, result: SyncResult) -> None:
         if self.options["json"]:
             self.stdout.write(json.dumps(result.as_dict()))
             return

@@ -1,7 +1,7 @@
 """Can a sync use the "photos" storage? Each thing it needs, checked, with how to fix it.
 
 `check_storage` prints the diagnosis; the admin can show the same one after a failed run.
-Backend errors are read through `albums.sync.errors`, so a diagnosis and a failed run
+Backend errors are read through `albums.storage.errors`, so a diagnosis and a failed run
 understand a provider's answer the same way. Nothing here prints, stores or returns a
 credential.
 """
@@ -19,9 +19,9 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage, Storage
 from storages.backends.s3 import S3Storage
 
-from . import conf
-from .storage import describe, open_photo_storage
-from .sync.errors import ProblemKind, StorageProblem, classify_storage_error
+from .. import conf
+from .backend import describe, open_photo_storage
+from .errors import ProblemKind, StorageProblem, classify_storage_error
 
 # The probe is written beside the albums prefix, never inside it, so that no sync, listing
 # or --prune can ever take it for a photo.
@@ -30,6 +30,8 @@ PROBE_BODY = b"photosite check_storage probe: safe to delete\n"
 
 ENDPOINT_OK = "{where} answered"
 ENDPOINT_UNREACHABLE = "cannot reach {where}: {cause}"
+TLS_FAILED = "the TLS connection to {where} failed: {cause}"
+SETTINGS_INVALID = "the S3 settings cannot be used: {cause}"
 NOT_CONTACTED = "not contacted: there are no credentials to sign a request with"
 REGION_OK = "no redirect to another region"
 REGION_WRONG = "the bucket is in another region ({code})"
@@ -58,6 +60,8 @@ NOT_KNOWN = "not known: the listing failed"
 SKIPPED = "not checked, as {check} failed"
 
 FIX_ENDPOINT = "Check AWS_S3_ENDPOINT_URL and the network."
+FIX_TLS = "Check the endpoint's certificate and the scheme (https or http) of AWS_S3_ENDPOINT_URL."
+FIX_SETTINGS = "Check the AWS_S3_* variables."
 FIX_REGION = "Set AWS_S3_REGION_NAME to the bucket's region."
 FIX_NO_CREDENTIALS = "Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY."
 FIX_CREDENTIALS = "Check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY."
@@ -87,6 +91,8 @@ ROUND_TRIP_CHECKS = ("write", "read back", "delete")
 # Which of BUCKET_CHECKS an answer to the listing proves wrong.
 FAILED_CHECK = {
     ProblemKind.UNREACHABLE: "endpoint",
+    ProblemKind.TLS: "endpoint",
+    ProblemKind.MISCONFIGURED: "endpoint",
     ProblemKind.WRONG_REGION: "region",
     ProblemKind.NO_CREDENTIALS: "credentials",
     ProblemKind.BAD_CREDENTIALS: "credentials",
@@ -201,7 +207,7 @@ def _check_bucket(storage: S3Storage, prefix: str) -> list[Check]:
         )
     except Exception as exc:  # every failure is reported as a failed check
         problem = classify_storage_error(exc)
-        if problem is None:
+        if not problem.stops_run:
             return _listing_not_understood(exc, storage, passed)
         failed = FAILED_CHECK[problem.kind]
         if problem.kind is ProblemKind.DENIED:
@@ -240,8 +246,7 @@ def _check_missing_key(storage: S3Storage, prefix: str, *, blocked_by: str | Non
     except FileNotFoundError:
         return Check(name, Status.OK, MISSING_KEY_OK)
     except Exception as exc:  # every failure is reported as a failed check
-        problem = classify_storage_error(exc)
-        if problem and problem.kind is ProblemKind.DENIED:
+        if classify_storage_error(exc).kind is ProblemKind.DENIED:
             return Check(name, Status.FAILED, MISSING_KEY_FORBIDDEN, FIX_MISSING_KEY)
         return _failed(name, exc, storage)
     # A random key that exists can only mean the service answers 200 to every HEAD, which
@@ -260,9 +265,8 @@ def _check_round_trip(storage: Storage, prefix: str, *, blocked_by: str | None) 
     try:
         key = storage.save(wanted, ContentFile(PROBE_BODY))
     except Exception as exc:  # every failure is reported as a failed check
-        problem = classify_storage_error(exc)
-        if problem is None:
-            # A write that failed on the way back (a timeout, a 500) may have been stored.
+        if not classify_storage_error(exc).stops_run:
+            # A write that failed on the way back (a 500, say) may have been stored.
             with suppress(Exception):
                 storage.delete(wanted)
         failed = _failed(
@@ -346,14 +350,14 @@ def _failed(
     """A failed check from what the backend raised. `denied` (detail, fix) words a refused
     permission for this check; `names` and the provider's code are filled into both."""
     problem = classify_storage_error(exc)
-    if denied and problem and problem.kind is ProblemKind.DENIED:
+    if denied and problem.kind is ProblemKind.DENIED:
         detail, fix = (text.format(code=problem.code, **names) for text in denied)
         return Check(name, Status.FAILED, detail, fix)
-    if problem is None and isinstance(exc, OSError) and not isinstance(exc, BotoCoreError):
+    if not problem.stops_run and isinstance(exc, OSError) and not isinstance(exc, BotoCoreError):
         where = describe(storage)
         detail = FAILED.format(operation=name, cause=exc.strerror or exc)
         return Check(name, Status.FAILED, detail, FIX_WRITABLE.format(where=where))
-    if problem is None:
+    if not problem.stops_run:
         return _unexpected(name, exc, storage)
     detail, fix = _explain(problem, exc, storage)
     return Check(name, Status.FAILED, detail, fix)
@@ -365,6 +369,10 @@ def _explain(problem: StorageProblem, exc: Exception, storage: Storage) -> tuple
     match problem.kind:
         case ProblemKind.UNREACHABLE:
             return ENDPOINT_UNREACHABLE.format(where=where, cause=_safe(exc, storage)), FIX_ENDPOINT
+        case ProblemKind.TLS:
+            return TLS_FAILED.format(where=where, cause=_safe(exc, storage)), FIX_TLS
+        case ProblemKind.MISCONFIGURED:
+            return SETTINGS_INVALID.format(cause=_safe(exc, storage)), FIX_SETTINGS
         case ProblemKind.WRONG_REGION:
             return REGION_WRONG.format(code=problem.code), FIX_REGION
         case ProblemKind.NO_CREDENTIALS:

@@ -1,0 +1,22 @@
+"""The bucket: the "photos" storage, a run's view of it, and what its errors mean.
+
+Below the sync engine: nothing here imports `albums.sync`.
+"""
+
+from .backend import STORAGE_ALIAS, describe, key_problem, open_photo_storage
+from .bucket import RemoteObject, S3Bucket, StorageBucket, open_bucket
+from .errors import ProblemKind, StorageProblem, classify_storage_error
+
+__all__ = [
+    "STORAGE_ALIAS",
+    "ProblemKind",
+    "RemoteObject",
+    "S3Bucket",
+    "StorageBucket",
+    "StorageProblem",
+    "classify_storage_error",
+    "describe",
+    "key_problem",
+    "open_bucket",
+    "open_photo_storage",
+]

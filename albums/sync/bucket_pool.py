@@ -1,0 +1,143 @@
+"""A run's requests to the bucket, made on the run's thread pool a bounded window at a time.
+
+The listing, the size checks, the uploads and the deletes of a run all go through here, and
+come back to the run's own thread as (item, future) pairs to be recorded there; nothing here
+touches the database.
+"""
+
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from ..exceptions import StorageError
+from ..storage import (
+    ProblemKind,
+    RemoteObject,
+    classify_storage_error,
+    describe,
+    key_problem,
+    open_bucket,
+    open_photo_storage,
+)
+from .pool import in_pool
+from .transfer import Job, transfer
+
+LIST_PAGE = 1000  # keys per ListObjectsV2 request: S3's most
+LISTING_FAILED = (
+    "Listing the bucket for album {album!r} failed: {cause}. The run stopped; what it had "
+    "uploaded is recorded, and the next run goes on from there."
+)
+
+
+class BucketPool:
+    """The bucket of one run of album `album_name` (keys under `prefix`), and the run's pool
+    of `workers` threads, with at most `in_flight` requests at a time. `on_wait` is called
+    at least every second while the run's thread waits (progress, the lease, due writes)."""
+
+    def __init__(
+        self,
+        *,
+        album_name: str,
+        prefix: str,
+        workers: int,
+        in_flight: int,
+        on_wait: Callable[[], None],
+        log: logging.Logger | logging.LoggerAdapter,
+    ):
+        self.album_name = album_name
+        self.prefix = prefix
+        self.in_flight = in_flight
+        self.on_wait = on_wait
+        self.log = log
+        self.bucket = open_bucket(open_photo_storage(workers=workers), workers=workers)
+        self.where = describe(self.bucket.storage)  # for messages: never a credential
+        self.pool = ThreadPoolExecutor(workers, thread_name_prefix="albums-sync")
+
+    @property
+    def can_list(self) -> bool:
+        return self.bucket.can_list
+
+    def close(self) -> None:
+        """Wait for the requests in flight, then let the bucket go."""
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        self.bucket.close()
+
+    def key_problem(self, key: str) -> str | None:
+        return key_problem(self.bucket.storage, key)
+
+    def listing(self) -> Iterator[tuple[str, RemoteObject]]:
+        """The bucket's objects under the prefix, as (path, object) in path order.
+
+        The next page is requested on the pool while this one is merged, so the listing's
+        round trips overlap with the work on each page. Without the listing nothing can be
+        decided: any error stops the run.
+        """
+        strip = len(self.prefix)
+        pages = self.bucket.list_pages(self.prefix, page_size=LIST_PAGE)
+        ahead = self.pool.submit(next, pages, None)
+        while True:
+            try:
+                page = ahead.result()
+            except (ClientError, BotoCoreError) as exc:
+                raise self._listing_error(exc) from exc
+            if page is None:
+                return
+            ahead = self.pool.submit(next, pages, None)
+            for name, found in page:
+                yield name[strip:], found
+
+    def sizes(self, jobs: Iterable[Job]) -> Iterator[tuple[Job, Future]]:
+        """One size check (a HEAD) per job: each future gives a RemoteObject or None."""
+        return self._run(lambda job: self.bucket.size(job.key), jobs)
+
+    def transfers(self, jobs: Iterable[Job], *, stop: Callable[[], bool]) -> Iterator[tuple]:
+        """Each job uploaded (or recorded): each future gives a Transferred. No new job is
+        started once `stop()`."""
+        return self._run(lambda job: transfer(job, self.bucket), jobs, stop=stop)
+
+    def deletes(self, keys: Iterable[str]) -> Iterator[tuple[str, Future]]:
+        return self._run(self.bucket.delete, keys)
+
+    def cleaned_up_first(self, jobs: Iterator[Job]) -> Iterator[Job]:
+        """The jobs, with the multipart uploads a killed run left behind aborted before the
+        first upload in parts: one request, made only when this run has a file big enough,
+        so none at all in the common case."""
+        threshold = self.bucket.multipart_threshold
+        if threshold is None:
+            yield from jobs
+            return
+        for job in jobs:
+            if job.upload and job.local.size >= threshold:
+                self._abort_unfinished_uploads()
+                yield job
+                yield from jobs
+                return
+            yield job
+
+    def _abort_unfinished_uploads(self) -> None:
+        """Without the permission (or after a passing error) the bucket's lifecycle rule (see
+        README) is the safety net, so that is only logged; a bucket that cannot be used at
+        all stops the run here."""
+        try:
+            aborted = self.bucket.abort_unfinished_uploads(self.prefix)
+        except (ClientError, BotoCoreError) as exc:
+            problem = classify_storage_error(exc)
+            if problem.stops_run and problem.kind is not ProblemKind.DENIED:
+                raise problem.run_error(album=self.album_name, where=self.where) from exc
+            self.log.warning("Could not clean up unfinished uploads: %s", problem.cause)
+            return
+        if aborted:
+            self.log.warning(
+                "Aborted %d unfinished multipart uploads left by an earlier run", aborted
+            )
+
+    def _listing_error(self, exc: Exception) -> StorageError:
+        problem = classify_storage_error(exc)
+        if problem.stops_run:
+            return problem.run_error(album=self.album_name, where=self.where)
+        return StorageError(LISTING_FAILED.format(album=self.album_name, cause=problem.cause))
+
+    def _run(self, fn, items, *, stop=lambda: False):
+        return in_pool(self.pool, fn, items, window=self.in_flight, on_wait=self.on_wait, stop=stop)

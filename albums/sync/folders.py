@@ -1,0 +1,103 @@
+"""The album's folder: found and safe before a run changes anything, and its census taken.
+
+Every check that stops a run before its first request lives here: PHOTOS_ROOT and the album
+folder exist (an unmounted disk is never "every photo deleted"), the folder stays inside
+PHOTOS_ROOT, and a folder that suddenly holds no photos is refused.
+"""
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.core.exceptions import ValidationError
+
+from .. import conf
+from ..exceptions import AlbumFolderEmpty, AlbumFolderMissing, AlbumFolderUnsafe
+from ..models import Album, validate_album_folder
+from .merge import merge_by_path
+from .scan import FolderWalk
+
+ROOT_MISSING = "PHOTOS_ROOT ({root}) does not exist or is not a folder; is the disk mounted? Nothing was changed."
+FOLDER_MISSING = "The folder of album {album!r} ({folder}) does not exist or is not a folder; is the disk mounted? Nothing was changed."
+FOLDER_UNREADABLE = (
+    "The folder of album {album!r} ({folder}) cannot be read: {cause}. Nothing was changed."
+)
+FOLDER_UNSAFE = (
+    "The folder of album {album!r} ({folder!r}) is outside PHOTOS_ROOT; nothing was synced."
+)
+FOLDER_EMPTY = (
+    "The folder of album {album!r} ({folder}) holds no photos, but {count} are recorded; "
+    "refusing to treat them all as deleted. Nothing was changed. If the photos really are "
+    "gone, delete the album's photos in the admin."
+)
+
+
+def photos_root() -> Path:
+    """PHOTOS_ROOT, which must exist: an unmounted disk stops everything, changing nothing."""
+    root = conf.photos_root()
+    if not root.is_dir():
+        raise AlbumFolderMissing(ROOT_MISSING.format(root=root))
+    return root
+
+
+def album_folder(album: Album) -> Path:
+    """The album's folder, which must exist and stay inside PHOTOS_ROOT."""
+    root = photos_root()
+    try:
+        validate_album_folder(album.folder)
+    except ValidationError:
+        raise AlbumFolderUnsafe(
+            FOLDER_UNSAFE.format(album=album.name, folder=album.folder)
+        ) from None
+    folder = root / album.folder
+    if not folder.is_dir():
+        raise AlbumFolderMissing(FOLDER_MISSING.format(album=album.name, folder=folder))
+    return folder
+
+
+def readable(walk: Iterable, album: Album, folder: Path) -> Iterator:
+    """The walk's items, with the album folder itself turning unreadable as a clear error
+    (a folder under it that cannot be read is a failure the walk records)."""
+    try:
+        yield from walk
+    except OSError as exc:
+        raise AlbumFolderMissing(
+            FOLDER_UNREADABLE.format(album=album.name, folder=folder, cause=exc.strerror)
+        ) from exc
+
+
+@dataclass(slots=True)
+class Census:
+    """What a run's first, quick pass found."""
+
+    photos: int = 0  # on disk
+    new: int = 0  # on disk, not recorded
+    recorded: int = 0
+    orphaned: int = 0  # recorded, gone from disk
+    unreadable: int = 0  # folders and files the walk could not read
+
+
+def take_census(album: Album, folder: Path, recorded_paths: Iterable[tuple[str, object]]) -> Census:
+    """A quick first pass: the folder without a stat of each file, against the recorded
+    paths. It gives the progress total, the count of new photos, and the count of orphans,
+    so that too many deletions stop the run before it changes anything. It holds no more
+    than the main pass does. A folder that holds no photo while photos are recorded raises
+    AlbumFolderEmpty."""
+    walk = FolderWalk(folder, conf.photo_extensions())
+    census = Census()
+    for entry in merge_by_path(
+        readable(((path, True) for path in walk.paths()), album, folder), recorded_paths
+    ):
+        if entry.known:
+            census.recorded += 1
+        if not entry.local:
+            census.orphaned += not walk.may_hide(entry.path)
+            continue
+        census.photos += 1
+        census.new += not entry.known
+    census.unreadable = len(walk.failures)
+    if not census.photos and census.recorded and not census.unreadable:
+        raise AlbumFolderEmpty(
+            FOLDER_EMPTY.format(album=album.name, folder=folder, count=census.recorded)
+        )
+    return census

@@ -1,0 +1,48 @@
+"""Run a function over a stream of items on a thread pool, a bounded window at a time."""
+
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
+
+TICK_SECONDS = 1.0  # how often the caller's thread wakes while it waits (lease, progress)
+
+
+def in_pool(
+    pool: Executor,
+    fn: Callable,
+    items: Iterable,
+    *,
+    window: int,
+    on_wait: Callable[[], None],
+    stop: Callable[[], bool] = lambda: False,
+) -> Iterator[tuple[object, Future]]:
+    """Run `fn` over `items` on `pool` with at most `window` in flight, yielding (item,
+    future) as each finishes, and calling `on_wait` at least every TICK_SECONDS meanwhile.
+
+    Stops taking new items once `stop()`. If taking the next item raises, the items in
+    flight are still yielded, then the error is raised: what already went to the bucket
+    gets recorded. Memory holds the window, never the stream.
+    """
+    items = iter(items)
+    pending: dict[Future, object] = {}
+    broken: list[Exception] = []  # what stopped `items`, raised once `pending` is done
+
+    def fill():
+        while len(pending) < window and not broken and not stop():
+            try:
+                item = next(items)
+            except StopIteration:
+                return
+            except Exception as exc:
+                broken.append(exc)
+                return
+            pending[pool.submit(fn, item)] = item
+
+    fill()
+    while pending:
+        finished, _ = wait(pending, timeout=TICK_SECONDS, return_when=FIRST_COMPLETED)
+        on_wait()
+        for future in finished:
+            yield pending.pop(future), future
+        fill()
+    if broken:
+        raise broken[0]

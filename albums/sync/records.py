@@ -1,0 +1,126 @@
+"""What a run reads from and writes to the database about its album's photos.
+
+The only code of a run that touches `Photo`: the recorded photos, read a page at a time in
+path order, and every change the run decides (new records, updated ones, photos verified or
+forgotten) with the run's progress row, written in bulk from the run's own thread.
+"""
+
+import time
+from collections.abc import Callable, Iterator
+
+from django.db import transaction
+from django.utils import timezone
+
+from ..models import Album, Photo, SyncRun
+from .merge import KnownPhoto
+from .transfer import Transferred
+
+DB_CHUNK = 2000  # rows per bulk write: a fixed number of queries per chunk
+FLUSH_SECONDS = 10.0  # record finished uploads at least this often, so a crash loses little
+READ_CHUNK = 5000  # photo rows per database read
+UPDATED_FIELDS = [
+    "key", "size", "mtime_ns", "content_type", "width", "height", "taken_at",
+    "uploaded_at", "verified_at",
+]  # fmt: skip
+
+Progress = Callable[[], dict[str, int]]  # the run row's progress fields, as they stand
+
+
+def recorded_photos(album: Album, *, paths_only: bool = False) -> Iterator[tuple[str, object]]:
+    """The album's photos as recorded, as (path, KnownPhoto) in path order (or (path,
+    True) with `paths_only`), read a page of rows at a time.
+
+    Pages start after the last path read (keyset pagination) rather than reading one
+    long cursor, because the run writes the same table between pages. A page never
+    returns a row the run created: rows are created only for paths the merge has
+    already passed, and the next page is read as soon as the merge passes the last row
+    of a page. The path column sorts in binary order (see migration 0005).
+    """
+    fields = ("path",) if paths_only else ("path", "id", "size", "mtime_ns")
+    rows = Photo.objects.filter(album=album).order_by("path").values_list(*fields)
+    after = None
+    while True:
+        page = list((rows if after is None else rows.filter(path__gt=after))[:READ_CHUNK])
+        for row in page:
+            yield row[0], (True if paths_only else KnownPhoto(*row))
+        if len(page) < READ_CHUNK:
+            return
+        after = page[-1][0]
+
+
+class RunRecords:
+    """The changes a run has decided and not yet written, and the writing of them.
+
+    Buffered and written a chunk at a time (DB_CHUNK rows, or every FLUSH_SECONDS) in one
+    short transaction, with the run's progress; a few queries per chunk, never one per
+    photo. A dry run writes nothing.
+    """
+
+    def __init__(self, *, album: Album, run: SyncRun, dry_run: bool, progress: Progress):
+        self.album = album
+        self.run = run
+        self.dry_run = dry_run
+        self.progress = progress
+        self._creates: list[Photo] = []
+        self._updates: list[Photo] = []
+        self._verified: list[int] = []
+        self._forgotten: list[int] = []
+        self._last_flush = time.monotonic()
+
+    def sent(self, done: Transferred) -> None:
+        """Record a photo the pool has uploaded, or found whole in the bucket."""
+        job, now = done.job, timezone.now()
+        photo = Photo(
+            id=job.known.id if job.known else None,
+            album=self.album,
+            path=job.local.path,
+            key=job.key,
+            size=done.size,
+            mtime_ns=done.mtime_ns,
+            content_type=done.content_type,
+            width=done.info.width,
+            height=done.info.height,
+            taken_at=done.info.taken_at,
+            uploaded_at=now if done.uploaded else None,
+            verified_at=now,
+        )
+        (self._creates if job.known is None else self._updates).append(photo)
+        if len(self._creates) + len(self._updates) >= DB_CHUNK:
+            self.flush()
+
+    def verified(self, photo_id: int) -> None:
+        """A recorded photo found unchanged and whole in the bucket."""
+        self._verified.append(photo_id)
+        if len(self._verified) >= DB_CHUNK * 2:
+            self.flush()
+
+    def forgotten(self, photo_id: int) -> None:
+        """A recorded photo gone from disk: its record goes."""
+        self._forgotten.append(photo_id)
+        if len(self._forgotten) >= DB_CHUNK * 2:
+            self.flush()
+
+    def flush_if_due(self) -> None:
+        if time.monotonic() - self._last_flush >= FLUSH_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write what the run has decided and its progress, in one short transaction."""
+        self._last_flush = time.monotonic()
+        creates, updates = self._creates, self._updates
+        verified, forgotten = self._verified, self._forgotten
+        self._creates, self._updates, self._verified, self._forgotten = [], [], [], []
+        if self.dry_run:
+            return
+        with transaction.atomic():
+            if creates:
+                Photo.objects.bulk_create(creates, batch_size=DB_CHUNK)
+            if updates:
+                # A CASE per field takes two parameters per row (Django counts one): half
+                # a chunk stays under SQLite's 32,766 parameters.
+                Photo.objects.bulk_update(updates, UPDATED_FIELDS, batch_size=DB_CHUNK // 2)
+            if verified:
+                Photo.objects.filter(pk__in=verified).update(verified_at=timezone.now())
+            if forgotten:
+                Photo.objects.filter(pk__in=forgotten).delete()
+            SyncRun.objects.filter(pk=self.run.pk).update(**self.progress())
