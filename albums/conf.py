@@ -49,7 +49,8 @@ def lease_seconds() -> int:
 
 
 def settle_seconds() -> int:
-    """Files modified more recently than this are left for the next run (0: never)."""
+    """Files modified more recently than this are watched until they stop changing, for at
+    most this long, before they are synced (0: never watched)."""
     value = getattr(settings, "ALBUMS_SETTLE_SECONDS", 5)
     try:
         seconds = int(value)

@@ -24,7 +24,9 @@ class SyncCounts:
     )
     already_in_bucket: int = _count("already in bucket", "new photos recorded without an upload")
     unchanged: int = _count("unchanged", "known photos found whole in the bucket")
-    deferred: int = _count("left for next run", "modified seconds ago, perhaps still being written")
+    deferred: int = _count(
+        "left for next run", "still changing while the run watched it: the next run sends it"
+    )
     removed: int = _count("records removed", "records of photos gone from disk, deleted")
     pruned: int = _count("pruned", "bucket objects of photos gone from disk, deleted (--prune)")
     bytes_uploaded: int = _count("bytes uploaded", "bytes sent to the bucket", unit="bytes")

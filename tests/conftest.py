@@ -205,6 +205,28 @@ def write_photo(path: Path, *, color=(200, 120, 40), size=(48, 32), taken=None, 
     return path
 
 
+class Appender(threading.Thread):
+    """A writer that keeps adding bytes to a file until told to stop, as a slow copy does."""
+
+    def __init__(self, path):
+        super().__init__(daemon=True)
+        self.path = path
+        self.done = threading.Event()
+
+    def run(self):
+        while not self.done.wait(0.2):
+            with open(self.path, "ab") as file:
+                file.write(b"\0" * 512)
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.done.set()
+        self.join()
+
+
 ALBUM_PHOTOS = ["photo1.jpg", "photo2.jpg", "day 2/100% fun #1.jpg"]
 
 

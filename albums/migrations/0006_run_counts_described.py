@@ -23,7 +23,7 @@ class Migration(migrations.Migration):
         migrations.AlterField(
             model_name='syncrun',
             name='deferred',
-            field=models.PositiveIntegerField(default=0, help_text='modified seconds ago, perhaps still being written', verbose_name='left for next run'),
+            field=models.PositiveIntegerField(default=0, help_text='still changing while the run watched it: the next run sends it', verbose_name='left for next run'),
         ),
         migrations.AlterField(
             model_name='syncrun',

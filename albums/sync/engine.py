@@ -28,9 +28,11 @@ from .failures import Failures
 from .folders import Census, album_folder, readable, take_census
 from .lease import AlbumLease
 from .merge import Entry, KnownPhoto, merge_by_path
+from .pool import TICK_SECONDS
 from .records import RunRecords, recorded_photos
 from .result import SyncResult
-from .scan import FolderWalk
+from .scan import FolderWalk, printable
+from .settle import Look, Settling
 from .tally import ProgressCallback, Tally
 from .transfer import FileChanged, Job, Transferred
 
@@ -41,6 +43,9 @@ logger = logging.getLogger("albums")
 # and stops the run as an unexpected error.
 FILE_ERRORS = (OSError, ClientError, BotoCoreError, FileChanged, SuspiciousFileOperation, SyncError)
 
+WATCHING = "Photo modified moments ago, syncing it once it stops changing: %s"
+WAITING_TO_SETTLE = "Waiting for photos written moments ago to stop changing (%d)"
+STILL_CHANGING = "Still changing after %d seconds, not uploaded this time (the next run will): %s"
 TOO_MANY_DELETIONS = (
     "Pruning album {album!r} would delete {count} objects from the bucket, more than the "
     "limit of {limit}; nothing was deleted. If that many photos really are gone, run again "
@@ -107,6 +112,7 @@ class AlbumSync:
         # Orphans to delete from the bucket (when pruning), kept until the run knows how
         # many there are: at most max_delete + 1 of them, since one more stops the run.
         self.to_prune: list[KnownPhoto] = []
+        self.still_changing: list[str] = []  # photos left for the next run
         self.walk: FolderWalk | None = None
         self.bucket: BucketPool | None = None
 
@@ -139,6 +145,7 @@ class AlbumSync:
             dry_run=self.options.dry_run,
             message=message,
             failures=tuple(self.failures.items),
+            still_changing=tuple(self.still_changing),
             **self.tally.counts(),
         )
 
@@ -196,31 +203,52 @@ class AlbumSync:
     def _photos(self, entries: Iterator[Entry]) -> Iterator[Job]:
         """The photos on disk this run can sync, as jobs; everything else is settled here.
 
-        A photo modified seconds ago is left for the next run (ALBUMS_SETTLE_SECONDS: it
-        may still be being written), one whose name cannot become a key byte for byte is a
-        failure (never renamed), and a recorded photo gone from disk is an orphan.
+        One whose name cannot become a key byte for byte is a failure (never renamed), and a
+        recorded photo gone from disk is an orphan. A photo modified moments ago is watched
+        until it stops changing while the pass goes on (albums.sync.settle), then synced;
+        the pass ends by waiting for the last of them.
         """
-        settle_ns = conf.settle_seconds() * 1_000_000_000
+        settling = Settling(conf.settle_seconds())
         for entry in entries:
             self._tick()
+            yield from self._settled(settling)
             local, known = entry.local, entry.known
             if local is None:
                 if known is not None:
                     self._orphan(known)
                 continue  # only in the bucket: not this run's to judge
             self.tally.found()
-            key = self.prefix + local.path
-            if settle_ns and 0 <= time.time_ns() - local.mtime_ns < settle_ns:
-                self.log.info(
-                    "Photo modified seconds ago, leaving it for the next run: %s", local.path
-                )
-                self.tally.settle("deferred")
-            elif problem := self.bucket.key_problem(key):
+            job = Job(local, self.prefix + local.path, known, entry.remote)
+            if problem := self.bucket.key_problem(job.key):
                 self.failures.add(local.path, problem)
                 self.tally.settle()
+            elif settling.is_fresh(local.mtime_ns):
+                self.log.info(WATCHING, local.path)
+                settling.watch(job)
             else:
                 self.tally.add("new" if known is None else "existing")
-                yield Job(local, key, known, entry.remote)
+                yield job
+        if settling:
+            self.log.info(WAITING_TO_SETTLE, len(settling))
+        while settling:
+            time.sleep(min(settling.next_look_in(), TICK_SECONDS))
+            self._tick()
+            yield from self._settled(settling)
+
+    def _settled(self, settling: Settling) -> Iterator[Job]:
+        """The watched photos whose watch is over: the stable ones as jobs."""
+        for look, job, error in settling.looked_again():
+            path = job.local.path
+            if look is Look.STABLE:
+                self.tally.add("new" if job.known is None else "existing")
+                yield job
+            elif look is Look.GONE:
+                self.failures.judge(path, error, where=self.bucket.where)
+                self.tally.settle()
+            else:
+                self.log.warning(STILL_CHANGING, settling.longest, printable(path))
+                self.still_changing.append(printable(path))
+                self.tally.settle("deferred")
 
     def _check_each(self, jobs: Iterator[Job]) -> Iterator[Job]:
         """Where a listing would cost more: one size check (a HEAD) per photo, on the pool."""

@@ -25,6 +25,7 @@ class SyncResult(SyncCounts):
     dry_run: bool = False
     message: str = ""
     failures: tuple[FileFailure, ...] = ()
+    still_changing: tuple[str, ...] = ()  # photos left for the next run (the `deferred` count)
 
     @property
     def failed(self) -> int:
@@ -50,7 +51,8 @@ class SyncResult(SyncCounts):
             f"{would}removed",
         ]
         if self.deferred:
-            parts.append(f"{self.deferred} left for next run (still being written)")
+            left = "would not be uploaded" if self.dry_run else "not uploaded"
+            parts.append(f"{self.deferred} still changing, {left} this time (the next run will)")
         if self.pruned:
             parts.append(f"{self.pruned} {would}pruned from bucket")
         if self.failed:
@@ -75,6 +77,7 @@ class SyncResult(SyncCounts):
             **self.counts(),
             "failed": self.failed,
             "failures": [asdict(failure) for failure in self.failures],
+            "still_changing": list(self.still_changing),
         }
 
 

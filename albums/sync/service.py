@@ -48,7 +48,9 @@ def sync_album(
     - Never deletes from the bucket unless `prune` is true, never more than `max_delete`
       objects (ALBUMS_MAX_DELETE) in one run, and never anything when the album's folder is
       missing or suddenly empty (it raises instead).
-    - Files modified in the last ALBUMS_SETTLE_SECONDS are left for the next run.
+    - A file modified in the last ALBUMS_SETTLE_SECONDS is synced once it has stopped
+      changing (two looks a second apart agree); one still changing after that long is
+      left for the next run, and named.
     - One file that cannot be read or uploaded is a failure in the result (status
       "partial"); the run goes on.
     - A network, credential or bucket error stops the run: what was uploaded before it is

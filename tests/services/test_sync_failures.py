@@ -1,7 +1,6 @@
 """What a run does when files, folders or the bucket misbehave."""
 
 import os
-import time
 
 import pytest
 from botocore.exceptions import ConnectionClosedError, EndpointConnectionError, SSLError
@@ -221,31 +220,6 @@ def test_album_folder_outside_photos_root_is_refused(album, s3):
 
     with pytest.raises(AlbumFolderUnsafe):
         sync_album(album=album)
-
-
-def test_a_file_still_being_written_is_left_for_the_next_run(album, s3, settings):
-    settings.ALBUMS_SETTLE_SECONDS = 30
-    fresh = write_photo(album.path / "importing.jpg", mtime_ns=time.time_ns() - 1_000_000_000)
-
-    result = sync_album(album=album)
-
-    assert (result.deferred, result.uploaded, result.scanned) == (1, 3, 4)
-    assert not Photo.objects.filter(path="importing.jpg").exists()
-    assert "1 left for next run (still being written)" in result.summary()
-
-    os.utime(fresh, ns=(time.time_ns() - 60_000_000_000,) * 2)  # writing finished a minute ago
-    assert sync_album(album=album).uploaded == 1
-
-
-def test_a_known_photo_being_rewritten_is_neither_orphaned_nor_uploaded(album, s3, settings):
-    sync_album(album=album)
-    settings.ALBUMS_SETTLE_SECONDS = 30
-    os.utime(album.path / "photo1.jpg")  # touched just now
-
-    result = sync_album(album=album, prune=True)
-
-    assert (result.deferred, result.reuploaded, result.orphaned) == (1, 0, 0)
-    assert Photo.objects.filter(path="photo1.jpg").exists()
 
 
 def test_prune_refuses_to_delete_more_than_the_limit_before_changing_anything(
