@@ -1,8 +1,9 @@
-"""The counts a sync run keeps, named once.
+"""The counts each kind of run keeps, named once.
 
-`SyncCounts` is the one definition: the run's result (`SyncResult`), the run record's columns
-(`SyncRun`), the admin's run page, the API and `sync_albums --json` all derive from its
-fields, so a count added here shows everywhere (after `makemigrations` for its column).
+`SyncCounts` (and `VerifyCounts` for `verify_albums`) is the one definition: the run's result
+(`SyncResult`, `VerifyResult`), the run record's columns (`SyncRun`), the admin's run page,
+the API and `--json` all derive from its fields, so a count added here shows everywhere
+(after `makemigrations` for its column).
 """
 
 from dataclasses import dataclass, field, fields
@@ -12,8 +13,24 @@ def _count(label: str, meaning: str, *, unit: str = "photos"):
     return field(default=0, metadata={"label": label, "meaning": meaning, "unit": unit})
 
 
-@dataclass(frozen=True, slots=True)
-class SyncCounts:
+class Counts:
+    """What every counts class can say about its fields."""
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        return tuple(spec.name for spec in fields(cls))
+
+    @classmethod
+    def specs(cls):
+        """(name, label, meaning, unit) of every count, in order."""
+        return tuple(
+            (spec.name, spec.metadata["label"], spec.metadata["meaning"], spec.metadata["unit"])
+            for spec in fields(cls)
+        )
+
+
+@dataclass(frozen=True)
+class SyncCounts(Counts):
     scanned: int = _count("photos found", "photo files found on disk")
     new: int = _count("new", "on disk, not yet in the database")
     existing: int = _count("existing", "on disk and in the database")
@@ -29,16 +46,31 @@ class SyncCounts:
     )
     removed: int = _count("records removed", "records of photos gone from disk, deleted")
     pruned: int = _count("pruned", "bucket objects of photos gone from disk, deleted (--prune)")
+    moved: int = _count(
+        "moved", "new paths of photos moved or renamed: copied inside the bucket, not uploaded"
+    )
+    replaced_in_bucket: int = _count(
+        "replaced in bucket", "bucket copies found changed since uploaded: uploaded again"
+    )
     bytes_uploaded: int = _count("bytes uploaded", "bytes sent to the bucket", unit="bytes")
 
-    @classmethod
-    def names(cls) -> tuple[str, ...]:
-        return tuple(spec.name for spec in fields(cls))
 
-    @classmethod
-    def specs(cls):
-        """(name, label, meaning, unit) of every count, in order."""
-        return tuple(
-            (spec.name, spec.metadata["label"], spec.metadata["meaning"], spec.metadata["unit"])
-            for spec in fields(cls)
-        )
+@dataclass(frozen=True)
+class VerifyCounts(Counts):
+    checked: int = _count("photos checked", "recorded photos read and compared")
+    matched: int = _count("matched", "file, record and bucket copy agree")
+    missing_in_bucket: int = _count("missing in bucket", "no object under the photo's key")
+    differs_in_bucket: int = _count("differs in bucket", "the bucket copy is not what was uploaded")
+    corrupted_on_disk: int = _count(
+        "corrupted on disk", "bytes changed while size and modification time did not"
+    )
+    changed_on_disk: int = _count(
+        "changed on disk", "edited since the last sync, which the next sync uploads"
+    )
+    missing_on_disk: int = _count("missing on disk", "recorded, gone from the album folder")
+    repaired: int = _count("repaired", "bucket copies uploaded again by --repair")
+    bytes_read: int = _count("bytes read", "bytes of photo files read and hashed", unit="bytes")
+
+
+# The kinds of run, with what each counts; the run record has a column for every count.
+COUNTS_BY_KIND: dict[str, type[Counts]] = {"sync": SyncCounts, "verify": VerifyCounts}

@@ -9,7 +9,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from . import conf
-from .counts import SyncCounts
+from .counts import COUNTS_BY_KIND
 
 
 def validate_album_folder(value: str) -> None:
@@ -111,12 +111,21 @@ class Photo(models.Model):
     )
     verified_at = models.DateTimeField(help_text="When the bucket last had this object.")
     created_at = models.DateTimeField(auto_now_add=True)
+    # What photosite knows the content by: the MD5 of the bytes uploaded (or verified) and the
+    # object's ETag as the bucket reported it then. Empty for photos recorded before they were
+    # kept; filled in when the photo is next uploaded or verified.
+    md5 = models.CharField("MD5", max_length=32, blank=True, help_text="Of the bytes uploaded.")
+    etag = models.CharField(
+        "ETag", max_length=128, blank=True, help_text="The object's ETag when it was uploaded."
+    )
 
     class Meta:
         ordering = ["album", "path"]
         constraints = [
             models.UniqueConstraint(fields=["album", "path"], name="unique_photo_path_per_album")
         ]
+        # Moves are found by content: a new file's size first, then its MD5.
+        indexes = [models.Index(fields=["size", "md5"], name="photo_content")]
 
     def __str__(self) -> str:
         return self.path
@@ -127,9 +136,9 @@ class Photo(models.Model):
 
 
 def _count_columns() -> dict[str, models.Field]:
-    """One column per count of albums.counts.SyncCounts, described as the count is."""
+    """One column per count of every kind of run (albums.counts), described as the count is."""
     columns = {}
-    for count in fields(SyncCounts):
+    for count in (spec for counts in COUNTS_BY_KIND.values() for spec in fields(counts)):
         column = (
             models.BigIntegerField
             if count.metadata["unit"] == "bytes"
@@ -141,7 +150,7 @@ def _count_columns() -> dict[str, models.Field]:
     return columns
 
 
-# The counts of a finished run, one column each, made from SyncCounts so that a count named
+# The counts of a finished run, one column each, made from albums.counts so that a count named
 # there is stored (after makemigrations), shown and reported without being named again.
 RunCounts = type(
     "RunCounts",
@@ -151,6 +160,12 @@ RunCounts = type(
 
 
 class SyncRun(RunCounts):
+    """A run of any kind on one album: a sync, or a verification (verify_albums)."""
+
+    class Kind(models.TextChoices):
+        SYNC = "sync", "Sync"
+        VERIFY = "verify", "Verify"
+
     class Trigger(models.TextChoices):
         COMMAND = "command", "Command line"
         ADMIN = "admin", "Admin"
@@ -159,6 +174,7 @@ class SyncRun(RunCounts):
         TASK = "task", "Task"
 
     album = models.ForeignKey(Album, on_delete=models.CASCADE, related_name="sync_runs")
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.SYNC)
     trigger = models.CharField(max_length=16, choices=Trigger.choices)
     dry_run = models.BooleanField(default=False)
     prune = models.BooleanField(default=False)
@@ -184,7 +200,11 @@ class SyncRun(RunCounts):
         indexes = [models.Index(fields=["album", "-id"])]
 
     def __str__(self) -> str:
-        return f"Sync of {self.album} #{self.pk}"
+        return f"{self.get_kind_display()} of {self.album} #{self.pk}"
+
+    @property
+    def counts_class(self):
+        return COUNTS_BY_KIND[self.kind]
 
     @property
     def duration(self):

@@ -215,10 +215,14 @@ class Appender(threading.Thread):
 
     def run(self):
         while not self.done.wait(0.2):
-            with open(self.path, "ab") as file:
-                file.write(b"\0" * 512)
+            self.append()
+
+    def append(self):
+        with open(self.path, "ab") as file:
+            file.write(b"\0" * 512)
 
     def __enter__(self):
+        self.append()  # already being written when the block starts
         self.start()
         return self
 

@@ -8,7 +8,7 @@ without a transfer manager per file, and the clean-up of unfinished multipart up
 """
 
 import base64
-import hashlib
+import io
 import posixpath
 import threading
 from collections.abc import Iterator
@@ -33,11 +33,16 @@ class RemoteObject:
     etag: str = ""
 
 
+SMALL_FILE = 8 * 1024 * 1024  # below this, a file is read once into memory, hashed and sent
+COPY_IN_ONE_REQUEST = 5 * 1024**3  # S3's largest CopyObject; above it, a copy in parts
+
+
 class StorageBucket:
     """The bucket through the Storage API: what every backend supports."""
 
     can_list = False
     multipart_threshold = None
+    small_file = SMALL_FILE
 
     def __init__(self, storage: Storage):
         self.storage = storage
@@ -59,13 +64,22 @@ class StorageBucket:
         except FileNotFoundError:
             return None
 
-    def upload(self, key: str, file, *, size: int, content_type: str) -> None:
-        content = File(file, name=key)
+    def upload(self, key: str, body, *, size: int, content_type: str, md5: bytes | None) -> str:
+        """Store `body` (bytes, or a file at its start) under `key`; the object's ETag as the
+        bucket reports it ("" where the storage has none). `md5`, when known, lets the server
+        check what it received."""
+        content = File(io.BytesIO(body) if isinstance(body, bytes) else body, name=key)
         content.content_type = content_type
-        saved = self.storage.save(key, content)
-        if saved != key:
-            self.storage.delete(saved)  # a renamed second copy this call just made
-            raise StorageError(RENAMED_BY_STORAGE.format(key=key, saved=saved))
+        self._saved_as(key, self.storage.save(key, content))
+        return ""
+
+    def copy(self, source_key: str, key: str, *, size: int) -> str:
+        """Copy the object under `source_key` to `key` inside the bucket; its new ETag.
+        Raises FileNotFoundError when the source is gone. Through the Storage API the bytes
+        pass through this process."""
+        with self.storage.open(source_key, "rb") as source:
+            self._saved_as(key, self.storage.save(key, File(source, name=key)))
+        return ""
 
     def delete(self, key: str) -> None:
         self.storage.delete(key)
@@ -76,6 +90,11 @@ class StorageBucket:
     def close(self) -> None:
         pass
 
+    def _saved_as(self, key: str, saved: str) -> None:
+        if saved != key:
+            self.storage.delete(saved)  # a renamed second copy this call just made
+            raise StorageError(RENAMED_BY_STORAGE.format(key=key, saved=saved))
+
 
 class S3Bucket(StorageBucket):
     """Fast path (S3Storage): listings, uploads and deletes of a run through one boto3 client.
@@ -85,9 +104,11 @@ class S3Bucket(StorageBucket):
       per photo is cheaper, it goes through the same client.
     - S3Storage.save() builds a resource object and a TransferManager, with threads of its
       own, for every file: more CPU than the upload of a 20 KB photo. Here a file below the
-      multipart threshold goes up in one PutObject, streamed from disk with a Content-MD5 so
-      that the server rejects a corrupted body (botocore's own checksums are off for most
-      S3-compatible endpoints); a larger one goes up in parts through one manager per run.
+      multipart threshold goes up in one PutObject from the bytes read once (the same read
+      gives its MD5, sent as Content-MD5 so that the server rejects a corrupted body, as
+      botocore's own checksums are off for most S3-compatible endpoints); a larger one goes
+      up in parts through one manager per run.
+    - A copy inside the bucket (a photo moved or renamed) is one CopyObject.
     - The client skips botocore's parsing of dates, which the sync never reads: it is
       nearly half the cost of parsing a listing.
     """
@@ -101,6 +122,7 @@ class S3Bucket(StorageBucket):
         self.location = storage.location.strip("/")
         config = storage.transfer_config
         self.multipart_threshold = config.multipart_threshold
+        self.small_file = min(SMALL_FILE, config.multipart_threshold)
         self._manager_config = TransferConfig(
             multipart_threshold=config.multipart_threshold,
             multipart_chunksize=config.multipart_chunksize,
@@ -138,24 +160,33 @@ class S3Bucket(StorageBucket):
             raise
         return RemoteObject(size=head["ContentLength"], etag=head.get("ETag", "").strip('"'))
 
-    def upload(self, key: str, file, *, size: int, content_type: str) -> None:
+    def upload(self, key: str, body, *, size: int, content_type: str, md5: bytes | None) -> str:
         name = self._key(key)
-        params = self.storage.get_object_parameters(name)
-        params.setdefault("ContentType", content_type)
-        if "ACL" not in params and self.storage.default_acl:
-            params["ACL"] = self.storage.default_acl
-        if size < self.multipart_threshold:
-            md5 = hashlib.file_digest(file, "md5").digest()
-            file.seek(0)
-            self.client.put_object(
-                Bucket=self.name,
-                Key=name,
-                Body=file,
-                ContentMD5=base64.b64encode(md5).decode(),
-                **params,
-            )
-        else:
-            self._transfer_manager().upload(file, self.name, name, extra_args=params).result()
+        params = self._object_parameters(name, content_type)
+        if isinstance(body, bytes):
+            if md5 is not None:
+                params["ContentMD5"] = base64.b64encode(md5).decode()
+            answer = self.client.put_object(Bucket=self.name, Key=name, Body=body, **params)
+            return answer.get("ETag", "").strip('"')
+        self._transfer_manager().upload(body, self.name, name, extra_args=params).result()
+        return self._etag(key)
+
+    def copy(self, source_key: str, key: str, *, size: int) -> str:
+        """One CopyObject up to 5 GB (the new object's ETag is in the answer), a copy in
+        parts above. The source is given as a dict so that boto3 quotes the key itself."""
+        source = {"Bucket": self.name, "Key": self._key(source_key)}
+        try:
+            if size <= COPY_IN_ONE_REQUEST:
+                answer = self.client.copy_object(
+                    CopySource=source, Bucket=self.name, Key=self._key(key)
+                )
+                return answer["CopyObjectResult"].get("ETag", "").strip('"')
+            self._transfer_manager().copy(source, self.name, self._key(key)).result()
+        except ClientError as exc:
+            if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404:
+                raise FileNotFoundError(2, "the object to copy is gone", source_key) from exc
+            raise
+        return self._etag(key)
 
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.name, Key=self._key(key))
@@ -179,6 +210,19 @@ class S3Bucket(StorageBucket):
     def close(self) -> None:
         if self._manager is not None:
             self._manager.shutdown()
+
+    def _object_parameters(self, name: str, content_type: str) -> dict:
+        params = self.storage.get_object_parameters(name)
+        params.setdefault("ContentType", content_type)
+        if "ACL" not in params and self.storage.default_acl:
+            params["ACL"] = self.storage.default_acl
+        return params
+
+    def _etag(self, key: str) -> str:
+        """The ETag the bucket gave an object made in parts (one HEAD): a multipart ETag
+        depends on the part size, and some services do not compute it as S3 does."""
+        found = self.size(key)
+        return found.etag if found else ""
 
     def _transfer_manager(self):
         with self._lock:  # made on first use: most runs have no file large enough

@@ -22,7 +22,7 @@ from ..storage import (
     open_photo_storage,
 )
 from .pool import in_pool
-from .transfer import Job, transfer
+from .transfer import Job, file_md5, transfer
 
 LIST_PAGE = 1000  # keys per ListObjectsV2 request: S3's most
 LISTING_FAILED = (
@@ -96,6 +96,10 @@ class BucketPool:
         """Each job uploaded (or recorded): each future gives a Transferred. No new job is
         started once `stop()`."""
         return self._run(lambda job: transfer(job, self.bucket), jobs, stop=stop)
+
+    def hashes(self, jobs: Iterable[Job]) -> Iterator[tuple[Job, Future]]:
+        """Each job's file read and hashed: each future gives its MD5 (hex)."""
+        return self._run(lambda job: file_md5(job.local.abspath), jobs)
 
     def deletes(self, keys: Iterable[str]) -> Iterator[tuple[str, Future]]:
         return self._run(self.bucket.delete, keys)

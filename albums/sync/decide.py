@@ -23,6 +23,7 @@ class Action(Enum):
 class Decision:
     action: Action
     notes: tuple[tuple[int, str], ...] = ()  # (log level, message with %s for the path)
+    also_count: str = ""  # a count beside the action's own, once it is done
 
 
 def decide(local: LocalFile, known: KnownPhoto | None, remote: RemoteObject | None) -> Decision:
@@ -34,6 +35,10 @@ def decide(local: LocalFile, known: KnownPhoto | None, remote: RemoteObject | No
     - New and absent, or of another size: uploaded.
     - Recorded but missing from the bucket, changed on disk (size or mtime, to the
       nanosecond), or of another size in the bucket (a partial upload): uploaded again.
+    - Recorded, unchanged on disk, but the bucket's ETag is not the one recorded when it was
+      uploaded (someone replaced the object, even with bytes of the same size): uploaded
+      again. The listing carries the ETag, so this costs no request; photos recorded
+      before ETags were kept are not compared.
     - Otherwise unchanged: nothing is read or sent.
     """
     if known is None:
@@ -52,6 +57,9 @@ def decide(local: LocalFile, known: KnownPhoto | None, remote: RemoteObject | No
     if remote.size != local.size:
         note = f"Photo in S3 has {remote.size} bytes instead of {local.size}, will re-upload: %s"
         return _upload((logging.WARNING, note))
+    if known.etag and remote.etag and remote.etag != known.etag:
+        note = (logging.WARNING, "Photo in S3 differs from the uploaded copy, will re-upload: %s")
+        return Decision(Action.UPLOAD, (note,), also_count="replaced_in_bucket")
     return Decision(Action.UNCHANGED)
 
 

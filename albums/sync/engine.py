@@ -27,14 +27,15 @@ from .decide import Action, decide
 from .failures import Failures
 from .folders import Census, album_folder, readable, take_census
 from .lease import AlbumLease
-from .merge import Entry, KnownPhoto, merge_by_path
+from .merge import Entry, KnownPhoto, Vanished, merge_by_path
+from .moves import Moves
 from .pool import TICK_SECONDS
 from .records import RunRecords, recorded_photos
 from .result import SyncResult
 from .scan import FolderWalk, printable
 from .settle import Look, Settling
 from .tally import ProgressCallback, Tally
-from .transfer import FileChanged, Job, Transferred
+from .transfer import FileChanged, Job, Sent, Transferred
 
 logger = logging.getLogger("albums")
 
@@ -98,8 +99,10 @@ class AlbumSync:
         options: SyncOptions,
         lease: AlbumLease | None = None,
         progress: ProgressCallback | None = None,
+        kept_vanished: list[int] | None = None,
     ):
         self.album = album
+        self.kept_vanished = kept_vanished
         self.options = options
         self.lease = lease
         self.log = DryRunLog(logger, {}) if options.dry_run else logger
@@ -111,7 +114,8 @@ class AlbumSync:
         )
         # Orphans to delete from the bucket (when pruning), kept until the run knows how
         # many there are: at most max_delete + 1 of them, since one more stops the run.
-        self.to_prune: list[KnownPhoto] = []
+        self.to_prune: list[KnownPhoto | Vanished] = []
+        self.moves: Moves | None = None
         self.still_changing: list[str] = []  # photos left for the next run
         self.walk: FolderWalk | None = None
         self.bucket: BucketPool | None = None
@@ -119,10 +123,11 @@ class AlbumSync:
     def run(self) -> SyncResult:
         """Sync the album; its result, or a SyncError once what was done is recorded."""
         folder = album_folder(self.album)
-        census = take_census(self.album, folder, recorded_photos(self.album, paths_only=True))
+        census = take_census(self.album, folder, recorded_photos(self.album))
         if self.options.prune:
             self._check_deletion_limit(census.orphaned)
         self.tally.total = census.photos
+        self.moves = Moves.for_run(self.album, census.vanished, new_photos=census.new)
         self.bucket = BucketPool(
             album_name=self.album.name,
             prefix=self.prefix,
@@ -170,12 +175,14 @@ class AlbumSync:
         jobs = self._photos(entries)
         if not listing:
             jobs = self._check_each(jobs)
-        jobs = self._plan(jobs)
+        jobs = self.moves.attach(self._plan(jobs))
         if self.options.dry_run:
             self._count_dry_run(jobs)
             return
         try:
             self._transfer(self.bucket.cleaned_up_first(jobs))
+            for photo in self.moves.left_here():
+                self._gone(photo)  # no new file turned out to be it
             self._remove_orphans()
         finally:
             # Also when the pass stops midway (the listing failed, a delete was refused,
@@ -272,7 +279,8 @@ class AlbumSync:
                 self.tally.settle("unchanged")
                 self.records.verified(job.known.id)
             else:
-                yield replace(job, upload=decision.action is Action.UPLOAD)
+                upload = decision.action is Action.UPLOAD
+                yield replace(job, upload=upload, also_count=decision.also_count)
 
     def _orphan(self, photo: KnownPhoto) -> None:
         """A recorded photo the walk did not find. Under a folder that could not be read it
@@ -280,28 +288,56 @@ class AlbumSync:
         if self.walk.may_hide(photo.path):
             return
         self.tally.add("orphaned")
-        if self.options.dry_run:
-            return
+        if self.options.dry_run or self.moves.is_candidate(photo.id):
+            return  # a new file may turn out to be it: decided once the pass is over
+        self._gone(photo)
+
+    def _gone(self, photo: KnownPhoto | Vanished) -> None:
+        """A photo gone from disk for good: forgotten, or, when pruning, set aside to be
+        deleted from the bucket (and then forgotten)."""
         if self.options.prune:
             if len(self.to_prune) <= self.options.max_delete:
                 self.to_prune.append(photo)
             return
         self.log.info("Photo gone from disk, forgetting it: %s", photo.path)
-        self.records.forgotten(photo.id)
         self.tally.add("removed")
+        if self.kept_vanished is not None and photo.md5:
+            # Forgotten once every album of this run is synced: a later one may be where
+            # the photo moved to (albums.sync.service.sync_albums).
+            self.kept_vanished.append(photo.id)
+        else:
+            self.records.forgotten(photo.id)
 
     def _count_dry_run(self, jobs: Iterator[Job]) -> None:
-        for job in jobs:
-            if not job.upload:
-                self.tally.settle("already_in_bucket")
-            else:
-                self.tally.settle("uploaded" if job.known is None else "reuploaded")
+        """What a real run would do, reading only the new files that may be moved photos."""
+        for job, future in self.bucket.hashes(job for job in jobs if self._dry_settled(job)):
+            try:
+                md5 = future.result()
+            except FILE_ERRORS as exc:
+                self.failures.judge(job.local.path, exc, where=self.bucket.where)
+                self.tally.settle()
+                continue
+            moved = self.moves.source_of(job, md5, None) is not None
+            self.tally.settle("moved" if moved else "uploaded")
         orphaned = self.tally["orphaned"]
+        moved_here = sum(photo.album_id == self.album.pk for photo in self.moves.taken())
         if self.options.prune and orphaned:
             self._check_deletion_limit(orphaned)
-        self.tally.add("removed", orphaned)
+        self.tally.add("removed", orphaned - moved_here)
         if self.options.prune:
             self.tally.add("pruned", orphaned)
+
+    def _dry_settled(self, job: Job) -> bool:
+        """Count a job of a dry run; True when only its MD5 can tell (a possible move)."""
+        if job.candidates:
+            return True
+        if not job.upload:
+            self.tally.settle("already_in_bucket")
+        else:
+            self.tally.settle("uploaded" if job.known is None else "reuploaded")
+        if job.also_count:
+            self.tally.add(job.also_count)
+        return False
 
     def _check_deletion_limit(self, count: int) -> None:
         if count > self.options.max_delete:
@@ -334,36 +370,57 @@ class AlbumSync:
             raise stopping[0]
 
     def _record(self, done: Transferred) -> None:
-        if done.job.known is None:
-            self.tally.settle("uploaded" if done.uploaded else "already_in_bucket")
+        job = done.job
+        # A photo gone from disk follows the new file its object was copied from (or, after
+        # a killed run, found copied already); one uploaded after all stays gone.
+        came_from = job.candidates and done.sent is not Sent.UPLOADED
+        source = self.moves.source_of(job, done.md5, done.source) if came_from else None
+        if source is not None:
+            self.log.info(
+                "Photo moved from %s, copied in the bucket: %s", source.path, job.local.path
+            )
+            self.tally.settle("moved")
+            self.records.moved(source.id, done)
         else:
-            self.tally.settle("reuploaded")
+            if job.known is not None:
+                self.tally.settle("reuploaded")
+            else:
+                self.tally.settle("already_in_bucket" if done.sent is Sent.FOUND else "uploaded")
+            self.records.sent(done)
+        if job.also_count:
+            self.tally.add(job.also_count)
         if done.uploaded:
             self.tally.add("bytes_uploaded", done.size)
         self.tally.report()
-        self.records.sent(done)
 
     def _remove_orphans(self) -> None:
-        """Delete the bucket copies of photos gone from disk, when pruning, and forget them.
+        """When pruning: delete the bucket copies of photos gone from disk (and forget them),
+        and the old objects of photos this run moved (their records followed them).
 
         (Without pruning, orphans were forgotten as the pass found them.)
         """
-        if not self.to_prune:
+        if not self.options.prune:
             return
-        self._check_deletion_limit(self.tally["orphaned"])
-        keys = {self.prefix + photo.path: photo for photo in self.to_prune}
-        for key, future in self.bucket.deletes(list(keys)):
-            photo = keys[key]
+        moved = self.moves.taken()
+        if not self.to_prune and not moved:
+            return
+        elsewhere = sum(photo.album_id != self.album.pk for photo in moved)
+        self._check_deletion_limit(self.tally["orphaned"] + elsewhere)
+        moved_ids = {photo.id for photo in moved}
+        doomed = {photo.key: photo for photo in [*self.to_prune, *moved]}
+        for key, future in self.bucket.deletes(list(doomed)):
+            photo = doomed[key]
             try:
                 future.result()
             except FILE_ERRORS as exc:
                 self.failures.judge(photo.path, exc, where=self.bucket.where)
                 continue
             self.log.info("Deleted from S3, gone from disk: %s", photo.path)
-            self.log.info("Photo gone from disk, forgetting it: %s", photo.path)
-            self.records.forgotten(photo.id)
             self.tally.add("pruned")
-            self.tally.add("removed")
+            if photo.id not in moved_ids:
+                self.log.info("Photo gone from disk, forgetting it: %s", photo.path)
+                self.records.forgotten(photo.id)
+                self.tally.add("removed")
 
     def _tick(self) -> None:
         """Between photos and while waiting on the pool: progress, the lease, due writes."""

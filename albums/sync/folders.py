@@ -6,7 +6,7 @@ PHOTOS_ROOT, and a folder that suddenly holds no photos is refused.
 """
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.core.exceptions import ValidationError
@@ -14,7 +14,7 @@ from django.core.exceptions import ValidationError
 from .. import conf
 from ..exceptions import AlbumFolderEmpty, AlbumFolderMissing, AlbumFolderUnsafe
 from ..models import Album, validate_album_folder
-from .merge import merge_by_path
+from .merge import KnownPhoto, Vanished, merge_by_path
 from .scan import FolderWalk
 
 ROOT_MISSING = "PHOTOS_ROOT ({root}) does not exist or is not a folder; is the disk mounted? Nothing was changed."
@@ -75,23 +75,27 @@ class Census:
     recorded: int = 0
     orphaned: int = 0  # recorded, gone from disk
     unreadable: int = 0  # folders and files the walk could not read
+    vanished: list[Vanished] = field(default_factory=list)  # orphans known by content
 
 
-def take_census(album: Album, folder: Path, recorded_paths: Iterable[tuple[str, object]]) -> Census:
+def take_census(album: Album, folder: Path, recorded: Iterable[tuple[str, KnownPhoto]]) -> Census:
     """A quick first pass: the folder without a stat of each file, against the recorded
-    paths. It gives the progress total, the count of new photos, and the count of orphans,
-    so that too many deletions stop the run before it changes anything. It holds no more
-    than the main pass does. A folder that holds no photo while photos are recorded raises
-    AlbumFolderEmpty."""
+    photos. It gives the progress total, the count of new photos, the count of orphans, so
+    that too many deletions stop the run before it changes anything, and the orphans known
+    by their content, which a new file may turn out to be (a move). It holds no more than
+    the main pass does, and the orphans. A folder that holds no photo while photos are
+    recorded raises AlbumFolderEmpty."""
     walk = FolderWalk(folder, conf.photo_extensions())
     census = Census()
     for entry in merge_by_path(
-        readable(((path, True) for path in walk.paths()), album, folder), recorded_paths
+        readable(((path, True) for path in walk.paths()), album, folder), recorded
     ):
         if entry.known:
             census.recorded += 1
         if not entry.local:
-            census.orphaned += not walk.may_hide(entry.path)
+            if not walk.may_hide(entry.path):
+                census.orphaned += 1
+                _note_vanished(census, album, entry.known)
             continue
         census.photos += 1
         census.new += not entry.known
@@ -101,3 +105,10 @@ def take_census(album: Album, folder: Path, recorded_paths: Iterable[tuple[str, 
             FOLDER_EMPTY.format(album=album.name, folder=folder, count=census.recorded)
         )
     return census
+
+
+def _note_vanished(census: Census, album: Album, photo: KnownPhoto) -> None:
+    if photo.md5:
+        census.vanished.append(
+            Vanished(photo.id, album.pk, photo.path, photo.key, photo.size, photo.md5)
+        )

@@ -42,6 +42,21 @@ class KnownPhoto:
     id: int
     size: int
     mtime_ns: int
+    md5: str = ""  # of the bytes uploaded; "" if recorded before checksums were kept
+    etag: str = ""  # the object's ETag when it was uploaded
+    key: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Vanished:
+    """A recorded photo whose file is gone from where it was, known by its content."""
+
+    id: int
+    album_id: int
+    path: str
+    key: str
+    size: int
+    md5: str
 
 
 @dataclass(slots=True)

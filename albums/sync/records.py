@@ -13,22 +13,24 @@ from django.utils import timezone
 
 from ..models import Album, Photo, SyncRun
 from .merge import KnownPhoto
-from .transfer import Transferred
+from .transfer import Sent, Transferred
 
 DB_CHUNK = 2000  # rows per bulk write: a fixed number of queries per chunk
 FLUSH_SECONDS = 10.0  # record finished uploads at least this often, so a crash loses little
 READ_CHUNK = 5000  # photo rows per database read
 UPDATED_FIELDS = [
     "key", "size", "mtime_ns", "content_type", "width", "height", "taken_at",
-    "uploaded_at", "verified_at",
+    "uploaded_at", "verified_at", "md5", "etag",
 ]  # fmt: skip
+# A moved photo keeps its record: same id, upload time and metadata, at its new place.
+MOVED_FIELDS = ["album", "path", "key", "size", "mtime_ns", "verified_at", "md5", "etag"]
 
 Progress = Callable[[], dict[str, int]]  # the run row's progress fields, as they stand
 
 
-def recorded_photos(album: Album, *, paths_only: bool = False) -> Iterator[tuple[str, object]]:
-    """The album's photos as recorded, as (path, KnownPhoto) in path order (or (path,
-    True) with `paths_only`), read a page of rows at a time.
+def recorded_photos(album: Album) -> Iterator[tuple[str, KnownPhoto]]:
+    """The album's photos as recorded, as (path, KnownPhoto) in path order, read a page of
+    rows at a time.
 
     Pages start after the last path read (keyset pagination) rather than reading one
     long cursor, because the run writes the same table between pages. A page never
@@ -36,16 +38,26 @@ def recorded_photos(album: Album, *, paths_only: bool = False) -> Iterator[tuple
     already passed, and the next page is read as soon as the merge passes the last row
     of a page. The path column sorts in binary order (see migration 0005).
     """
-    fields = ("path",) if paths_only else ("path", "id", "size", "mtime_ns")
+    fields = ("path", "id", "size", "mtime_ns", "md5", "etag", "key")
     rows = Photo.objects.filter(album=album).order_by("path").values_list(*fields)
     after = None
     while True:
         page = list((rows if after is None else rows.filter(path__gt=after))[:READ_CHUNK])
         for row in page:
-            yield row[0], (True if paths_only else KnownPhoto(*row))
+            yield row[0], KnownPhoto(*row)
         if len(page) < READ_CHUNK:
             return
         after = page[-1][0]
+
+
+def forget_vanished(photo_ids_by_album: dict[int, list[int]]) -> None:
+    """Delete the records of photos gone from disk that a run kept (see
+    albums.sync.service.sync_albums), except those a later album's run moved: a moved
+    record belongs to its new album now."""
+    for album_id, photo_ids in photo_ids_by_album.items():
+        for start in range(0, len(photo_ids), DB_CHUNK):
+            chunk = photo_ids[start : start + DB_CHUNK]
+            Photo.objects.filter(album_id=album_id, pk__in=chunk).delete()
 
 
 class RunRecords:
@@ -65,10 +77,11 @@ class RunRecords:
         self._updates: list[Photo] = []
         self._verified: list[int] = []
         self._forgotten: list[int] = []
+        self._moves: list[Photo] = []
         self._last_flush = time.monotonic()
 
     def sent(self, done: Transferred) -> None:
-        """Record a photo the pool has uploaded, or found whole in the bucket."""
+        """Record a photo the pool has uploaded, copied, or found whole in the bucket."""
         job, now = done.job, timezone.now()
         photo = Photo(
             id=job.known.id if job.known else None,
@@ -81,12 +94,29 @@ class RunRecords:
             width=done.info.width,
             height=done.info.height,
             taken_at=done.info.taken_at,
-            uploaded_at=now if done.uploaded else None,
+            uploaded_at=None if done.sent is Sent.FOUND else now,
             verified_at=now,
+            md5=done.md5,
+            etag=done.etag,
         )
         (self._creates if job.known is None else self._updates).append(photo)
-        if len(self._creates) + len(self._updates) >= DB_CHUNK:
-            self.flush()
+        self._flush_if_full()
+
+    def moved(self, photo_id: int, done: Transferred) -> None:
+        """Re-point the record of a photo gone from disk to the new file it turned out to be."""
+        photo = Photo(
+            id=photo_id,
+            album=self.album,
+            path=done.job.local.path,
+            key=done.job.key,
+            size=done.size,
+            mtime_ns=done.mtime_ns,
+            verified_at=timezone.now(),
+            md5=done.md5,
+            etag=done.etag,
+        )
+        self._moves.append(photo)
+        self._flush_if_full()
 
     def verified(self, photo_id: int) -> None:
         """A recorded photo found unchanged and whole in the bucket."""
@@ -100,6 +130,10 @@ class RunRecords:
         if len(self._forgotten) >= DB_CHUNK * 2:
             self.flush()
 
+    def _flush_if_full(self) -> None:
+        if len(self._creates) + len(self._updates) + len(self._moves) >= DB_CHUNK:
+            self.flush()
+
     def flush_if_due(self) -> None:
         if time.monotonic() - self._last_flush >= FLUSH_SECONDS:
             self.flush()
@@ -107,12 +141,15 @@ class RunRecords:
     def flush(self) -> None:
         """Write what the run has decided and its progress, in one short transaction."""
         self._last_flush = time.monotonic()
-        creates, updates = self._creates, self._updates
+        creates, updates, moves = self._creates, self._updates, self._moves
         verified, forgotten = self._verified, self._forgotten
-        self._creates, self._updates, self._verified, self._forgotten = [], [], [], []
+        self._creates, self._updates, self._moves = [], [], []
+        self._verified, self._forgotten = [], []
         if self.dry_run:
             return
         with transaction.atomic():
+            if moves:
+                Photo.objects.bulk_update(moves, MOVED_FIELDS, batch_size=DB_CHUNK // 2)
             if creates:
                 Photo.objects.bulk_create(creates, batch_size=DB_CHUNK)
             if updates:

@@ -1,10 +1,11 @@
-"""What a sync run did, in one frozen object that every entry point reports from."""
+"""What a run did, in one frozen object that every entry point reports from."""
 
 from dataclasses import asdict, dataclass
+from typing import ClassVar
 
 from django.utils.translation import ngettext
 
-from ..counts import SyncCounts
+from ..counts import Counts, SyncCounts, VerifyCounts
 
 
 @dataclass(frozen=True, slots=True)
@@ -15,9 +16,9 @@ class FileFailure:
     error: str
 
 
-@dataclass(frozen=True, slots=True)
-class SyncResult(SyncCounts):
-    """The counts (see albums.counts.SyncCounts) and the outcome of one run."""
+@dataclass(frozen=True)
+class RunOutcome:
+    """How a run of any kind ended; its counts come from the counts class beside it."""
 
     album: str = ""
     run_id: int | None = None
@@ -25,7 +26,7 @@ class SyncResult(SyncCounts):
     dry_run: bool = False
     message: str = ""
     failures: tuple[FileFailure, ...] = ()
-    still_changing: tuple[str, ...] = ()  # photos left for the next run (the `deferred` count)
+    COUNTS: ClassVar[type[Counts]]  # the counts class the result is made of
 
     @property
     def failed(self) -> int:
@@ -36,7 +37,38 @@ class SyncResult(SyncCounts):
         return self.status == "success"
 
     def counts(self) -> dict[str, int]:
-        return {name: getattr(self, name) for name in SyncCounts.names()}
+        return {name: getattr(self, name) for name in self.COUNTS.names()}
+
+    def as_dict(self) -> dict:
+        """The result as `--json` prints it and a task returns it."""
+        return {
+            "album": self.album,
+            "run_id": self.run_id,
+            "status": self.status,
+            "dry_run": self.dry_run,
+            "message": self.message,
+            **self.counts(),
+            "failed": self.failed,
+            "failures": [asdict(failure) for failure in self.failures],
+        }
+
+    def _ending(self, line: str, size: int) -> str:
+        if size:
+            line += f" ({_human_bytes(size)})"
+        if self.dry_run:
+            line += " [dry run]"
+        if self.message:
+            line += f". {self.message}"
+        return line
+
+
+@dataclass(frozen=True)
+class SyncResult(SyncCounts, RunOutcome):
+    """The counts (see albums.counts.SyncCounts) and the outcome of one sync."""
+
+    COUNTS = SyncCounts
+
+    still_changing: tuple[str, ...] = ()  # photos left for the next run (the `deferred` count)
 
     def summary(self) -> str:
         """One line for a person: the command's output, the admin message, the logs."""
@@ -50,6 +82,10 @@ class SyncResult(SyncCounts):
             f"{self.removed} orphaned {'record' if self.removed == 1 else 'records'} "
             f"{would}removed",
         ]
+        if self.moved:
+            parts.append(f"{self.moved} {would}moved in the bucket")
+        if self.replaced_in_bucket:
+            parts.append(f"{self.replaced_in_bucket} changed in the bucket, {would}re-uploaded")
         if self.deferred:
             left = "would not be uploaded" if self.dry_run else "not uploaded"
             parts.append(f"{self.deferred} still changing, {left} this time (the next run will)")
@@ -57,28 +93,30 @@ class SyncResult(SyncCounts):
             parts.append(f"{self.pruned} {would}pruned from bucket")
         if self.failed:
             parts.append(f"{self.failed} failed")
-        line = f"{self.album}: " + ", ".join(parts)
-        if self.bytes_uploaded:
-            line += f" ({_human_bytes(self.bytes_uploaded)})"
-        if self.dry_run:
-            line += " [dry run]"
-        if self.message:
-            line += f". {self.message}"
-        return line
+        return self._ending(f"{self.album}: " + ", ".join(parts), self.bytes_uploaded)
 
     def as_dict(self) -> dict:
-        """The result as `sync_albums --json` prints it and a task returns it."""
-        return {
-            "album": self.album,
-            "run_id": self.run_id,
-            "status": self.status,
-            "dry_run": self.dry_run,
-            "message": self.message,
-            **self.counts(),
-            "failed": self.failed,
-            "failures": [asdict(failure) for failure in self.failures],
-            "still_changing": list(self.still_changing),
-        }
+        return {**RunOutcome.as_dict(self), "still_changing": list(self.still_changing)}
+
+
+@dataclass(frozen=True)
+class VerifyResult(VerifyCounts, RunOutcome):
+    """The counts (see albums.counts.VerifyCounts) and the outcome of one verification."""
+
+    COUNTS = VerifyCounts
+
+    def summary(self) -> str:
+        parts = [
+            ngettext("%(n)d photo checked", "%(n)d photos checked", self.checked)
+            % {"n": self.checked},
+            f"{self.matched} matched",
+        ]
+        for name, label, _, unit in VerifyCounts.specs():
+            if name not in {"checked", "matched"} and unit == "photos" and getattr(self, name):
+                parts.append(f"{getattr(self, name)} {label}")
+        if self.failed:
+            parts.append(f"{self.failed} failed")
+        return self._ending(f"{self.album}: " + ", ".join(parts), self.bytes_read)
 
 
 def _human_bytes(count: int) -> str:

@@ -18,6 +18,7 @@ from . import runs
 from .discover import discover_albums
 from .engine import AlbumSync, SyncOptions
 from .lease import AlbumLease
+from .records import forget_vanished
 from .result import SyncResult
 from .tally import ProgressCallback
 
@@ -38,6 +39,7 @@ def sync_album(
     workers: int | None = None,
     max_delete: int | None = None,
     progress: ProgressCallback | None = None,
+    kept_vanished: list[int] | None = None,
 ) -> SyncResult:
     """Make the bucket and the database match the album's folder, and record the run.
 
@@ -60,7 +62,9 @@ def sync_album(
     - A dry run changes nothing in the bucket or the database (beyond its run record).
 
     `run` is a SyncRun created earlier (a queued run); otherwise one is created. A raised
-    SyncError carries the run's result as `.result`.
+    SyncError carries the run's result as `.result`. With `kept_vanished` (see
+    `sync_albums`), the records of photos gone from disk are not deleted but their ids
+    added to it.
     """
     options = SyncOptions.resolve(
         dry_run=dry_run, prune=prune, batch_size=batch_size, workers=workers, max_delete=max_delete
@@ -71,9 +75,15 @@ def sync_album(
             if lease is not None:
                 runs.close_abandoned(album, starting=run)
             run = runs.start(run, album=album, trigger=trigger, dry_run=dry_run, prune=prune)
-            return _sync_and_record(AlbumSync(
-                album=album, run=run, options=options, lease=lease, progress=progress
-            ), run)  # fmt: skip
+            sync = AlbumSync(
+                album=album,
+                run=run,
+                options=options,
+                lease=lease,
+                progress=progress,
+                kept_vanished=kept_vanished,
+            )
+            return _sync_and_record(sync, run)
     except SyncAlreadyRunning as exc:
         if run is not None:
             runs.skip(run, message=str(exc))
@@ -158,14 +168,26 @@ def sync_albums(
     """Sync each album in turn (see `sync_album` for `options`), yielding how each went.
 
     An album that fails, or that a setting keeps from syncing, does not stop the others.
+    The records of photos gone from an album's folder are deleted once every album has been
+    synced, not before: a photo moved to an album synced later is then found there by its
+    content, and copied inside the bucket rather than uploaded again.
     """
-    for album in albums:
-        try:
-            result = sync_album(album=album, progress=progress(album), **options)
-        except (SyncError, ImproperlyConfigured) as exc:
-            yield AlbumOutcome(album, getattr(exc, "result", None), exc)
-        else:
-            yield AlbumOutcome(album, result)
+    kept_vanished: dict[int, list[int]] = {}
+    try:
+        for album in albums:
+            try:
+                result = sync_album(
+                    album=album,
+                    progress=progress(album),
+                    kept_vanished=kept_vanished.setdefault(album.pk, []),
+                    **options,
+                )
+            except (SyncError, ImproperlyConfigured) as exc:
+                yield AlbumOutcome(album, getattr(exc, "result", None), exc)
+            else:
+                yield AlbumOutcome(album, result)
+    finally:
+        forget_vanished(kept_vanished)
 
 
 def run_queued_sync(run_id: int) -> SyncResult | None:

@@ -1,21 +1,28 @@
-"""The running count of a sync: what it did so far and how many photos it has finished."""
+"""The running count of a run: what it did so far and how many photos it has finished."""
 
 from collections.abc import Callable
 
-from ..counts import SyncCounts
+from ..counts import Counts, SyncCounts
 
 ProgressCallback = Callable[[int, int], None]
 
 
 class Tally:
-    """The counts of albums.counts.SyncCounts, kept while the run goes, and its progress.
+    """The counts of a counts class (albums.counts), kept while the run goes, and its progress.
 
     Every photo the run finds is settled exactly once (`settle`): counted under what happened
     to it, or, for a failure, counted by the run's failures. `done` moves only there.
     """
 
-    def __init__(self, *, progress: ProgressCallback | None = None):
-        self._counts = dict.fromkeys(SyncCounts.names(), 0)
+    def __init__(
+        self,
+        *,
+        counts: type[Counts] = SyncCounts,
+        found_as: str = "scanned",
+        progress: ProgressCallback | None = None,
+    ):
+        self._counts = dict.fromkeys(counts.names(), 0)
+        self._found_as = found_as
         self._progress = progress
         self.done = 0
         self.total = 0
@@ -34,9 +41,9 @@ class Tally:
         self.done += 1
 
     def found(self) -> None:
-        """One more photo file found on disk."""
-        self.add("scanned")
-        self.total = max(self.total, self._counts["scanned"])
+        """One more photo to handle (counted under `found_as`)."""
+        self.add(self._found_as)
+        self.total = max(self.total, self._counts[self._found_as])
 
     def report(self) -> None:
         if self._progress is not None:

@@ -2,15 +2,23 @@
 
 Nothing here touches the database (this module does not import the models): results go back
 to the run's own thread, which records them (albums.sync.records).
+
+Each file is read once where that is possible: a file below the bucket's `small_file` size is
+read into memory, and that one read gives its MD5 (the record's checksum and the upload's
+Content-MD5), its image header and the bytes sent; a larger one is hashed while it streams
+up in parts. Only a large file that may be a moved photo is read twice (once to know its
+MD5, once more if it turns out not to be).
 """
 
 import hashlib
+import io
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from enum import Enum
 
 from ..storage import RemoteObject, StorageBucket
 from .media import ImageInfo, content_type_for, read_image_info
-from .merge import KnownPhoto
+from .merge import KnownPhoto, Vanished
 from .scan import LocalFile
 
 CHANGED_WHILE_UPLOADING = "changed while it was being uploaded; it will be uploaded on the next run"
@@ -29,53 +37,166 @@ class Job:
     known: KnownPhoto | None  # its database row, None for a new photo
     remote: RemoteObject | None  # the bucket's object under `key`, None if there is none
     upload: bool = True
+    also_count: str = ""  # a count to add once it is done (why it is sent again)
+    candidates: tuple[Vanished, ...] = ()  # photos gone from disk it may be, by size
+
+
+class Sent(Enum):
+    UPLOADED = "uploaded"
+    FOUND = "found"  # the bucket already held these bytes under its key
+    COPIED = "copied"  # copied inside the bucket from a photo gone from disk
 
 
 @dataclass(frozen=True, slots=True)
 class Transferred:
-    """A job done: what was read from the file, and whether it was sent."""
+    """A job done: what was read from the file, and how its object came to be."""
 
     job: Job
     size: int
     mtime_ns: int
     content_type: str
     info: ImageInfo
-    uploaded: bool
+    sent: Sent
+    md5: str
+    etag: str
+    source: Vanished | None = None  # for a copy: the photo copied from
+
+    @property
+    def uploaded(self) -> bool:
+        return self.sent is Sent.UPLOADED
 
 
 def transfer(job: Job, bucket: StorageBucket) -> Transferred:
-    """Read the file's header and, if the job says so, upload it.
+    """Read the file and see that the bucket holds it under `job.key`.
 
-    A job only to record (the bucket already holds an object of the same size) is uploaded
-    after all when the listing's plain MD5 ETag says the object holds other bytes. A file
-    that changes while it is uploaded raises FileChanged, and what reached the bucket is
-    deleted: it may be a mix of old and new bytes, which the next run must not mistake for
-    the photo.
+    - A job only to record (the bucket holds an object of the same size) is found there,
+      unless the listing's plain MD5 ETag says the object holds other bytes.
+    - Otherwise a file whose MD5 is that of one of `job.candidates` is copied from that
+      photo's object (an upload after all if that object is gone).
+    - Otherwise it is uploaded.
+    A file that changes meanwhile raises FileChanged, and what this call put in the bucket
+    is deleted: it may be a mix of old and new bytes, which the next run must not mistake
+    for the photo.
     """
     with open(job.local.abspath, "rb") as file:
         opened = os.fstat(file.fileno())
-        info = read_image_info(file)
+        content = _Content(file, opened.st_size, small=bucket.small_file)
+        info = read_image_info(content.header())
         content_type = content_type_for(job.local.path)
-        if job.upload:
-            file.seek(0)
-            bucket.upload(job.key, file, size=opened.st_size, content_type=content_type)
-            after = os.fstat(file.fileno())
-            if (after.st_size, after.st_mtime_ns) != (opened.st_size, opened.st_mtime_ns):
+        sent, etag, source = _send(job, bucket, content, content_type)
+        after = os.fstat(file.fileno())
+        if (after.st_size, after.st_mtime_ns) != (opened.st_size, opened.st_mtime_ns):
+            if sent is not Sent.FOUND:
                 bucket.delete(job.key)
-                raise FileChanged(CHANGED_WHILE_UPLOADING)
-        elif not _same_content(job, file):
-            file.seek(0)
-            bucket.upload(job.key, file, size=opened.st_size, content_type=content_type)
-            job = replace(job, upload=True)
+            raise FileChanged(CHANGED_WHILE_UPLOADING)
+        md5 = content.md5().hex()
     return Transferred(
-        job, opened.st_size, opened.st_mtime_ns, content_type, info, uploaded=job.upload
+        job, opened.st_size, opened.st_mtime_ns, content_type, info, sent, md5, etag, source
     )
 
 
-def _same_content(job: Job, file) -> bool:
+def file_md5(path: str) -> str:
+    """The MD5 (hex) of the file at `path`, read once."""
+    with open(path, "rb") as file:
+        return hashlib.file_digest(file, "md5").hexdigest()
+
+
+def _send(job: Job, bucket: StorageBucket, content: "_Content", content_type: str):
+    """(how the object came to be, its ETag, the photo copied from)."""
+    if not job.upload and _same_content(job.remote, content):
+        return Sent.FOUND, job.remote.etag, None
+    if job.candidates:
+        md5 = content.md5().hex()
+        for source in (photo for photo in job.candidates if photo.md5 == md5):
+            try:
+                return Sent.COPIED, bucket.copy(source.key, job.key, size=content.size), source
+            except FileNotFoundError:
+                continue  # its object is gone too: another candidate, or an upload
+    etag = bucket.upload(
+        job.key, content.body(), size=content.size, content_type=content_type, md5=content.known_md5
+    )
+    return Sent.UPLOADED, etag, None
+
+
+def _same_content(remote: RemoteObject, content: "_Content") -> bool:
     """Size matched already; where the listing gave a plain MD5 ETag, compare it too."""
-    etag = job.remote.etag if job.remote is not None else ""
+    etag = remote.etag
     if not etag or "-" in etag or len(etag) != 32:
+        content.md5()  # not comparable; known all the same, for the record
         return True
-    file.seek(0)
-    return hashlib.file_digest(file, "md5").hexdigest() == etag
+    return content.md5().hex() == etag
+
+
+class _Content:
+    """A photo file's bytes as the transfer needs them, read once where that is possible."""
+
+    def __init__(self, file, size: int, *, small: int):
+        self.file = file
+        self.size = size
+        self.data = file.read(small) if size < small else None
+        self._hashing: _HashingReader | None = None
+        self.known_md5 = hashlib.md5(self.data).digest() if self.data is not None else None  # noqa: S324 - an ETag, not security
+
+    def header(self):
+        """Something to read the image header from."""
+        if self.data is not None:
+            return io.BytesIO(self.data)
+        self.file.seek(0)
+        return self.file
+
+    def body(self):
+        """What to upload: the bytes read, or the file, hashed as it is read."""
+        if self.data is not None:
+            return self.data
+        self.file.seek(0)
+        if self.known_md5 is not None:
+            return self.file
+        self._hashing = _HashingReader(self.file)
+        return self._hashing
+
+    def md5(self) -> bytes:
+        """The file's MD5: from the read already done, or from a read now."""
+        if self.known_md5 is None and self._hashing is not None:
+            self.known_md5 = self._hashing.digest()
+        if self.known_md5 is None:
+            self.file.seek(0)
+            self.known_md5 = hashlib.file_digest(self.file, "md5").digest()
+        return self.known_md5
+
+
+class _HashingReader:
+    """A file, hashed as an upload reads it from start to end (s3transfer reads the parts of
+    a seekable file in order, and keeps each part in memory for its retries)."""
+
+    def __init__(self, file):
+        self.file = file
+        self._md5 = hashlib.md5()  # noqa: S324 - an ETag, not security
+        self._hashed = 0  # bytes hashed, from the start
+        self._whole = True  # every byte was hashed once, in order
+
+    def read(self, size: int = -1) -> bytes:
+        start = self.file.tell()
+        data = self.file.read(size)
+        if start == self._hashed:
+            self._md5.update(data)
+            self._hashed += len(data)
+        elif start + len(data) > self._hashed:
+            self._whole = False  # a gap or a jump back past the end: hash it afresh
+        return data
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self.file.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self.file.tell()
+
+    def seekable(self) -> bool:
+        return True
+
+    def readable(self) -> bool:
+        return True
+
+    def digest(self) -> bytes | None:
+        """The MD5 of the whole file, or None when the reads did not cover it in order."""
+        end = os.fstat(self.file.fileno()).st_size
+        return self._md5.digest() if self._whole and self._hashed == end else None

@@ -86,8 +86,8 @@ def test_rows_read_page_by_page_line_up_with_photos_added_and_removed_between_th
     sync_album(album=tricky_album)
     monkeypatch.setattr(records, "READ_CHUNK", 2)
     added = ["a.jpeg.jpg", "a/a.jpg", "Z/0.jpg", "zz/z.jpg", "é/1.jpg", "📷/0.jpg"]
-    for name in added:
-        write_photo(tricky_album.path / name)
+    for number, name in enumerate(added):  # other bytes than the photos removed: not moves
+        write_photo(tricky_album.path / name, color=(number, 0, 0))
     for name in ("a/b.jpg", "e\u0301.jpg", "~.jpg"):
         (tricky_album.path / name).unlink()
 
