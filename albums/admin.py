@@ -19,7 +19,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.timesince import timesince
 from django.utils.translation import ngettext
 
-from .counts import SyncCounts
+from .counts import COUNTS_BY_KIND
 from .models import Album, ApiToken, Photo, SyncRun, SyncStatus
 from .previews import NoPreview, bucket_url, thumbnail
 from .sync import queue_sync, queue_syncs, run_as_dict, worker_seen
@@ -27,6 +27,7 @@ from .sync.runs import ACTIVE
 
 SYNC_QUEUED = "Sync of “{album}” queued as {run}."
 DRY_RUN_QUEUED = "Dry run of “{album}” queued as {run}."
+VERIFY_QUEUED = "Verification of “{album}” queued as {run}."
 ALREADY_RUNNING = "“{album}” is being synced right now: see {run}."
 NO_WORKER = (
     "No background worker has been seen recently, so the run will wait in the queue: "
@@ -39,13 +40,13 @@ STATUS_ICONS = {
     SyncStatus.SKIPPED: "icon-alert.svg",
 }
 RECENT_RUNS = 10
-RUN_WHEN_FIELDS = ["trigger", "dry_run", "prune", "queued_at", "started_at", "finished_at", "took"]
-# Every count of SyncCounts, photos first; bytes as a size ("bytes" below).
-RUN_COUNT_FIELDS = [
-    *(name for name, _, _, unit in SyncCounts.specs() if unit == "photos"),
-    "failed",
-    "bytes",
-]
+RUN_WHEN_FIELDS = ["trigger", "queued_at", "started_at", "finished_at", "took"]
+RUN_OPTION_FIELDS = {"sync": ["dry_run", "prune"], "verify": ["repair"]}
+# Every count of a run's kind, photos first, then its bytes as a size ("bytes" below).
+RUN_COUNT_FIELDS = {
+    kind: [*(name for name, _, _, unit in counts.specs() if unit == "photos"), "failed", "bytes"]
+    for kind, counts in COUNTS_BY_KIND.items()
+}
 
 
 def status_badge(status: str, label: str):
@@ -213,7 +214,8 @@ class AlbumAdmin(admin.ModelAdmin):
         self._warn_if_no_worker(request)
 
     def sync_view(self, request, object_id):
-        """POST only: queue a sync (or with `dry_run` in the form, a dry run) of one album."""
+        """POST only: queue a sync of one album (with `dry_run` in the form, a dry run; with
+        `verify`, a verification)."""
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
         if not self.has_sync_permission(request):
@@ -221,13 +223,14 @@ class AlbumAdmin(admin.ModelAdmin):
         album = self.get_object(request, unquote(object_id))
         if album is None:
             return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
-        dry_run = "dry_run" in request.POST
-        run = queue_sync(album=album, trigger=SyncRun.Trigger.ADMIN, dry_run=dry_run)
+        dry_run, verify = "dry_run" in request.POST, "verify" in request.POST
+        kind = SyncRun.Kind.VERIFY if verify else SyncRun.Kind.SYNC
+        run = queue_sync(album=album, trigger=SyncRun.Trigger.ADMIN, dry_run=dry_run, kind=kind)
         # queue_sync hands back the running sync rather than queue a second one.
         if run.status == SyncStatus.RUNNING:
             text = ALREADY_RUNNING
         else:
-            text = DRY_RUN_QUEUED if dry_run else SYNC_QUEUED
+            text = VERIFY_QUEUED if verify else DRY_RUN_QUEUED if dry_run else SYNC_QUEUED
         self.message_user(request, format_html(text, album=album.name, run=run_link(run)))
         self._warn_if_no_worker(request)
         return redirect("admin:albums_album_change", album.pk)
@@ -246,16 +249,11 @@ class SyncRunAdmin(admin.ModelAdmin):
         "progress", "uploaded", "reuploaded", "failed", "bytes",
     ]  # fmt: skip
     list_display_links = ["__str__"]
-    list_filter = ["status", "trigger", "dry_run", "prune"]
+    list_filter = ["kind", "status", "trigger", "dry_run", "prune"]
     list_select_related = ["album"]
     search_fields = ["album__name", "album__slug", "message"]
     date_hierarchy = "started_at"
-    fieldsets = [
-        (None, {"fields": ["album", "status_label", "progress", "message"]}),
-        ("When", {"fields": RUN_WHEN_FIELDS}),
-        ("What it did", {"fields": RUN_COUNT_FIELDS}),
-        ("Files that failed", {"fields": ["error_list"]}),
-    ]
+    fieldsets = [(None, {"fields": ["album", "kind", "status_label", "progress", "message"]})]
 
     def get_urls(self):
         view = self.admin_site.admin_view(self.progress_view)
@@ -265,9 +263,17 @@ class SyncRunAdmin(admin.ModelAdmin):
         ]
 
     def get_fieldsets(self, request, obj=None):
+        kind = obj.kind if obj is not None else SyncRun.Kind.SYNC
+        files = "Files with problems" if kind == SyncRun.Kind.VERIFY else "Files that failed"
+        fieldsets = [
+            *self.fieldsets,
+            ("When", {"fields": [*RUN_OPTION_FIELDS[kind], *RUN_WHEN_FIELDS]}),
+            ("What it did", {"fields": RUN_COUNT_FIELDS[kind]}),
+            (files, {"fields": ["error_list"]}),
+        ]
         if obj is not None and obj.diagnosis:
-            return [*self.fieldsets, ("What check_storage found", {"fields": ["diagnosis_list"]})]
-        return self.fieldsets
+            fieldsets.append(("What check_storage found", {"fields": ["diagnosis_list"]}))
+        return fieldsets
 
     def get_readonly_fields(self, request, obj=None):
         fieldsets = self.get_fieldsets(request, obj)
@@ -319,9 +325,11 @@ class SyncRunAdmin(admin.ModelAdmin):
             else f"{minutes} min {seconds} s"
         )
 
-    @admin.display(description="Bytes uploaded", ordering="bytes_uploaded")
+    @admin.display(description="Bytes", ordering="bytes_uploaded")
     def bytes(self, run: SyncRun):
-        return filesizeformat(run.bytes_uploaded)
+        """Uploaded by a sync, read by a verification."""
+        counted = run.bytes_read if run.kind == SyncRun.Kind.VERIFY else run.bytes_uploaded
+        return filesizeformat(counted)
 
     @admin.display(description="Errors")
     def error_list(self, run: SyncRun):

@@ -178,6 +178,7 @@ class SyncRun(RunCounts):
     trigger = models.CharField(max_length=16, choices=Trigger.choices)
     dry_run = models.BooleanField(default=False)
     prune = models.BooleanField(default=False)
+    repair = models.BooleanField(default=False, help_text="A verification that repairs.")
     status = models.CharField(max_length=16, choices=SyncStatus.choices, default=SyncStatus.RUNNING)
     queued_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)

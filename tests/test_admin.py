@@ -43,9 +43,10 @@ def synced(album, local_bucket):
 def test_the_sync_buttons_are_shown_to_users_who_may_sync(album, syncer):
     page = logged_in(syncer).get(change_url(album)).content.decode()
 
-    assert page.count(f'action="{sync_url(album)}"') == 2
+    assert page.count(f'action="{sync_url(album)}"') == 3
     assert ">Sync album</button>" in page
     assert ">Dry run</button>" in page
+    assert ">Verify album</button>" in page
     assert 'name="csrfmiddlewaretoken"' in page
 
 

@@ -8,6 +8,7 @@ without a transfer manager per file, and the clean-up of unfinished multipart up
 """
 
 import base64
+import hashlib
 import io
 import posixpath
 import threading
@@ -20,6 +21,7 @@ from boto3.s3.transfer import TransferConfig, create_transfer_manager
 from botocore.exceptions import ClientError
 from django.core.files import File
 from django.core.files.storage import Storage
+from s3transfer.utils import ChunksizeAdjuster
 from storages.backends.s3 import S3Storage
 
 from ..exceptions import StorageError
@@ -83,6 +85,16 @@ class StorageBucket:
 
     def delete(self, key: str) -> None:
         self.storage.delete(key)
+
+    def part_size(self, size: int) -> int | None:
+        """The part size an upload of `size` bytes uses, or None for a single part."""
+        return None
+
+    def content_md5(self, key: str) -> str | None:
+        """The MD5 of the object under `key`, where reading it back is cheap (a local
+        folder); None where only its ETag can tell (S3)."""
+        with self.storage.open(key, "rb") as stored:
+            return hashlib.file_digest(stored, "md5").hexdigest()
 
     def abort_unfinished_uploads(self, prefix: str) -> int:
         return 0
@@ -190,6 +202,15 @@ class S3Bucket(StorageBucket):
 
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.name, Key=self._key(key))
+
+    def part_size(self, size: int) -> int | None:
+        if size < self.multipart_threshold:
+            return None
+        chunk = self._manager_config.multipart_chunksize
+        return ChunksizeAdjuster().adjust_chunksize(chunk, size)  # as s3transfer sizes parts
+
+    def content_md5(self, key: str) -> str | None:
+        return None  # the ETag answers, without downloading the object
 
     def abort_unfinished_uploads(self, prefix: str) -> int:
         """Abort the multipart uploads left under `prefix` by a killed run: their parts are

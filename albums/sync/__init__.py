@@ -2,7 +2,7 @@
 
 from .discover import discover_albums
 from .queue import queue_scheduled_syncs, queue_sync, queue_syncs, worker_seen
-from .result import FileFailure, SyncResult
+from .result import FileFailure, SyncResult, VerifyResult
 from .runs import run_as_dict
 from .service import (
     AlbumOutcome,
@@ -10,6 +10,7 @@ from .service import (
     select_albums,
     sync_album,
     sync_albums,
+    verify_album,
 )
 from .tally import ProgressCallback
 
@@ -18,6 +19,7 @@ __all__ = [
     "FileFailure",
     "ProgressCallback",
     "SyncResult",
+    "VerifyResult",
     "discover_albums",
     "queue_scheduled_syncs",
     "queue_sync",
@@ -27,5 +29,6 @@ __all__ = [
     "select_albums",
     "sync_album",
     "sync_albums",
+    "verify_album",
     "worker_seen",
 ]

@@ -90,19 +90,19 @@ class BucketPool:
 
     def sizes(self, jobs: Iterable[Job]) -> Iterator[tuple[Job, Future]]:
         """One size check (a HEAD) per job: each future gives a RemoteObject or None."""
-        return self._run(lambda job: self.bucket.size(job.key), jobs)
+        return self.map(lambda job: self.bucket.size(job.key), jobs)
 
     def transfers(self, jobs: Iterable[Job], *, stop: Callable[[], bool]) -> Iterator[tuple]:
         """Each job uploaded (or recorded): each future gives a Transferred. No new job is
         started once `stop()`."""
-        return self._run(lambda job: transfer(job, self.bucket), jobs, stop=stop)
+        return self.map(lambda job: transfer(job, self.bucket), jobs, stop=stop)
 
     def hashes(self, jobs: Iterable[Job]) -> Iterator[tuple[Job, Future]]:
         """Each job's file read and hashed: each future gives its MD5 (hex)."""
-        return self._run(lambda job: file_md5(job.local.abspath), jobs)
+        return self.map(lambda job: file_md5(job.local.abspath), jobs)
 
     def deletes(self, keys: Iterable[str]) -> Iterator[tuple[str, Future]]:
-        return self._run(self.bucket.delete, keys)
+        return self.map(self.bucket.delete, keys)
 
     def cleaned_up_first(self, jobs: Iterator[Job]) -> Iterator[Job]:
         """The jobs, with the multipart uploads a killed run left behind aborted before the
@@ -143,5 +143,6 @@ class BucketPool:
             return problem.run_error(album=self.album_name, where=self.where)
         return StorageError(LISTING_FAILED.format(album=self.album_name, cause=problem.cause))
 
-    def _run(self, fn, items, *, stop=lambda: False):
+    def map(self, fn, items, *, stop=lambda: False):
+        """`fn` over `items` on the pool, as (item, future) pairs in the order they finish."""
         return in_pool(self.pool, fn, items, window=self.in_flight, on_wait=self.on_wait, stop=stop)

@@ -22,9 +22,16 @@ RUN_SYNC_TASK = "albums.tasks.run_sync"
 
 
 def queue_sync(
-    *, album: Album, trigger: str, dry_run: bool = False, prune: bool = False
+    *,
+    album: Album,
+    trigger: str,
+    dry_run: bool = False,
+    prune: bool = False,
+    kind: str = SyncRun.Kind.SYNC,
+    repair: bool = False,
 ) -> SyncRun:
-    """A queued SyncRun for `album`, handed to the cluster once the transaction commits.
+    """A queued run for `album`, handed to the cluster once the transaction commits: a sync,
+    or with `kind` "verify" a verification (`repair` for verify_albums --repair).
 
     If the album is being synced, the running sync is returned; if a run of the same kind
     is waiting (queued, not yet taken by a worker), that run is: a click and a scheduled
@@ -39,10 +46,11 @@ def queue_sync(
         if running is not None:
             return running
     fresh = now - timedelta(seconds=conf.queue_retry_seconds())
-    waiting = runs.waiting(album, dry_run=dry_run, prune=prune, since=fresh)
+    options = {"dry_run": dry_run, "prune": prune, "repair": repair}
+    waiting = runs.waiting(album, kind=kind, since=fresh, **options)
     if waiting is not None:
         return waiting
-    run = runs.queue(album, trigger=trigger, dry_run=dry_run, prune=prune)
+    run = runs.queue(album, kind=kind, trigger=trigger, **options)
     # Enqueue only once the run row is committed, or a fast worker would not find it.
     transaction.on_commit(lambda: _enqueue(run))
     return run
@@ -65,7 +73,7 @@ def queue_scheduled_syncs() -> list[SyncRun]:
 
 
 def _enqueue(run: SyncRun) -> None:
-    async_task(RUN_SYNC_TASK, run.pk, task_name=f"sync {run.album.slug} #{run.pk}")
+    async_task(RUN_SYNC_TASK, run.pk, task_name=f"{run.kind} {run.album.slug} #{run.pk}")
 
 
 def worker_seen() -> bool:

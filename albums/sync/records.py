@@ -78,6 +78,7 @@ class RunRecords:
         self._verified: list[int] = []
         self._forgotten: list[int] = []
         self._moves: list[Photo] = []
+        self._identified: list[Photo] = []
         self._last_flush = time.monotonic()
 
     def sent(self, done: Transferred) -> None:
@@ -118,6 +119,11 @@ class RunRecords:
         self._moves.append(photo)
         self._flush_if_full()
 
+    def identified(self, photo_id: int, *, md5: str, etag: str) -> None:
+        """A photo recorded before checksums were kept, found whole: its MD5 and ETag."""
+        self._identified.append(Photo(id=photo_id, md5=md5, etag=etag, verified_at=timezone.now()))
+        self._flush_if_full()
+
     def verified(self, photo_id: int) -> None:
         """A recorded photo found unchanged and whole in the bucket."""
         self._verified.append(photo_id)
@@ -131,7 +137,8 @@ class RunRecords:
             self.flush()
 
     def _flush_if_full(self) -> None:
-        if len(self._creates) + len(self._updates) + len(self._moves) >= DB_CHUNK:
+        buffered = (self._creates, self._updates, self._moves, self._identified)
+        if sum(len(rows) for rows in buffered) >= DB_CHUNK:
             self.flush()
 
     def flush_if_due(self) -> None:
@@ -142,14 +149,17 @@ class RunRecords:
         """Write what the run has decided and its progress, in one short transaction."""
         self._last_flush = time.monotonic()
         creates, updates, moves = self._creates, self._updates, self._moves
-        verified, forgotten = self._verified, self._forgotten
+        verified, forgotten, identified = self._verified, self._forgotten, self._identified
         self._creates, self._updates, self._moves = [], [], []
-        self._verified, self._forgotten = [], []
+        self._verified, self._forgotten, self._identified = [], [], []
         if self.dry_run:
             return
         with transaction.atomic():
             if moves:
                 Photo.objects.bulk_update(moves, MOVED_FIELDS, batch_size=DB_CHUNK // 2)
+            if identified:
+                fields = ["md5", "etag", "verified_at"]
+                Photo.objects.bulk_update(identified, fields, batch_size=DB_CHUNK // 2)
             if creates:
                 Photo.objects.bulk_create(creates, batch_size=DB_CHUNK)
             if updates:

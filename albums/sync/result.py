@@ -104,6 +104,10 @@ class VerifyResult(VerifyCounts, RunOutcome):
     """The counts (see albums.counts.VerifyCounts) and the outcome of one verification."""
 
     COUNTS = VerifyCounts
+    problems: tuple[FileFailure, ...] = ()  # what was found wrong (repaired or not), by photo
+
+    def as_dict(self) -> dict:
+        return {**RunOutcome.as_dict(self), "problems": [asdict(p) for p in self.problems]}
 
     def summary(self) -> str:
         parts = [

@@ -13,9 +13,8 @@ from datetime import datetime
 
 from django.utils import timezone
 
-from ..counts import SyncCounts
 from ..models import Album, SyncRun, SyncStatus
-from .result import SyncResult
+from .result import RunOutcome
 
 MAX_RECORDED_ERRORS = 1000  # per-file errors kept on the run; the count stays exact
 ABANDONED = (
@@ -26,15 +25,15 @@ UNEXPECTED = "Unexpected error: {error}"
 ACTIVE = (SyncStatus.QUEUED, SyncStatus.RUNNING)
 
 
-def queue(album: Album, *, trigger: str, dry_run: bool, prune: bool) -> SyncRun:
-    """A new run waiting for a worker."""
+def queue(album: Album, *, kind: str, trigger: str, **options: bool) -> SyncRun:
+    """A new run waiting for a worker; `options` are its dry_run, prune or repair."""
     return SyncRun.objects.create(
         album=album,
+        kind=kind,
         trigger=trigger,
-        dry_run=dry_run,
-        prune=prune,
         status=SyncStatus.QUEUED,
         queued_at=timezone.now(),
+        **options,
     )
 
 
@@ -50,13 +49,14 @@ def claim(run_id: int) -> SyncRun | None:
 
 
 def start(
-    run: SyncRun | None, *, album: Album, trigger: str, dry_run: bool, prune: bool
+    run: SyncRun | None, *, album: Album, kind: str, trigger: str, **options: bool
 ) -> SyncRun:
-    """The run, now running: `run` (queued or claimed) or a new one."""
+    """The run, now running: `run` (queued or claimed) or a new one with `options` (its
+    dry_run, prune or repair)."""
     now = timezone.now()
     if run is None:
         return SyncRun.objects.create(
-            album=album, trigger=trigger, dry_run=dry_run, prune=prune, started_at=now
+            album=album, kind=kind, trigger=trigger, started_at=now, **options
         )
     run.status, run.started_at = SyncStatus.RUNNING, now
     run.save(update_fields=["status", "started_at"])
@@ -68,16 +68,18 @@ def skip(run: SyncRun, *, message: str) -> None:
     _close(run, status=SyncStatus.SKIPPED, message=message)
 
 
-def finish(run: SyncRun, album: Album, result: SyncResult, *, done: int) -> None:
-    """Store the outcome on the run and, for real runs, on the album."""
-    for name in SyncCounts.names():
+def finish(run: SyncRun, album: Album, result: RunOutcome, *, done: int, found: int) -> None:
+    """Store the outcome on the run and, for real syncs, on the album. `found` is how many
+    photos the run found to handle, `done` how many it finished."""
+    for name in result.COUNTS.names():
         setattr(run, name, getattr(result, name))
     run.failed = result.failed
-    run.errors = [{"path": f.path, "error": f.error} for f in result.failures[:MAX_RECORDED_ERRORS]]
+    reported = [*result.failures, *getattr(result, "problems", ())][:MAX_RECORDED_ERRORS]
+    run.errors = [{"path": f.path, "error": f.error} for f in reported]
     run.status, run.message, run.finished_at = result.status, result.message, timezone.now()
-    run.files_total, run.files_done = max(result.scanned, done), done
+    run.files_total, run.files_done = max(found, done), done
     run.save()
-    if not result.dry_run:
+    if run.kind == SyncRun.Kind.SYNC and not result.dry_run:
         Album.objects.filter(pk=album.pk).update(
             last_synced_at=run.finished_at, last_sync_status=result.status
         )
@@ -109,15 +111,16 @@ def close_abandoned(album: Album, *, starting: SyncRun | None) -> None:
 
 
 def running(album: Album) -> SyncRun | None:
-    """The album's real run in progress, if any."""
+    """The album's run in progress that holds its lease (any but a dry run), if any."""
     runs = SyncRun.objects.filter(album=album, status=SyncStatus.RUNNING, dry_run=False)
     return runs.order_by("-id").first()
 
 
-def waiting(album: Album, *, dry_run: bool, prune: bool, since: datetime) -> SyncRun | None:
-    """A run of this kind queued for the album since `since`, not yet taken by a worker."""
+def waiting(album: Album, *, kind: str, since: datetime, **options: bool) -> SyncRun | None:
+    """A run of this kind and these options queued for the album since `since`, not yet
+    taken by a worker."""
     runs = SyncRun.objects.filter(
-        album=album, status=SyncStatus.QUEUED, dry_run=dry_run, prune=prune, queued_at__gte=since
+        album=album, kind=kind, status=SyncStatus.QUEUED, queued_at__gte=since, **options
     )
     return runs.order_by("-id").first()
 
@@ -127,19 +130,21 @@ def run_as_dict(run: SyncRun) -> dict:
     return {
         "id": run.pk,
         "album": run.album.slug,
+        "kind": run.kind,
         "status": run.status,
         "status_display": run.get_status_display(),
         "active": run.status in ACTIVE,
         "trigger": run.trigger,
         "dry_run": run.dry_run,
         "prune": run.prune,
+        "repair": run.repair,
         "queued_at": run.queued_at,
         "started_at": run.started_at,
         "finished_at": run.finished_at,
         "message": run.message,
         "files_done": run.files_done,
         "files_total": run.files_total,
-        **{name: getattr(run, name) for name in SyncCounts.names()},
+        **{name: getattr(run, name) for name in run.counts_class.names()},
         "failed": run.failed,
     }
 

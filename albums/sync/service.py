@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from django.core.exceptions import ImproperlyConfigured
 
+from .. import conf
 from ..exceptions import AlbumsNotFound, StorageError, SyncAlreadyRunning, SyncError
 from ..models import Album, SyncRun, SyncStatus
 from ..storage.diagnostics import diagnose_storage
@@ -19,8 +20,9 @@ from .discover import discover_albums
 from .engine import AlbumSync, SyncOptions
 from .lease import AlbumLease
 from .records import forget_vanished
-from .result import SyncResult
+from .result import SyncResult, VerifyResult
 from .tally import ProgressCallback
+from .verify import AlbumVerify
 
 logger = logging.getLogger("albums")
 
@@ -69,25 +71,84 @@ def sync_album(
     options = SyncOptions.resolve(
         dry_run=dry_run, prune=prune, batch_size=batch_size, workers=workers, max_delete=max_delete
     )
-    lease = None if dry_run else AlbumLease(album)
+
+    def engine(run: SyncRun, lease: AlbumLease | None) -> AlbumSync:
+        return AlbumSync(
+            album=album,
+            run=run,
+            options=options,
+            lease=lease,
+            progress=progress,
+            kept_vanished=kept_vanished,
+        )
+
+    return _run(
+        album,
+        run,
+        engine,
+        kind=SyncRun.Kind.SYNC,
+        trigger=trigger,
+        lease=None if dry_run else AlbumLease(album),
+        options={"dry_run": dry_run, "prune": prune},
+        skipped=SyncResult,
+    )
+
+
+def verify_album(
+    *,
+    album: Album,
+    repair: bool = False,
+    trigger: str = SyncRun.Trigger.COMMAND,
+    run: SyncRun | None = None,
+    workers: int | None = None,
+    progress: ProgressCallback | None = None,
+) -> VerifyResult:
+    """Check that every recorded photo of the album is sound: its file, its record and its
+    bucket copy agree; record the run (of kind "verify").
+
+    Guarantees:
+    - Reads every recorded photo's file once; asks the bucket for one listing of the album's
+      prefix (on S3), never a download.
+    - Reports each photo whose bucket copy is missing or holds other bytes, whose file's
+      bytes changed while its size and modification time did not, whose file changed since
+      the last sync, or whose file is gone; the status is "partial" if any is left.
+    - With `repair`, uploads again a bucket copy that is missing or differs, from a file
+      that still matches its record; never from one that does not (reported instead).
+    - Photos recorded before checksums were kept, found whole, get their MD5 and ETag.
+    - Takes the album's lease: never beside a sync of the same album.
+    """
+    workers = workers or conf.workers()
+
+    def engine(run: SyncRun, lease: AlbumLease | None) -> AlbumVerify:
+        return AlbumVerify(
+            album=album, run=run, repair=repair, workers=workers, lease=lease, progress=progress
+        )
+
+    return _run(
+        album,
+        run,
+        engine,
+        kind=SyncRun.Kind.VERIFY,
+        trigger=trigger,
+        lease=AlbumLease(album),
+        options={"repair": repair},
+        skipped=VerifyResult,
+    )
+
+
+def _run(album, run, engine, *, kind, trigger, lease, options, skipped):
+    """Run `engine(run, lease)` under the album's lease (None: no lease, a dry run), with
+    the run record kept: started, then finished with the result, or skipped."""
     try:
         with lease or nullcontext():
             if lease is not None:
                 runs.close_abandoned(album, starting=run)
-            run = runs.start(run, album=album, trigger=trigger, dry_run=dry_run, prune=prune)
-            sync = AlbumSync(
-                album=album,
-                run=run,
-                options=options,
-                lease=lease,
-                progress=progress,
-                kept_vanished=kept_vanished,
-            )
-            return _sync_and_record(sync, run)
+            run = runs.start(run, album=album, kind=kind, trigger=trigger, **options)
+            return _run_and_record(engine(run, lease), run)
     except SyncAlreadyRunning as exc:
         if run is not None:
             runs.skip(run, message=str(exc))
-            exc.result = SyncResult(
+            exc.result = skipped(
                 album=album.slug, run_id=run.pk, status=SyncStatus.SKIPPED, message=str(exc)
             )
         raise
@@ -99,20 +160,20 @@ def sync_album(
         raise
 
 
-def _sync_and_record(sync: AlbumSync, run: SyncRun) -> SyncResult:
-    album = sync.album
+def _run_and_record(engine: AlbumSync | AlbumVerify, run: SyncRun):
+    album, tally = engine.album, engine.tally
     try:
-        result = sync.run()
+        result = engine.run()
     except SyncError as exc:
-        exc.result = sync.result(status=SyncStatus.FAILED, message=str(exc))
-        logger.error("Sync of album %r failed: %s", album.name, exc)
-        runs.finish(run, album, exc.result, done=sync.tally.done)
+        exc.result = engine.result(status=SyncStatus.FAILED, message=str(exc))
+        logger.error("%s of album %r failed: %s", run.get_kind_display(), album.name, exc)
+        runs.finish(run, album, exc.result, done=tally.done, found=tally.found_count)
         raise
     except BaseException as exc:
-        failed = sync.result(status=SyncStatus.FAILED, message=f"Unexpected error: {exc!r}")
-        runs.finish(run, album, failed, done=sync.tally.done)
+        failed = engine.result(status=SyncStatus.FAILED, message=f"Unexpected error: {exc!r}")
+        runs.finish(run, album, failed, done=tally.done, found=tally.found_count)
         raise
-    runs.finish(run, album, result, done=sync.tally.done)
+    runs.finish(run, album, result, done=tally.done, found=tally.found_count)
     return result
 
 
@@ -190,9 +251,9 @@ def sync_albums(
         forget_vanished(kept_vanished)
 
 
-def run_queued_sync(run_id: int) -> SyncResult | None:
-    """Run the queued SyncRun `run_id` (the worker's side of `queue_sync`); its result, or
-    None when it was no longer queued.
+def run_queued_sync(run_id: int) -> SyncResult | VerifyResult | None:
+    """Run the queued run `run_id`, a sync or a verification (the worker's side of
+    `queue_sync`); its result, or None when it was no longer queued.
 
     Idempotent under re-delivery (django-q2 #327): the run is claimed with one conditional
     UPDATE from "queued", so a task delivered twice syncs once. A sync refused because
@@ -200,9 +261,11 @@ def run_queued_sync(run_id: int) -> SyncResult | None:
     """
     run = runs.claim(run_id)
     if run is None:
-        logger.info("Sync run #%s is no longer queued; nothing to do.", run_id)
+        logger.info("Run #%s is no longer queued; nothing to do.", run_id)
         return None
     try:
+        if run.kind == SyncRun.Kind.VERIFY:
+            return verify_album(album=run.album, run=run, repair=run.repair, trigger=run.trigger)
         return sync_album(
             album=run.album, run=run, dry_run=run.dry_run, prune=run.prune, trigger=run.trigger
         )

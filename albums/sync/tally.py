@@ -45,6 +45,10 @@ class Tally:
         self.add(self._found_as)
         self.total = max(self.total, self._counts[self._found_as])
 
+    @property
+    def found_count(self) -> int:
+        return self._counts[self._found_as]
+
     def report(self) -> None:
         if self._progress is not None:
             self._progress(self.done, self.total)

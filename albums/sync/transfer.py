@@ -101,6 +101,23 @@ def file_md5(path: str) -> str:
         return hashlib.file_digest(file, "md5").hexdigest()
 
 
+def file_digests(path: str, part_size: int | None) -> tuple[str, str]:
+    """(the MD5 of the file at `path`, the ETag S3 gives it when uploaded in parts of
+    `part_size`: the MD5 of the parts' MD5s, then "-" and their number; "" for no parts),
+    from one read."""
+    whole = hashlib.md5()  # noqa: S324 - checksums, not security
+    parts = []
+    with open(path, "rb") as file:
+        while chunk := file.read(part_size or 8 * 1024 * 1024):
+            whole.update(chunk)
+            if part_size:
+                parts.append(hashlib.md5(chunk).digest())  # noqa: S324
+    if not part_size:
+        return whole.hexdigest(), ""
+    joined = hashlib.md5(b"".join(parts)).hexdigest()  # noqa: S324
+    return whole.hexdigest(), f"{joined}-{len(parts)}"
+
+
 def _send(job: Job, bucket: StorageBucket, content: "_Content", content_type: str):
     """(how the object came to be, its ETag, the photo copied from)."""
     if not job.upload and _same_content(job.remote, content):
