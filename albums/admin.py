@@ -28,6 +28,7 @@ from .sync.runs import ACTIVE
 SYNC_QUEUED = "Sync of “{album}” queued as {run}."
 DRY_RUN_QUEUED = "Dry run of “{album}” queued as {run}."
 VERIFY_QUEUED = "Verification of “{album}” queued as {run}."
+RESTORE_QUEUED = "Restore of the missing photos of “{album}” queued as {run}."
 ALREADY_RUNNING = "“{album}” is being synced right now: see {run}."
 NO_WORKER = (
     "No background worker has been seen recently, so the run will wait in the queue: "
@@ -41,7 +42,7 @@ STATUS_ICONS = {
 }
 RECENT_RUNS = 10
 RUN_WHEN_FIELDS = ["trigger", "queued_at", "started_at", "finished_at", "took"]
-RUN_OPTION_FIELDS = {"sync": ["dry_run", "prune"], "verify": ["repair"]}
+RUN_OPTION_FIELDS = {"sync": ["dry_run", "prune"], "verify": ["repair"], "restore": ["dry_run"]}
 # Every count of a run's kind, photos first, then its bytes as a size ("bytes" below).
 RUN_COUNT_FIELDS = {
     kind: [*(name for name, _, _, unit in counts.specs() if unit == "photos"), "failed", "bytes"]
@@ -105,7 +106,7 @@ class AlbumAdmin(admin.ModelAdmin):
     prepopulated_fields = {"slug": ["name"]}
     readonly_fields = ["last_synced_at", "last_sync_status", "recent_runs"]
     fields = ["name", "slug", "folder", "sync_on_schedule", *readonly_fields]
-    actions = ["sync_selected"]
+    actions = ["sync_selected", "restore_selected"]
     list_per_page = 50
 
     def get_queryset(self, request):
@@ -129,9 +130,10 @@ class AlbumAdmin(admin.ModelAdmin):
         )
 
     def get_urls(self):
-        view = self.admin_site.admin_view(self.sync_view)
+        sync, restore = (self.admin_site.admin_view(v) for v in (self.sync_view, self.restore_view))
         return [
-            path("<path:object_id>/sync/", view, name="albums_album_sync"),
+            path("<path:object_id>/sync/", sync, name="albums_album_sync"),
+            path("<path:object_id>/restore/", restore, name="albums_album_restore"),
             *super().get_urls(),
         ]
 
@@ -140,11 +142,16 @@ class AlbumAdmin(admin.ModelAdmin):
             **(extra_context or {}),
             "can_sync": self.has_sync_permission(request),
             "sync_url": reverse("admin:albums_album_sync", args=[object_id]),
+            "can_restore": self.has_restore_permission(request),
+            "restore_url": reverse("admin:albums_album_restore", args=[object_id]),
         }
         return super().change_view(request, object_id, form_url, extra_context)
 
     def has_sync_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("albums.sync_album")
+
+    def has_restore_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("albums.restore_album")
 
     # Columns and fields
 
@@ -213,6 +220,42 @@ class AlbumAdmin(admin.ModelAdmin):
         )
         self._warn_if_no_worker(request)
 
+    @admin.action(permissions=["restore"], description="Restore missing photos")
+    def restore_selected(self, request, queryset):
+        runs = queue_syncs(
+            albums=queryset, trigger=SyncRun.Trigger.ADMIN, kind=SyncRun.Kind.RESTORE
+        )
+        self.message_user(
+            request,
+            format_html(
+                "{} {}",
+                ngettext(
+                    "Queued a restore of %(count)d album:",
+                    "Queued restores of %(count)d albums:",
+                    len(runs),
+                )
+                % {"count": len(runs)},
+                format_html_join(", ", "{}", ((run_link(run),) for run in runs)),
+            ),
+            messages.SUCCESS,
+        )
+        self._warn_if_no_worker(request)
+
+    def restore_view(self, request, object_id):
+        """POST only: queue a restore of the album's missing photos (albums.restore_album)."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not self.has_restore_permission(request):
+            raise PermissionDenied
+        album = self.get_object(request, unquote(object_id))
+        if album is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        run = queue_sync(album=album, trigger=SyncRun.Trigger.ADMIN, kind=SyncRun.Kind.RESTORE)
+        text = ALREADY_RUNNING if run.status == SyncStatus.RUNNING else RESTORE_QUEUED
+        self.message_user(request, format_html(text, album=album.name, run=run_link(run)))
+        self._warn_if_no_worker(request)
+        return redirect("admin:albums_album_change", album.pk)
+
     def sync_view(self, request, object_id):
         """POST only: queue a sync of one album (with `dry_run` in the form, a dry run; with
         `verify`, a verification)."""
@@ -264,7 +307,7 @@ class SyncRunAdmin(admin.ModelAdmin):
 
     def get_fieldsets(self, request, obj=None):
         kind = obj.kind if obj is not None else SyncRun.Kind.SYNC
-        files = "Files with problems" if kind == SyncRun.Kind.VERIFY else "Files that failed"
+        files = "Files that failed" if kind == SyncRun.Kind.SYNC else "Files with problems"
         fieldsets = [
             *self.fieldsets,
             ("When", {"fields": [*RUN_OPTION_FIELDS[kind], *RUN_WHEN_FIELDS]}),
@@ -327,8 +370,11 @@ class SyncRunAdmin(admin.ModelAdmin):
 
     @admin.display(description="Bytes", ordering="bytes_uploaded")
     def bytes(self, run: SyncRun):
-        """Uploaded by a sync, read by a verification."""
-        counted = run.bytes_read if run.kind == SyncRun.Kind.VERIFY else run.bytes_uploaded
+        """Uploaded by a sync, read by a verification, downloaded by a restore."""
+        counted = {
+            SyncRun.Kind.VERIFY: run.bytes_read,
+            SyncRun.Kind.RESTORE: run.bytes_downloaded,
+        }.get(run.kind, run.bytes_uploaded)
         return filesizeformat(counted)
 
     @admin.display(description="Errors")

@@ -19,9 +19,11 @@ from .sync import queue_syncs, run_as_dict, worker_seen
 from .tokens import user_for_token
 
 SYNC_PERMISSION = "albums.sync_album"
+RESTORE_PERMISSION = "albums.restore_album"
 NOT_AUTHENTICATED = "Log in, or send 'Authorization: Bearer <token>'."
 BAD_TOKEN = "The bearer token is not valid."  # noqa: S105 - a message, not a secret
 FORBIDDEN = "Only staff with the albums.sync_album permission may use this API."
+FORBIDDEN_RESTORE = "Only staff with the albums.restore_album permission may restore albums."
 CSRF_FAILED = "CSRF check failed: {reason}"
 METHOD_NOT_ALLOWED = "Use {allowed}."
 BAD_JSON = "The body is not valid JSON: {error}."
@@ -44,7 +46,9 @@ def _error(status: int, message: str, **extra) -> JsonResponse:
     return JsonResponse({"error": message, **extra}, status=status)
 
 
-def api_view(*methods: str) -> Callable:
+def api_view(
+    *methods: str, permission: str = SYNC_PERMISSION, forbidden: str = FORBIDDEN
+) -> Callable:
     """Method, authentication, CSRF and permission checks, each with a JSON answer."""
 
     def decorate(view):
@@ -58,8 +62,8 @@ def api_view(*methods: str) -> Callable:
             user, problem = _authenticate(request)
             if problem is not None:
                 return problem
-            if not (user.is_staff and user.has_perm(SYNC_PERMISSION)):
-                return _error(403, FORBIDDEN)
+            if not (user.is_staff and user.has_perm(permission)):
+                return _error(403, forbidden)
             request.user = user
             return view(request, *args, **kwargs)
 
@@ -114,6 +118,10 @@ def _queue(albums, options: dict) -> JsonResponse:
         dry_run=options.get("dry_run", False),
         prune=options.get("prune", False),
     )
+    return _answer(runs)
+
+
+def _answer(runs: list[SyncRun]) -> JsonResponse:
     data = {"runs": [_run(run) for run in runs]}
     if not worker_seen():
         data["warning"] = NO_WORKER
@@ -148,6 +156,19 @@ def sync_one(request: HttpRequest, slug: str) -> JsonResponse:
     if album is None:
         return _error(404, UNKNOWN_ALBUMS.format(slugs=slug), unknown=[slug])
     return _queue([album], options)
+
+
+@api_view("POST", permission=RESTORE_PERMISSION, forbidden=FORBIDDEN_RESTORE)
+def restore_one(request: HttpRequest, slug: str) -> JsonResponse:
+    """POST /api/albums/<slug>/restore/: queue a restore of the album's missing photos."""
+    options = _body(request, set())
+    if isinstance(options, JsonResponse):
+        return options
+    album = Album.objects.filter(slug=slug).first()
+    if album is None:
+        return _error(404, UNKNOWN_ALBUMS.format(slugs=slug), unknown=[slug])
+    runs = queue_syncs(albums=[album], trigger=SyncRun.Trigger.API, kind=SyncRun.Kind.RESTORE)
+    return _answer(runs)
 
 
 @api_view("GET")

@@ -1,6 +1,7 @@
 """The counts each kind of run keeps, named once.
 
-`SyncCounts` (and `VerifyCounts` for `verify_albums`) is the one definition: the run's result
+`SyncCounts` (`VerifyCounts` for `verify_albums`, `RestoreCounts` for `restore_album`) is the
+one definition: the run's result
 (`SyncResult`, `VerifyResult`), the run record's columns (`SyncRun`), the admin's run page,
 the API and `--json` all derive from its fields, so a count added here shows everywhere
 (after `makemigrations` for its column).
@@ -72,5 +73,25 @@ class VerifyCounts(Counts):
     bytes_read: int = _count("bytes read", "bytes of photo files read and hashed", unit="bytes")
 
 
+@dataclass(frozen=True)
+class RestoreCounts(Counts):
+    recorded: int = _count("photos recorded", "photos the restore looked for")
+    restored: int = _count("restored", "downloaded, checked and put in place")
+    already_present: int = _count("already present", "on disk as recorded: left alone")
+    local_differs: int = _count(
+        "differs on disk", "on disk but not as recorded: left alone (--overwrite keeps it aside)"
+    )
+    kept_aside: int = _count("kept aside", "local files moved aside by --overwrite, not deleted")
+    bucket_differs: int = _count(
+        "not as uploaded in bucket", "the bucket copy is not what was uploaded: not written"
+    )
+    missing_in_bucket: int = _count("missing in bucket", "no object under the photo's key")
+    bytes_downloaded: int = _count("bytes downloaded", "bytes read from the bucket", unit="bytes")
+
+
 # The kinds of run, with what each counts; the run record has a column for every count.
-COUNTS_BY_KIND: dict[str, type[Counts]] = {"sync": SyncCounts, "verify": VerifyCounts}
+COUNTS_BY_KIND: dict[str, type[Counts]] = {
+    "sync": SyncCounts,
+    "verify": VerifyCounts,
+    "restore": RestoreCounts,
+}

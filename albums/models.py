@@ -79,7 +79,10 @@ class Album(models.Model):
 
     class Meta:
         ordering = ["name"]
-        permissions = [("sync_album", "Can sync albums")]
+        permissions = [
+            ("sync_album", "Can sync albums"),
+            ("restore_album", "Can restore albums from the bucket"),
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -160,11 +163,12 @@ RunCounts = type(
 
 
 class SyncRun(RunCounts):
-    """A run of any kind on one album: a sync, or a verification (verify_albums)."""
+    """A run of any kind on one album: a sync, a verification or a restore."""
 
     class Kind(models.TextChoices):
         SYNC = "sync", "Sync"
         VERIFY = "verify", "Verify"
+        RESTORE = "restore", "Restore"
 
     class Trigger(models.TextChoices):
         COMMAND = "command", "Command line"

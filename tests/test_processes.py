@@ -179,3 +179,31 @@ def test_an_unreadable_file_is_reported_and_the_rest_synced(moto_server, tmp_pat
     assert (result["status"], result["uploaded"], result["failed"]) == ("partial", 4, 1)
     assert result["failures"] == [{"path": "day0/0000.jpg", "error": "Permission denied"}]
     assert "Traceback" not in err
+
+
+def test_a_killed_restore_leaves_no_partial_photo_and_the_next_run_completes(
+    env, moto_server, tmp_path
+):
+    assert finish(manage(env, "sync_albums", "-v0"))[0] == 0
+    folder = tmp_path / "photos" / "Big Trip"
+    originals = {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*.jpg")}
+    for path in originals:
+        (folder / path).unlink()
+
+    victim = manage(env, "restore_album", "big-trip")
+    deadline = time.monotonic() + 60
+    while sum(1 for _ in folder.rglob("*.jpg")) < 50:  # well into its downloads
+        assert time.monotonic() < deadline and victim.poll() is None
+        time.sleep(0.05)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+
+    for path in folder.rglob("*.jpg"):  # under its real name, a photo is whole or absent
+        assert path.read_bytes() == originals[path.relative_to(folder)]
+    time.sleep(3.5)  # the dead restore's lease (ALBUMS_SYNC_LEASE_SECONDS=3) runs out
+    code, out, err = finish(manage(env, "restore_album", "big-trip"))
+    assert code == 0, err
+    assert {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*.jpg")} == originals
+    assert not [p for p in folder.rglob("*") if p.name.startswith(".")]
+    code, out, _ = finish(manage(env, "sync_albums", "--json"))
+    assert (code, json.loads(out)["unchanged"], json.loads(out)["uploaded"]) == (0, PHOTOS, 0)

@@ -14,6 +14,7 @@ import posixpath
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 
 import boto3
 import botocore.session
@@ -33,6 +34,18 @@ RENAMED_BY_STORAGE = "The storage saved {key!r} as {saved!r}; configure it to ov
 class RemoteObject:
     size: int
     etag: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Downloaded:
+    """What a download learned besides the bytes: the object's ETag and the file's time."""
+
+    etag: str
+    mtime_ns: int | None  # the file's modification time, where the bucket kept it
+
+
+MTIME_METADATA = "mtime-ns"  # x-amz-meta-mtime-ns: the file's modification time at upload
+DOWNLOAD_CHUNK = 1024 * 1024
 
 
 SMALL_FILE = 8 * 1024 * 1024  # below this, a file is read once into memory, hashed and sent
@@ -66,10 +79,20 @@ class StorageBucket:
         except FileNotFoundError:
             return None
 
-    def upload(self, key: str, body, *, size: int, content_type: str, md5: bytes | None) -> str:
+    def upload(
+        self,
+        key: str,
+        body,
+        *,
+        size: int,
+        content_type: str,
+        md5: bytes | None,
+        mtime_ns: int | None = None,
+    ) -> str:
         """Store `body` (bytes, or a file at its start) under `key`; the object's ETag as the
         bucket reports it ("" where the storage has none). `md5`, when known, lets the server
-        check what it received."""
+        check what it received; `mtime_ns`, the file's time, is kept with the object where
+        the storage can (for a restore with no database)."""
         content = File(io.BytesIO(body) if isinstance(body, bytes) else body, name=key)
         content.content_type = content_type
         self._saved_as(key, self.storage.save(key, content))
@@ -82,6 +105,15 @@ class StorageBucket:
         with self.storage.open(source_key, "rb") as source:
             self._saved_as(key, self.storage.save(key, File(source, name=key)))
         return ""
+
+    def download(self, key: str, into) -> Downloaded:
+        """Write the object under `key` to the binary file `into`, a chunk at a time.
+        Raises FileNotFoundError when there is no such object."""
+        with self.storage.open(key, "rb") as stored:
+            while chunk := stored.read(DOWNLOAD_CHUNK):
+                into.write(chunk)
+        modified = self.storage.get_modified_time(key).timestamp()
+        return Downloaded(etag="", mtime_ns=round(modified * 1_000_000_000))
 
     def delete(self, key: str) -> None:
         self.storage.delete(key)
@@ -172,9 +204,20 @@ class S3Bucket(StorageBucket):
             raise
         return RemoteObject(size=head["ContentLength"], etag=head.get("ETag", "").strip('"'))
 
-    def upload(self, key: str, body, *, size: int, content_type: str, md5: bytes | None) -> str:
+    def upload(
+        self,
+        key: str,
+        body,
+        *,
+        size: int,
+        content_type: str,
+        md5: bytes | None,
+        mtime_ns: int | None = None,
+    ) -> str:
         name = self._key(key)
         params = self._object_parameters(name, content_type)
+        if mtime_ns is not None:
+            params["Metadata"] = {**params.get("Metadata", {}), MTIME_METADATA: str(mtime_ns)}
         if isinstance(body, bytes):
             if md5 is not None:
                 params["ContentMD5"] = base64.b64encode(md5).decode()
@@ -199,6 +242,25 @@ class S3Bucket(StorageBucket):
                 raise FileNotFoundError(2, "the object to copy is gone", source_key) from exc
             raise
         return self._etag(key)
+
+    def download(self, key: str, into) -> Downloaded:
+        """One GetObject, streamed a chunk at a time; the file's time from the object's
+        metadata (uploads by photosite keep it), else the object's Last-Modified."""
+        try:
+            answer = self.client.get_object(Bucket=self.name, Key=self._key(key))
+        except ClientError as exc:
+            if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404:
+                raise FileNotFoundError(2, "no such object", key) from exc
+            raise
+        for chunk in answer["Body"].iter_chunks(DOWNLOAD_CHUNK):
+            into.write(chunk)
+        mtime = answer.get("Metadata", {}).get(MTIME_METADATA, "")
+        if mtime.isdigit():
+            mtime_ns = int(mtime)
+        else:  # dates stay as the text the server sent (see _client_for)
+            modified = parsedate_to_datetime(answer["LastModified"]).timestamp()
+            mtime_ns = round(modified) * 1_000_000_000
+        return Downloaded(etag=answer.get("ETag", "").strip('"'), mtime_ns=mtime_ns)
 
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.name, Key=self._key(key))

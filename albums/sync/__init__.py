@@ -2,10 +2,12 @@
 
 from .discover import discover_albums
 from .queue import queue_scheduled_syncs, queue_sync, queue_syncs, worker_seen
-from .result import FileFailure, SyncResult, VerifyResult
+from .result import FileFailure, RestoreResult, SyncResult, VerifyResult
 from .runs import run_as_dict
 from .service import (
     AlbumOutcome,
+    restore_album,
+    restore_from_bucket,
     run_queued_sync,
     select_albums,
     sync_album,
@@ -18,12 +20,15 @@ __all__ = [
     "AlbumOutcome",
     "FileFailure",
     "ProgressCallback",
+    "RestoreResult",
     "SyncResult",
     "VerifyResult",
     "discover_albums",
     "queue_scheduled_syncs",
     "queue_sync",
     "queue_syncs",
+    "restore_album",
+    "restore_from_bucket",
     "run_as_dict",
     "run_queued_sync",
     "select_albums",

@@ -31,7 +31,8 @@ def queue_sync(
     repair: bool = False,
 ) -> SyncRun:
     """A queued run for `album`, handed to the cluster once the transaction commits: a sync,
-    or with `kind` "verify" a verification (`repair` for verify_albums --repair).
+    or with `kind` a verification (`repair` for verify_albums --repair) or a restore of the
+    album's missing photos.
 
     If the album is being synced, the running sync is returned; if a run of the same kind
     is waiting (queued, not yet taken by a worker), that run is: a click and a scheduled
@@ -56,13 +57,9 @@ def queue_sync(
     return run
 
 
-def queue_syncs(
-    *, albums: Iterable[Album], trigger: str, dry_run: bool = False, prune: bool = False
-) -> list[SyncRun]:
-    """`queue_sync` for each album, in order."""
-    return [
-        queue_sync(album=album, trigger=trigger, dry_run=dry_run, prune=prune) for album in albums
-    ]
+def queue_syncs(*, albums: Iterable[Album], **options) -> list[SyncRun]:
+    """`queue_sync` for each album, in order, with the same `options`."""
+    return [queue_sync(album=album, **options) for album in albums]
 
 
 def queue_scheduled_syncs() -> list[SyncRun]:

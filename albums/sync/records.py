@@ -124,6 +124,24 @@ class RunRecords:
         self._identified.append(Photo(id=photo_id, md5=md5, etag=etag, verified_at=timezone.now()))
         self._flush_if_full()
 
+    def restored(self, *, path: str, key: str, size: int, mtime_ns: int, **content: str) -> None:
+        """A photo restored from the bucket alone (no record was left): recorded as it now
+        is on disk, so that the next sync finds it unchanged. `content` is its md5, etag
+        and content_type."""
+        now = timezone.now()
+        photo = Photo(
+            album=self.album,
+            path=path,
+            key=key,
+            size=size,
+            mtime_ns=mtime_ns,
+            uploaded_at=None,
+            verified_at=now,
+            **content,
+        )
+        self._creates.append(photo)
+        self._flush_if_full()
+
     def verified(self, photo_id: int) -> None:
         """A recorded photo found unchanged and whole in the bucket."""
         self._verified.append(photo_id)

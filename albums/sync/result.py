@@ -5,7 +5,7 @@ from typing import ClassVar
 
 from django.utils.translation import ngettext
 
-from ..counts import Counts, SyncCounts, VerifyCounts
+from ..counts import Counts, RestoreCounts, SyncCounts, VerifyCounts
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +121,32 @@ class VerifyResult(VerifyCounts, RunOutcome):
         if self.failed:
             parts.append(f"{self.failed} failed")
         return self._ending(f"{self.album}: " + ", ".join(parts), self.bytes_read)
+
+
+@dataclass(frozen=True)
+class RestoreResult(RestoreCounts, RunOutcome):
+    """The counts (see albums.counts.RestoreCounts) and the outcome of one restore."""
+
+    COUNTS = RestoreCounts
+    problems: tuple[FileFailure, ...] = ()  # photos not brought back, and why
+
+    def as_dict(self) -> dict:
+        return {**RunOutcome.as_dict(self), "problems": [asdict(p) for p in self.problems]}
+
+    def summary(self) -> str:
+        would = "would be " if self.dry_run else ""
+        parts = [
+            ngettext("%(n)d photo", "%(n)d photos", self.recorded) % {"n": self.recorded},
+            f"{self.restored} {would}restored",
+            f"{self.already_present} already present",
+        ]
+        for name, label, _, unit in RestoreCounts.specs():
+            shown = {"recorded", "restored", "already_present"}
+            if name not in shown and unit == "photos" and getattr(self, name):
+                parts.append(f"{getattr(self, name)} {label}")
+        if self.failed:
+            parts.append(f"{self.failed} failed")
+        return self._ending(f"{self.album}: " + ", ".join(parts), self.bytes_downloaded)
 
 
 def _human_bytes(count: int) -> str:

@@ -8,8 +8,9 @@ import logging
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass
+from pathlib import Path
 
-from django.core.exceptions import ImproperlyConfigured
+from django.core.exceptions import ImproperlyConfigured, ValidationError
 
 from .. import conf
 from ..exceptions import AlbumsNotFound, StorageError, SyncAlreadyRunning, SyncError
@@ -20,13 +21,18 @@ from .discover import discover_albums
 from .engine import AlbumSync, SyncOptions
 from .lease import AlbumLease
 from .records import forget_vanished
-from .result import SyncResult, VerifyResult
+from .restore import AlbumRestore
+from .result import RestoreResult, SyncResult, VerifyResult
 from .tally import ProgressCallback
 from .verify import AlbumVerify
 
 logger = logging.getLogger("albums")
 
 UNKNOWN_ALBUMS = "Unknown album {slugs}. Known albums: {known}."
+BAD_NEW_ALBUM = "Cannot make album {slug!r} from the bucket: {errors}"
+ALREADY_RECORDED = (
+    "Album {slug!r} already has {count} recorded photos: restore them without --from-bucket."
+)
 NO_ALBUMS = "No albums to sync. Create one in the admin, or run with --discover to make one per folder of PHOTOS_ROOT."
 
 
@@ -133,6 +139,112 @@ def verify_album(
         lease=AlbumLease(album),
         options={"repair": repair},
         skipped=VerifyResult,
+    )
+
+
+def restore_album(
+    *,
+    album: Album,
+    to: Path | None = None,
+    dry_run: bool = False,
+    overwrite: bool = False,
+    trigger: str = SyncRun.Trigger.COMMAND,
+    run: SyncRun | None = None,
+    workers: int | None = None,
+    progress: ProgressCallback | None = None,
+) -> RestoreResult:
+    """Bring back every recorded photo of the album missing from its folder (or from `to`),
+    checked against what was uploaded; record the run (of kind "restore").
+
+    Guarantees:
+    - Never deletes anything, on disk or in the bucket; a file that exists and is not as
+      recorded is left alone and reported (with `overwrite`, moved aside as
+      `name.local-<date>.ext` and the recorded one restored).
+    - A download that does not match its record is not written; the run is partial.
+    - A photo appears whole under its name or not at all: it is written to a hidden file
+      beside it, flushed, given the recorded modification time, then renamed. A killed
+      restore leaves no partial photo; running it again goes on where it stopped.
+    - Restored into the album's own folder, the photos look to the next sync exactly as
+      recorded: it reads and uploads nothing.
+    - Takes the album's lease (a dry run does not): never beside a sync of the same album.
+    """
+    workers = workers or conf.workers()
+
+    def engine(run: SyncRun, lease: AlbumLease | None) -> AlbumRestore:
+        return AlbumRestore(
+            album=album,
+            run=run,
+            target=to,
+            dry_run=dry_run,
+            overwrite=overwrite,
+            from_bucket=False,
+            workers=workers,
+            lease=lease,
+            progress=progress,
+        )
+
+    return _run(
+        album,
+        run,
+        engine,
+        kind=SyncRun.Kind.RESTORE,
+        trigger=trigger,
+        lease=None if dry_run else AlbumLease(album),
+        options={"dry_run": dry_run},
+        skipped=RestoreResult,
+    )
+
+
+def restore_from_bucket(
+    *,
+    slug: str,
+    folder: str,
+    workers: int | None = None,
+    progress: ProgressCallback | None = None,
+) -> RestoreResult:
+    """When the database is gone too: make the album `slug` for `folder` (under PHOTOS_ROOT)
+    from the bucket's objects under its prefix, restore every one of them and record each
+    photo as restored, so that the next sync is a no-op.
+
+    Refuses an album that already has recorded photos (restore those with `restore_album`).
+    """
+    album = Album.objects.filter(slug=slug).first()
+    if album is None:
+        album = Album(name=folder, slug=slug, folder=folder)
+        try:
+            album.full_clean()
+        except ValidationError as exc:
+            errors = "; ".join(
+                message for messages in exc.message_dict.values() for message in messages
+            )
+            raise AlbumsNotFound(BAD_NEW_ALBUM.format(slug=slug, errors=errors)) from None
+        album.save()
+    elif album.photos.exists():
+        raise AlbumsNotFound(ALREADY_RECORDED.format(slug=slug, count=album.photos.count()))
+    workers = workers or conf.workers()
+
+    def engine(run: SyncRun, lease: AlbumLease | None) -> AlbumRestore:
+        return AlbumRestore(
+            album=album,
+            run=run,
+            target=None,
+            dry_run=False,
+            overwrite=False,
+            from_bucket=True,
+            workers=workers,
+            lease=lease,
+            progress=progress,
+        )
+
+    return _run(
+        album,
+        None,
+        engine,
+        kind=SyncRun.Kind.RESTORE,
+        trigger=SyncRun.Trigger.COMMAND,
+        lease=AlbumLease(album),
+        options={},
+        skipped=RestoreResult,
     )
 
 
@@ -266,6 +378,8 @@ def run_queued_sync(run_id: int) -> SyncResult | VerifyResult | None:
     try:
         if run.kind == SyncRun.Kind.VERIFY:
             return verify_album(album=run.album, run=run, repair=run.repair, trigger=run.trigger)
+        if run.kind == SyncRun.Kind.RESTORE:
+            return restore_album(album=run.album, run=run, trigger=run.trigger)
         return sync_album(
             album=run.album, run=run, dry_run=run.dry_run, prune=run.prune, trigger=run.trigger
         )

@@ -83,7 +83,7 @@ def transfer(job: Job, bucket: StorageBucket) -> Transferred:
         content = _Content(file, opened.st_size, small=bucket.small_file)
         info = read_image_info(content.header())
         content_type = content_type_for(job.local.path)
-        sent, etag, source = _send(job, bucket, content, content_type)
+        sent, etag, source = _send(job, bucket, content, content_type, opened.st_mtime_ns)
         after = os.fstat(file.fileno())
         if (after.st_size, after.st_mtime_ns) != (opened.st_size, opened.st_mtime_ns):
             if sent is not Sent.FOUND:
@@ -118,7 +118,7 @@ def file_digests(path: str, part_size: int | None) -> tuple[str, str]:
     return whole.hexdigest(), f"{joined}-{len(parts)}"
 
 
-def _send(job: Job, bucket: StorageBucket, content: "_Content", content_type: str):
+def _send(job: Job, bucket: StorageBucket, content: "_Content", content_type: str, mtime_ns: int):
     """(how the object came to be, its ETag, the photo copied from)."""
     if not job.upload and _same_content(job.remote, content):
         return Sent.FOUND, job.remote.etag, None
@@ -130,7 +130,12 @@ def _send(job: Job, bucket: StorageBucket, content: "_Content", content_type: st
             except FileNotFoundError:
                 continue  # its object is gone too: another candidate, or an upload
     etag = bucket.upload(
-        job.key, content.body(), size=content.size, content_type=content_type, md5=content.known_md5
+        job.key,
+        content.body(),
+        size=content.size,
+        content_type=content_type,
+        md5=content.known_md5,
+        mtime_ns=mtime_ns,
     )
     return Sent.UPLOADED, etag, None
 
