@@ -229,7 +229,8 @@ if Q_RETRY <= Q_TIMEOUT:
         "sync would be delivered again while it runs."
     )
 Q_CLUSTER = {
-    "name": "photosite",
+    # The queue's name: installs sharing one Redis (or one database) need names of their own.
+    "name": os.environ.get("Q_CLUSTER_NAME") or "photosite",
     "workers": env_int("Q_WORKERS", 2),
     "timeout": Q_TIMEOUT,
     "retry": Q_RETRY,

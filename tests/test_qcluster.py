@@ -12,6 +12,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -131,7 +132,11 @@ def clusters(tmp_path_factory):
     """A running cluster per broker, started together so their scheduler waits overlap."""
     brokers = {"orm": {}}
     if redis_answers():
-        brokers["redis"] = {"REDIS_URL": "redis://{}:{}/{}".format(*REDIS_ADDRESS, REDIS_DB)}
+        brokers["redis"] = {
+            "REDIS_URL": "redis://{}:{}/{}".format(*REDIS_ADDRESS, REDIS_DB),
+            # A queue of this test run's own: another run on the same Redis never takes its tasks.
+            "Q_CLUSTER_NAME": f"photosite-test-{uuid.uuid4().hex[:8]}",
+        }
     running = {}
     try:
         for name, env in brokers.items():
