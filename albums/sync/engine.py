@@ -20,15 +20,16 @@ from botocore.exceptions import BotoCoreError, ClientError
 from django.core.exceptions import SuspiciousFileOperation
 
 from .. import conf
-from ..exceptions import SyncError, TooManyDeletions
+from ..exceptions import SyncError
 from ..models import Album, SyncRun, SyncStatus
 from .bucket_pool import LIST_PAGE, BucketPool
 from .decide import Action, decide
 from .failures import Failures
 from .folders import Census, album_folder, readable, take_census
 from .lease import AlbumLease
-from .merge import Entry, KnownPhoto, Vanished, merge_by_path
+from .merge import Entry, KnownPhoto, merge_by_path
 from .moves import Moves
+from .orphans import Orphans
 from .pool import TICK_SECONDS
 from .records import RunRecords, recorded_photos
 from .result import SyncResult
@@ -47,11 +48,6 @@ FILE_ERRORS = (OSError, ClientError, BotoCoreError, FileChanged, SuspiciousFileO
 WATCHING = "Photo modified moments ago, syncing it once it stops changing: %s"
 WAITING_TO_SETTLE = "Waiting for photos written moments ago to stop changing (%d)"
 STILL_CHANGING = "Still changing after %d seconds, not uploaded this time (the next run will): %s"
-TOO_MANY_DELETIONS = (
-    "Pruning album {album!r} would delete {count} objects from the bucket, more than the "
-    "limit of {limit}; nothing was deleted. If that many photos really are gone, run again "
-    "with --max-delete {count}."
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,10 +108,8 @@ class AlbumSync:
         self.records = RunRecords(
             album=album, run=run, dry_run=options.dry_run, progress=self._progress_row
         )
-        # Orphans to delete from the bucket (when pruning), kept until the run knows how
-        # many there are: at most max_delete + 1 of them, since one more stops the run.
-        self.to_prune: list[KnownPhoto | Vanished] = []
-        self.moves: Moves | None = None
+        self.moves: Moves | None = None  # photos gone from disk a new file may turn out to be
+        self.orphans: Orphans | None = None
         self.still_changing: list[str] = []  # photos left for the next run
         self.walk: FolderWalk | None = None
         self.bucket: BucketPool | None = None
@@ -124,10 +118,20 @@ class AlbumSync:
         """Sync the album; its result, or a SyncError once what was done is recorded."""
         folder = album_folder(self.album)
         census = take_census(self.album, folder, recorded_photos(self.album))
-        if self.options.prune:
-            self._check_deletion_limit(census.orphaned)
-        self.tally.total = census.photos
         self.moves = Moves.for_run(self.album, census.vanished, new_photos=census.new)
+        self.orphans = Orphans(
+            album=self.album,
+            prune=self.options.prune,
+            max_delete=self.options.max_delete,
+            records=self.records,
+            tally=self.tally,
+            moves=self.moves,
+            log=self.log,
+            kept_vanished=self.kept_vanished,
+        )
+        if self.options.prune:
+            self.orphans.check_limit(census.orphaned)
+        self.tally.total = census.photos
         self.bucket = BucketPool(
             album_name=self.album.name,
             prefix=self.prefix,
@@ -181,9 +185,8 @@ class AlbumSync:
             return
         try:
             self._transfer(self.bucket.cleaned_up_first(jobs))
-            for photo in self.moves.left_here():
-                self._gone(photo)  # no new file turned out to be it
-            self._remove_orphans()
+            self.orphans.after_the_pass()
+            self.orphans.prune_all(self.bucket, self.failures, FILE_ERRORS)
         finally:
             # Also when the pass stops midway (the listing failed, a delete was refused,
             # the folder went away): what reached the bucket is recorded before the error
@@ -285,28 +288,8 @@ class AlbumSync:
     def _orphan(self, photo: KnownPhoto) -> None:
         """A recorded photo the walk did not find. Under a folder that could not be read it
         is not an orphan: it may well be there."""
-        if self.walk.may_hide(photo.path):
-            return
-        self.tally.add("orphaned")
-        if self.options.dry_run or self.moves.is_candidate(photo.id):
-            return  # a new file may turn out to be it: decided once the pass is over
-        self._gone(photo)
-
-    def _gone(self, photo: KnownPhoto | Vanished) -> None:
-        """A photo gone from disk for good: forgotten, or, when pruning, set aside to be
-        deleted from the bucket (and then forgotten)."""
-        if self.options.prune:
-            if len(self.to_prune) <= self.options.max_delete:
-                self.to_prune.append(photo)
-            return
-        self.log.info("Photo gone from disk, forgetting it: %s", photo.path)
-        self.tally.add("removed")
-        if self.kept_vanished is not None and photo.md5:
-            # Forgotten once every album of this run is synced: a later one may be where
-            # the photo moved to (albums.sync.service.sync_albums).
-            self.kept_vanished.append(photo.id)
-        else:
-            self.records.forgotten(photo.id)
+        if not self.walk.may_hide(photo.path):
+            self.orphans.found(photo, dry_run=self.options.dry_run)
 
     def _count_dry_run(self, jobs: Iterator[Job]) -> None:
         """What a real run would do, reading only the new files that may be moved photos."""
@@ -319,13 +302,7 @@ class AlbumSync:
                 continue
             moved = self.moves.source_of(job, md5, None) is not None
             self.tally.settle("moved" if moved else "uploaded")
-        orphaned = self.tally["orphaned"]
-        moved_here = sum(photo.album_id == self.album.pk for photo in self.moves.taken())
-        if self.options.prune and orphaned:
-            self._check_deletion_limit(orphaned)
-        self.tally.add("removed", orphaned - moved_here)
-        if self.options.prune:
-            self.tally.add("pruned", orphaned)
+        self.orphans.count_dry_run()
 
     def _dry_settled(self, job: Job) -> bool:
         """Count a job of a dry run; True when only its MD5 can tell (a possible move)."""
@@ -338,14 +315,6 @@ class AlbumSync:
         if job.also_count:
             self.tally.add(job.also_count)
         return False
-
-    def _check_deletion_limit(self, count: int) -> None:
-        if count > self.options.max_delete:
-            raise TooManyDeletions(
-                TOO_MANY_DELETIONS.format(
-                    album=self.album.name, count=count, limit=self.options.max_delete
-                )
-            )
 
     # Recording what the pool did -----------------------------------------------------------
 
@@ -392,35 +361,6 @@ class AlbumSync:
         if done.uploaded:
             self.tally.add("bytes_uploaded", done.size)
         self.tally.report()
-
-    def _remove_orphans(self) -> None:
-        """When pruning: delete the bucket copies of photos gone from disk (and forget them),
-        and the old objects of photos this run moved (their records followed them).
-
-        (Without pruning, orphans were forgotten as the pass found them.)
-        """
-        if not self.options.prune:
-            return
-        moved = self.moves.taken()
-        if not self.to_prune and not moved:
-            return
-        elsewhere = sum(photo.album_id != self.album.pk for photo in moved)
-        self._check_deletion_limit(self.tally["orphaned"] + elsewhere)
-        moved_ids = {photo.id for photo in moved}
-        doomed = {photo.key: photo for photo in [*self.to_prune, *moved]}
-        for key, future in self.bucket.deletes(list(doomed)):
-            photo = doomed[key]
-            try:
-                future.result()
-            except FILE_ERRORS as exc:
-                self.failures.judge(photo.path, exc, where=self.bucket.where)
-                continue
-            self.log.info("Deleted from S3, gone from disk: %s", photo.path)
-            self.tally.add("pruned")
-            if photo.id not in moved_ids:
-                self.log.info("Photo gone from disk, forgetting it: %s", photo.path)
-                self.records.forgotten(photo.id)
-                self.tally.add("removed")
 
     def _tick(self) -> None:
         """Between photos and while waiting on the pool: progress, the lease, due writes."""

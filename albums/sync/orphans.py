@@ -1,0 +1,111 @@
+"""Photos gone from disk: forgotten, waited for (a new file may turn out to be them), or,
+when pruning, deleted from the bucket, never more than the run's limit."""
+
+import logging
+from dataclasses import dataclass
+
+from ..exceptions import TooManyDeletions
+from ..models import Album
+from .bucket_pool import BucketPool
+from .failures import Failures
+from .merge import KnownPhoto, Vanished
+from .moves import Moves
+from .records import RunRecords
+from .tally import Tally
+
+TOO_MANY_DELETIONS = (
+    "Pruning album {album!r} would delete {count} objects from the bucket, more than the "
+    "limit of {limit}; nothing was deleted. If that many photos really are gone, run again "
+    "with --max-delete {count}."
+)
+
+
+@dataclass
+class Orphans:
+    """The orphans of one run, and what becomes of them.
+
+    Without pruning, a photo gone from disk is forgotten as the pass finds it; with
+    `kept_vanished` (see albums.sync.service.sync_albums) one known by its content is only
+    noted, and forgotten once every album of the run is synced. When pruning, orphans are
+    kept (at most `max_delete` + 1 of them: one more stops the run) and deleted at the end,
+    with the old objects of the photos this run moved.
+    """
+
+    album: Album
+    prune: bool
+    max_delete: int
+    records: RunRecords
+    tally: Tally
+    moves: Moves
+    log: logging.Logger | logging.LoggerAdapter
+    kept_vanished: list[int] | None = None
+
+    def __post_init__(self):
+        self.to_prune: list[KnownPhoto | Vanished] = []
+
+    def found(self, photo: KnownPhoto, *, dry_run: bool) -> None:
+        """A recorded photo the walk did not find (and no unreadable folder may hide)."""
+        self.tally.add("orphaned")
+        if dry_run or self.moves.is_candidate(photo.id):
+            return  # a new file may turn out to be it: decided once the pass is over
+        self._gone(photo)
+
+    def after_the_pass(self) -> None:
+        """This album's move candidates no new file turned out to be are gone for good."""
+        for photo in self.moves.left_here():
+            self._gone(photo)
+
+    def check_limit(self, count: int) -> None:
+        if count > self.max_delete:
+            raise TooManyDeletions(
+                TOO_MANY_DELETIONS.format(album=self.album.name, count=count, limit=self.max_delete)
+            )
+
+    def count_dry_run(self) -> None:
+        """What a real run would remove and prune."""
+        orphaned = self.tally["orphaned"]
+        moved_here = sum(photo.album_id == self.album.pk for photo in self.moves.taken())
+        if self.prune and orphaned:
+            self.check_limit(orphaned)
+        self.tally.add("removed", orphaned - moved_here)
+        if self.prune:
+            self.tally.add("pruned", orphaned)
+
+    def prune_all(self, bucket: BucketPool, failures: Failures, errors: tuple) -> None:
+        """When pruning: delete the bucket copies of photos gone from disk (and forget them),
+        and the old objects of photos this run moved (their records followed them)."""
+        moved = self.moves.taken()
+        if not self.prune or not (self.to_prune or moved):
+            return
+        elsewhere = sum(photo.album_id != self.album.pk for photo in moved)
+        self.check_limit(self.tally["orphaned"] + elsewhere)
+        moved_ids = {photo.id for photo in moved}
+        doomed = {photo.key: photo for photo in [*self.to_prune, *moved]}
+        for key, future in bucket.deletes(list(doomed)):
+            photo = doomed[key]
+            try:
+                future.result()
+            except errors as exc:
+                failures.judge(photo.path, exc, where=bucket.where)
+                continue
+            self.log.info("Deleted from S3, gone from disk: %s", photo.path)
+            self.tally.add("pruned")
+            if photo.id not in moved_ids:
+                self._forget(photo)
+
+    def _gone(self, photo: KnownPhoto | Vanished) -> None:
+        if self.prune:
+            if len(self.to_prune) <= self.max_delete:
+                self.to_prune.append(photo)
+            return
+        if self.kept_vanished is not None and photo.md5:
+            self.log.info("Photo gone from disk, forgetting it: %s", photo.path)
+            self.tally.add("removed")
+            self.kept_vanished.append(photo.id)  # forgotten once every album is synced
+            return
+        self._forget(photo)
+
+    def _forget(self, photo: KnownPhoto | Vanished) -> None:
+        self.log.info("Photo gone from disk, forgetting it: %s", photo.path)
+        self.records.forgotten(photo.id)
+        self.tally.add("removed")
