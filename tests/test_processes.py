@@ -16,6 +16,7 @@ from tests.conftest import BUCKET, S3_ENV, s3_client
 
 PROJECT = Path(__file__).resolve().parent.parent
 PHOTOS = 300
+LEASE_SECONDS = 8
 POSTGRES = "postgres://postgres@127.0.0.1:5432"
 
 
@@ -36,7 +37,9 @@ def environment(tmp_path: Path, endpoint: str, database_url: str) -> dict:
         "DATABASE_URL": database_url,
         "PHOTOS_ROOT": str(tmp_path / "photos"),
         "ALBUMS_SYNC_WORKERS": "2",
-        "ALBUMS_SYNC_LEASE_SECONDS": "3",
+        # Long enough for a second process to start (and be refused) on a loaded machine,
+        # short enough to wait out.
+        "ALBUMS_SYNC_LEASE_SECONDS": str(LEASE_SECONDS),
         **S3_ENV,
         "AWS_S3_ENDPOINT_URL": endpoint,
     }
@@ -113,7 +116,7 @@ def test_a_killed_sync_frees_its_album_and_the_next_run_completes(env, moto_serv
     too_soon = finish(manage(env, "sync_albums"))
     assert too_soon[0] == 1 and "is running" in too_soon[2]  # the dead run's lease holds
 
-    time.sleep(3.5)  # ALBUMS_SYNC_LEASE_SECONDS
+    time.sleep(LEASE_SECONDS + 0.5)
     code, out, err = finish(manage(env, "sync_albums", "--json"))
 
     assert code == 0, err
@@ -200,7 +203,7 @@ def test_a_killed_restore_leaves_no_partial_photo_and_the_next_run_completes(
 
     for path in folder.rglob("*.jpg"):  # under its real name, a photo is whole or absent
         assert path.read_bytes() == originals[path.relative_to(folder)]
-    time.sleep(3.5)  # the dead restore's lease (ALBUMS_SYNC_LEASE_SECONDS=3) runs out
+    time.sleep(LEASE_SECONDS + 0.5)  # the dead restore's lease runs out
     code, out, err = finish(manage(env, "restore_album", "big-trip"))
     assert code == 0, err
     assert {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*.jpg")} == originals
