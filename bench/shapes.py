@@ -41,8 +41,16 @@ class Shape:
         large = sum(size >= datasets.MULTIPART_THRESHOLD for size in album.sizes.values())
         layout = (f"{album.albums:,} albums (a folder per event under PHOTOS_ROOT, synced as "
                   "one tree)" if album.albums > 1 else "one album")  # fmt: skip
-        return (f"Shape `{self.name}`: {layout}, {album.count:,} files, {mib:.1f} MiB, "
-                f"{large} over the 8 MiB multipart threshold")  # fmt: skip
+        low, high = min(album.sizes.values()), max(album.sizes.values())
+        return (f"Shape `{self.name}`: {layout}, {album.count:,} files, {mib:.1f} MiB "
+                f"(each {_size(low)} to {_size(high)}; {large} over the 8 MiB multipart "
+                "threshold)")  # fmt: skip
+
+
+def _size(size: int) -> str:
+    if size >= datasets.MIB:
+        return f"{size / datasets.MIB:.1f} MiB"
+    return f"{size / 1024:.1f} KiB"
 
 
 def _single_targets(results, album: Album, floor_name: str):
