@@ -130,7 +130,8 @@ def main() -> None:
             raw = args.workdir / f"profile-{phase}.txt"
             record(args.py_spy, argv, sync.env, raw, args.rate)
             title = f"sync_albums {phase}, {shape.name}: {album.count:,} photos"
-            print(summarize(raw, title + f" in {album.albums:,} albums"))
+            albums = f" in {album.albums:,} albums" if album.albums > 1 else ""
+            print(summarize(raw, title + albums))
     finally:
         server.stop()
 
