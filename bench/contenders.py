@@ -1,4 +1,8 @@
-"""The tools compared, each run as a whole process: an initial run and a no-op re-run."""
+"""The tools compared, each run as a whole process: an initial run and a no-op re-run.
+
+Each syncs the dataset's folder (one album's, or PHOTOS_ROOT for many albums) to the key
+prefix photosite's `sync_albums --discover` uses for it (`album.prefix`).
+"""
 
 import os
 import shutil
@@ -9,7 +13,6 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 BUCKET = "photosite-bench"
-PREFIX = "albums/bench-album/"  # where sync_albums --discover puts the album's photos
 FLOOR = "floor"
 
 
@@ -79,14 +82,14 @@ def _migrate(python: str, env: dict[str, str], template: Path) -> None:
 
 def python_script(name, script, python, endpoint, workdir, album, modes, extra=()):
     """A contender that is one of bench/'s scripts (seed baseline, floor)."""
-    args = [str(album.folder), BUCKET, PREFIX, "--endpoint", endpoint, *extra]
+    args = [str(album.folder), BUCKET, album.prefix, "--endpoint", endpoint, *extra]
     argv = [[python, str(BENCH / script), *mode, *args] for mode in modes]
     return Contender(name, argv[0], argv[1], base_env(endpoint, workdir))
 
 
 def aws_cli(aws: str, endpoint: str, workdir: Path, album) -> Contender:
     argv = [
-        aws, "s3", "sync", str(album.folder), f"s3://{BUCKET}/{PREFIX}",
+        aws, "s3", "sync", str(album.folder), f"s3://{BUCKET}/{album.prefix}",
         "--endpoint-url", endpoint, "--only-show-errors", "--no-progress",
     ]  # fmt: skip
     return Contender("aws s3 sync", argv, argv, base_env(endpoint, workdir))
@@ -96,7 +99,7 @@ def rclone(binary: str, endpoint: str, workdir: Path, album) -> Contender:
     """rclone copy with its defaults; the remote is given by flags, so no config file."""
     env = base_env(endpoint, workdir) | {"RCLONE_CONFIG": str(workdir / "rclone.conf")}
     argv = [
-        binary, "copy", str(album.folder), f":s3:{BUCKET}/{PREFIX}",
+        binary, "copy", str(album.folder), f":s3:{BUCKET}/{album.prefix}",
         "--s3-provider", "Other", "--s3-endpoint", endpoint, "--s3-region", "us-east-1",
         "--s3-access-key-id", env["AWS_ACCESS_KEY_ID"],
         "--s3-secret-access-key", env["AWS_SECRET_ACCESS_KEY"],

@@ -5,7 +5,7 @@ bench/run.py runs it) and prints where the CPU goes: the share of samples whose 
 through each part of the work, and the hottest functions. The raw stacks stay in the
 workdir (profile-*.txt, collapsed format) for a flame graph or a closer look.
 
-Run: python bench/profile.py [--photos N] [--rate HZ]
+Run: python bench/profile.py [--photos N | --shape albums-500x20] [--rate HZ]
 """
 
 import argparse
@@ -17,6 +17,7 @@ from collections import Counter
 from pathlib import Path
 
 import contenders
+import shapes
 from album import ensure_album
 from contenders import REPO
 from measure import Server
@@ -99,7 +100,8 @@ def record(py_spy: str, argv, env, raw: Path, rate: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--photos", type=int, default=5000)
+    parser.add_argument("--shape", default="single", help=f"the dataset: {shapes.NAMES}")
+    parser.add_argument("--photos", type=int, default=5000, help="single: photos in the album")
     parser.add_argument("--size-kb", type=int, default=20)
     parser.add_argument("--rate", type=int, default=50, help="samples a second (more falls behind)")
     parser.add_argument("--py-spy", default=str(Path(sys.executable).parent / "py-spy"))
@@ -108,7 +110,14 @@ def main() -> None:
     )
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
-    album = ensure_album(args.workdir, args.photos, args.size_kb, 0, 12)
+    try:
+        shape = shapes.get(
+            args.shape, single=lambda workdir, size_kb: ensure_album(workdir, args.photos,
+                                                                     size_kb, 0, 12)
+        )  # fmt: skip
+    except ValueError as exc:
+        parser.error(str(exc))
+    album = shape.make(args.workdir, args.size_kb)
     server = Server(sys.executable, Path(__file__).parent / "s3server.py",
                     args.workdir / "server.log")  # fmt: skip
     try:
@@ -120,7 +129,9 @@ def main() -> None:
         for phase, argv in (("initial", sync.initial), ("no-op", sync.noop)):
             raw = args.workdir / f"profile-{phase}.txt"
             record(args.py_spy, argv, sync.env, raw, args.rate)
-            print(summarize(raw, f"sync_albums {phase}, {album.count:,} photos"))
+            title = f"sync_albums {phase}, {shape.name}: {album.count:,} photos"
+            albums = f" in {album.albums:,} albums" if album.albums > 1 else ""
+            print(summarize(raw, title + albums))
     finally:
         server.stop()
 

@@ -203,6 +203,90 @@ def targets(results, photos: int, floor_name: str) -> list[Target]:
     return out
 
 
+# Issue 11's targets, for the shapes real libraries have (bench/shapes.py).
+
+RSS_BOUND_MIB = 150  # issue 4's bound at 50,000 photos; issue 11: flat in photos and albums
+LISTINGS = ("ListObjectsV2", "ListObjects")
+
+
+def _vs_aws(mine: Summary, results, phase: str, *, strict: bool) -> Target:
+    word = "faster than" if strict else "no slower than"
+    text = f"{dict(PHASES)[phase]}: {word} aws s3 sync"
+    if "aws s3 sync" not in results:
+        return _check(text, None, "aws s3 sync not run")
+    theirs = results["aws s3 sync"][phase].wall
+    ok = mine.wall < theirs if strict else mine.wall <= theirs
+    return _check(text, ok, f"sync_albums {mine.wall:.2f} s vs aws s3 sync {theirs:.2f} s "
+                            f"({ratio(mine.wall, theirs)})")  # fmt: skip
+
+
+def _within_floor(mine: Summary, floor: Summary, phase: str, factor: float) -> Target:
+    what = "raw-upload floor" if phase == "initial" else "bare-listing floor"
+    return _check(f"{dict(PHASES)[phase]}: wall ≤ {factor:g} x {what}",
+                  mine.wall <= factor * floor.wall,
+                  f"{mine.wall:.2f} s = {ratio(mine.wall, floor.wall)} "
+                  f"(floor {floor.wall:.2f} s)")  # fmt: skip
+
+
+def _no_photo_reads(noop: Summary) -> Target:
+    return _check("no-op: zero bytes of photo content read (issue 4, kept)",
+                  noop.max_photo_bytes == 0, f"{noop.max_photo_bytes:,} bytes at most")  # fmt: skip
+
+
+def _flat_memory(init: Summary, noop: Summary, album) -> Target:
+    rss = max(init.max_rss, noop.max_rss)
+    return _check(f"peak RSS ≤ {RSS_BOUND_MIB} MiB (issue 4's bound; issue 11: flat in "
+                  "photos and albums)", rss <= RSS_BOUND_MIB,
+                  f"{rss:.0f} MiB at {album.count:,} files in {album.albums:,} "
+                  f"album{'s' if album.albums > 1 else ''}")  # fmt: skip
+
+
+def _count(value: int | None) -> str:
+    return "not counted" if value is None else f"{value:,}"
+
+
+def many_albums_targets(results, album, floor_name: str) -> list[Target]:
+    """Issue 11, many albums: costs that scale with photos, not with albums."""
+    if "sync_albums" not in results:
+        return []
+    init, noop = results["sync_albums"]["initial"], results["sync_albums"]["noop"]
+    floor = results[floor_name]
+    limit = math.ceil(album.count / 1000) + 3
+    listings = statistics.median(
+        sum(s.requests.get(op, 0) for op in LISTINGS) for s in noop.samples
+    )
+    most = max(init.max_queries or 0, noop.max_queries or 0)
+    query_limit = 5 * album.albums + 30
+    return [
+        _check(f"no-op: listing requests ≤ ceil(photos / 1000) + 3 = {limit}",
+               listings <= limit, f"{listings:,.0f} ({noop.operations()})"),
+        _vs_aws(noop, results, "noop", strict=False),
+        _no_photo_reads(noop),
+        _within_floor(init, floor["initial"], "initial", 1.1),
+        _vs_aws(init, results, "initial", strict=True),
+        _check(f"DB queries per run ≤ 5 per album + 30 = {query_limit:,} (issue 11 sets it "
+               "for 2,000 x 5)", most <= query_limit,
+               f"initial {_count(init.max_queries)}, no-op {_count(noop.max_queries)} "
+               "(largest run)"),
+        _flat_memory(init, noop, album),
+    ]  # fmt: skip
+
+
+def real_size_targets(results, album, floor_name: str) -> list[Target]:
+    """Issue 11, photos of 1-60 MB: read each file once, uploads as fast as the floor's."""
+    if "sync_albums" not in results:
+        return []
+    init, noop = results["sync_albums"]["initial"], results["sync_albums"]["noop"]
+    floor = results[floor_name]
+    return [
+        _within_floor(init, floor["initial"], "initial", 1.1),
+        _vs_aws(init, results, "initial", strict=True),
+        _within_floor(noop, floor["noop"], "noop", 1.2),
+        _no_photo_reads(noop),
+        _flat_memory(init, noop, album),
+    ]
+
+
 def targets_text(found: list[Target]) -> str:
     lines = [f"- **{t.status}** {t.text}: {t.detail}" for t in found]
     missed = [t.text for t in found if t.status == "FAIL"]

@@ -1,7 +1,8 @@
 """Benchmark `sync_albums` against the seed design, aws s3 sync, rclone copy and the floor.
 
 See bench/README.md. Each contender runs as a whole process against one moto server (in its
-own process), interleaved and repeated; the table and the targets go to bench/RESULTS.md.
+own process), interleaved and repeated, on one dataset (`--shape`, see bench/shapes.py); the
+table and the targets go to bench/RESULTS.md (bench/RESULTS-<shape>.md for the other shapes).
 """
 
 import argparse
@@ -18,29 +19,32 @@ from pathlib import Path
 
 import boto3
 import contenders
+import shapes
 from album import ensure_album
 from botocore.config import Config
-from contenders import BUCKET, FLOOR, PREFIX, REPO
+from contenders import BUCKET, FLOOR, REPO
 from measure import PhotoReads, Server, run_process
-from report import PHASES, Summary, table, targets, targets_text
+from report import PHASES, Summary, table, targets_text
 
-ALL = ("floor", "sync_albums", "seed", "aws", "rclone")
+ALL = shapes.ALL_CONTENDERS
 PACKAGES = ("Django", "django-storages", "boto3", "botocore", "s3transfer", "moto", "Werkzeug",
             "pillow")  # fmt: skip
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--photos", type=int, help="photos in the album (default 5000)")
-    parser.add_argument("--size-kb", type=int, default=20, help="mean photo size (default 20)")
-    parser.add_argument("--large", type=int, default=0, help="files over the multipart threshold")
-    parser.add_argument("--large-mb", type=int, default=12, help="size of each large file")
+    parser.add_argument("--shape", default="single", help=f"the dataset: {shapes.NAMES} "
+                        "(default single; see bench/README.md)")  # fmt: skip
+    parser.add_argument("--photos", type=int, help="single: photos in the album (default 5000)")
+    parser.add_argument("--size-kb", type=int, help="single, albums-AxP: mean photo size (20)")
+    parser.add_argument("--large", type=int, help="single: files over the multipart threshold")
+    parser.add_argument("--large-mb", type=int, help="single: size of each large file (12)")
     parser.add_argument("--repeat", type=int, help="runs of each contender (default 3)")
-    parser.add_argument("--quick", action="store_true", help="smoke test: 500 photos, 1 repeat")
+    parser.add_argument("--quick", action="store_true", help="single: 500 photos, 1 repeat")
     parser.add_argument(
         "--only",
-        default=",".join(ALL),
-        help=f"contenders, comma-separated (default all: {','.join(ALL)})",
+        help=f"contenders, comma-separated (default for single: all, {','.join(ALL)}; "
+        f"for the other shapes: {','.join(shapes.ISSUE_11_CONTENDERS)})",
     )
     parser.add_argument("--workers", type=int, default=10, help="threads for sync and floor")
     parser.add_argument(
@@ -52,15 +56,36 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         "--workdir", type=Path, default=Path(tempfile.gettempdir(), "photosite-bench")
     )
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "RESULTS.md")
+    parser.add_argument("--out", type=Path, help="default bench/RESULTS.md, or "
+                        "bench/RESULTS-<shape>.md for the other shapes")  # fmt: skip
     args = parser.parse_args(argv)
+    try:
+        args.shape = shapes.get(args.shape, single=lambda workdir, _: _single(args, workdir))
+    except ValueError as exc:
+        parser.error(str(exc))
+    single_only = {"--photos": args.photos, "--large": args.large,
+                   "--large-mb": args.large_mb, "--quick": args.quick or None}  # fmt: skip
+    if args.shape.name.startswith("sizes-"):
+        single_only["--size-kb"] = args.size_kb
+    given = [option for option, value in single_only.items() if value is not None]
+    if args.shape.name != "single" and given:
+        parser.error(f"{', '.join(given)}: not for --shape {args.shape.name}")
     args.photos = args.photos or (500 if args.quick else 5000)
+    args.size_kb = args.size_kb or 20
+    args.large = args.large or 0
+    args.large_mb = args.large_mb or 12
     args.repeat = args.repeat or (1 if args.quick else 3)
-    args.only = [name.strip() for name in args.only.split(",") if name.strip()]
+    args.out = args.out or Path(__file__).parent / args.shape.results_file
+    only = args.only or ",".join(args.shape.contenders)
+    args.only = [name.strip() for name in only.split(",") if name.strip()]
     unknown = set(args.only) - set(ALL)
     if unknown:
         parser.error(f"unknown contender(s): {', '.join(sorted(unknown))}")
     return args
+
+
+def _single(args, workdir: Path):
+    return ensure_album(workdir, args.photos, args.size_kb, args.large, args.large_mb)
 
 
 class Bench:
@@ -85,9 +110,23 @@ class Bench:
         self.server.reset_state()
         self.client.create_bucket(Bucket=BUCKET)
 
-    def objects_in_bucket(self) -> int:
-        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=PREFIX)
-        return sum(len(page.get("Contents", ())) for page in pages)
+    def keys_in_bucket(self) -> dict[str, int]:
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=BUCKET, Prefix=self.album.prefix
+        )
+        return {obj["Key"]: obj["Size"] for page in pages for obj in page.get("Contents", ())}
+
+    def check_bucket(self) -> str | None:
+        """What is wrong with the bucket after a run: every tool must leave the same keys."""
+        stored = self.keys_in_bucket()
+        expected = {self.album.prefix + path: size for path, size in self.album.sizes.items()}
+        if stored == expected:
+            return None
+        if len(stored) != len(expected):
+            return f"bucket holds {len(stored)} of {len(expected)} photos after it"
+        wrong = sorted(k for k in stored.keys() ^ expected.keys())[:3]
+        wrong += sorted(k for k in stored.keys() & expected.keys() if stored[k] != expected[k])[:3]
+        return f"bucket's keys or sizes differ from the album's, e.g. {', '.join(wrong)}"
 
     def measure(self, contender, phase: str, repeat: int):
         argv = contender.initial if phase == "initial" else contender.noop
@@ -97,9 +136,9 @@ class Bench:
         if sample.exit_code != 0:
             sample.notes.append(f"exit code {sample.exit_code} (see {log})")
             print(log.read_text()[-2000:], file=sys.stderr)
-        stored = self.objects_in_bucket()
-        if stored != self.album.count:
-            sample.notes.append(f"bucket holds {stored} of {self.album.count} photos after it")
+        problem = self.check_bucket()
+        if problem:
+            sample.notes.append(problem)
         print(f"  {contender.name:<12} {phase:<8} {sample.wall:7.2f} s  "
               f"{sample.request_total:6d} requests  {sample.rss_mib:6.0f} MiB"
               + ("  " + "; ".join(sample.notes) if sample.notes else ""), flush=True)  # fmt: skip
@@ -154,11 +193,10 @@ def versions(args) -> list[str]:
 def results_text(args, album, summary: str, found: str, elapsed: float) -> str:
     command = "python bench/run.py " + " ".join(sys.argv[1:])
     return "\n".join([
-        "# Benchmark results",
+        "# Benchmark results" + ("" if args.shape.name == "single" else f": {args.shape.name}"),
         "",
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, `{command.strip()}`, {elapsed / 60:.1f} min.",
-        f"Album: {album.count:,} files, {album.total_bytes / 1024 / 1024:.1f} MiB "
-        f"(mean {args.size_kb} KB, {args.large} over the multipart threshold); "
+        f"{args.shape.describe(album, args)}; "
         f"{args.repeat} interleaved repeats; {args.workers} workers for sync_albums and the floor.",
         "Server: moto's S3 app on werkzeug's threaded server, in its own process, counting "
         "requests (bench/s3server.py). Each figure is followed by its ratio to the floor "
@@ -173,7 +211,7 @@ def results_text(args, album, summary: str, found: str, elapsed: float) -> str:
         "",
         summary,
         "",
-        "## Targets (issue 4)",
+        f"## Targets (issue {args.shape.issue})",
         "",
         found,
         "",
@@ -186,9 +224,9 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     args.workdir.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    album = ensure_album(args.workdir, args.photos, args.size_kb, args.large, args.large_mb)
-    print(f"album: {album.count:,} files, {album.total_bytes / 1024 / 1024:.1f} MiB "
-          f"in {album.folder}", flush=True)  # fmt: skip
+    album = args.shape.make(args.workdir, args.size_kb)
+    print(f"{args.shape.name}: {album.count:,} files in {album.albums:,} album(s), "
+          f"{album.total_bytes / 1024 / 1024:.1f} MiB in {album.folder}", flush=True)  # fmt: skip
     server = Server(sys.executable, Path(__file__).parent / "s3server.py",
                     args.workdir / "server.log")  # fmt: skip
     try:
@@ -200,7 +238,7 @@ def main(argv=None) -> None:
     finally:
         server.stop()
     summary = table(results, FLOOR)
-    found = targets_text(targets(results, album.count, FLOOR))
+    found = targets_text(args.shape.targets(results, album, FLOOR))
     print("\n" + summary + "\n\n" + found)
     args.out.write_text(results_text(args, album, summary, found, time.monotonic() - started))
     print(f"\nwritten to {args.out}")
