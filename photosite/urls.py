@@ -3,6 +3,8 @@ from django.urls import path
 
 from albums import api
 
+admin.autodiscover()  # see INSTALLED_APPS: the admin is loaded here, for the web only
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/sync/", api.sync_all, name="api-sync"),

@@ -5,8 +5,6 @@ import mimetypes
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 
-from PIL import Image
-
 logger = logging.getLogger("albums")
 
 # mimetypes does not know most camera formats; these are the types in common use.
@@ -54,6 +52,8 @@ def read_image_info(file) -> ImageInfo:
 
     Best effort: a RAW or HEIC file Pillow cannot parse is still a photo to back up.
     """
+    from PIL import Image  # here, not at import: a no-op sync never needs Pillow
+
     try:
         with Image.open(file) as image:
             width, height = image.size
