@@ -153,7 +153,8 @@ def test_a_bad_setting_stops_the_command_before_any_album(album, local_bucket, s
     settings.ALBUMS_SYNC_BATCH_SIZE = "ten"
 
     with pytest.raises(
-        CommandError, match="ALBUMS_SYNC_BATCH_SIZE must be a whole number, not 'ten'"
+        CommandError,
+        match="ALBUMS_SYNC_BATCH_SIZE must be a whole number of at least 1, such as 10, not 'ten'",
     ):
         sync_albums()
     assert not album.sync_runs.exists()
