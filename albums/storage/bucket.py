@@ -23,6 +23,7 @@ from django.core.files.storage import Storage
 from storages.backends.s3 import S3Storage
 
 from ..exceptions import StorageError
+from .watch import EndpointWatch, UploadHeard, UploadProgress
 
 RENAMED_BY_STORAGE = "The storage saved {key!r} as {saved!r}; configure it to overwrite (AWS_S3_FILE_OVERWRITE=True)."
 
@@ -41,6 +42,9 @@ class StorageBucket:
 
     def __init__(self, storage: Storage):
         self.storage = storage
+        # Hears nothing unless a subclass attaches it to its client: then any request that
+        # gets no answer stops the run, as nothing says the storage answers at all.
+        self.endpoint = EndpointWatch()
 
     def list_pages(
         self, prefix: str, *, page_size: int
@@ -97,6 +101,7 @@ class S3Bucket(StorageBucket):
     def __init__(self, storage: S3Storage, *, workers: int):
         super().__init__(storage)
         self.client = _client_for(storage)  # thread-safe: shared by the pool
+        self.endpoint.attach(self.client)
         self.name = storage.bucket_name
         self.location = storage.location.strip("/")
         config = storage.transfer_config
@@ -150,12 +155,19 @@ class S3Bucket(StorageBucket):
             self.client.put_object(
                 Bucket=self.name,
                 Key=name,
-                Body=file,
+                Body=UploadHeard(file, self.endpoint),
                 ContentMD5=base64.b64encode(md5).decode(),
                 **params,
             )
         else:
-            self._transfer_manager().upload(file, self.name, name, extra_args=params).result()
+            upload = self._transfer_manager().upload(
+                file,
+                self.name,
+                name,
+                extra_args=params,
+                subscribers=[UploadProgress(self.endpoint)],
+            )
+            upload.result()
 
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.name, Key=self._key(key))

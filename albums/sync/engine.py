@@ -228,7 +228,9 @@ class AlbumSync:
             try:
                 found = future.result()
             except FILE_ERRORS as exc:
-                self.failures.judge(job.local.path, exc, where=self.bucket.where)
+                self.failures.judge(
+                    job.local.path, exc, where=self.bucket.where, endpoint=self.bucket.endpoint
+                )
                 self.tally.settle()
                 continue
             yield replace(job, remote=found)
@@ -297,7 +299,9 @@ class AlbumSync:
                 self._record(future.result())
             except FILE_ERRORS as exc:
                 try:
-                    self.failures.judge(job.local.path, exc, where=self.bucket.where)
+                    self.failures.judge(
+                        job.local.path, exc, where=self.bucket.where, endpoint=self.bucket.endpoint
+                    )
                 except SyncError as stop:
                     stopping.append(stop)
                 else:
@@ -329,7 +333,9 @@ class AlbumSync:
             try:
                 future.result()
             except FILE_ERRORS as exc:
-                self.failures.judge(photo.path, exc, where=self.bucket.where)
+                self.failures.judge(
+                    photo.path, exc, where=self.bucket.where, endpoint=self.bucket.endpoint
+                )
                 continue
             self.log.info("Deleted from S3, gone from disk: %s", photo.path)
             self.log.info("Photo gone from disk, forgetting it: %s", photo.path)

@@ -3,9 +3,13 @@
 import logging
 
 from ..exceptions import SyncError
-from ..storage import classify_storage_error
+from ..storage import EndpointWatch, ProblemKind, StorageProblem, classify_storage_error
 from .result import FileFailure
 from .scan import printable
+
+# Requests in a row that got no answer, with nothing heard from the endpoint between them,
+# after which the endpoint as a whole is taken to be down (issue #12).
+UNANSWERED_IN_A_ROW = 3
 
 
 class Failures:
@@ -15,6 +19,8 @@ class Failures:
         self.album_name = album_name
         self.log = log
         self.items: list[FileFailure] = []
+        self._unanswered = 0  # requests in a row that got no answer
+        self._heard_count = 0  # what the endpoint had said by the last of them
 
     def __len__(self) -> int:
         return len(self.items)
@@ -24,13 +30,28 @@ class Failures:
         self.log.warning("Failed: %s: %s", path, error)
         self.items.append(FileFailure(path, error))
 
-    def judge(self, path: str, exc: Exception, *, where: str) -> None:
+    def judge(self, path: str, exc: Exception, *, where: str, endpoint: EndpointWatch) -> None:
         """Record `exc` as the failure of `path` and go on, or raise the error that stops
-        the run (see albums.storage.errors): the one place where that is decided. `where`
-        is the storage, as messages name it."""
+        the run: the one place where that is decided. `where` is the storage, as messages
+        name it; `endpoint` is what the run has heard from it.
+
+        What the error means comes from albums.storage.errors. A request that got no answer
+        (refused, reset, timed out) is that file's failure while the endpoint answers other
+        requests; the run stops when the endpoint as a whole has stopped answering: it has
+        answered nothing in this run yet, or nothing for a while (`silent`), or nothing
+        between this and the UNANSWERED_IN_A_ROW - 1 requests that failed before it.
+        """
         if isinstance(exc, SyncError):
             raise exc
         problem = classify_storage_error(exc)
-        if problem.stops_run:
+        if problem.stops_run or self._endpoint_down(problem, endpoint):
             raise problem.run_error(album=self.album_name, where=where) from exc
         self.add(path, problem.cause)
+
+    def _endpoint_down(self, problem: StorageProblem, endpoint: EndpointWatch) -> bool:
+        if problem.kind is not ProblemKind.UNREACHABLE:
+            return False
+        if endpoint.heard_count != self._heard_count:
+            self._unanswered, self._heard_count = 0, endpoint.heard_count
+        self._unanswered += 1
+        return problem.silent or not endpoint.heard_count or self._unanswered >= UNANSWERED_IN_A_ROW
