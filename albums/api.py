@@ -14,6 +14,7 @@ from django.middleware.csrf import CsrfViewMiddleware
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 
+from .exceptions import QueueUnavailable
 from .models import Album, SyncRun
 from .sync import queue_syncs, run_as_dict, worker_seen
 from .tokens import user_for_token
@@ -108,12 +109,15 @@ def _body(request: HttpRequest, allowed: set[str]) -> dict | JsonResponse:
 
 
 def _queue(albums, options: dict) -> JsonResponse:
-    runs = queue_syncs(
-        albums=albums,
-        trigger=SyncRun.Trigger.API,
-        dry_run=options.get("dry_run", False),
-        prune=options.get("prune", False),
-    )
+    try:
+        runs = queue_syncs(
+            albums=albums,
+            trigger=SyncRun.Trigger.API,
+            dry_run=options.get("dry_run", False),
+            prune=options.get("prune", False),
+        )
+    except QueueUnavailable as exc:
+        return _error(503, str(exc))
     data = {"runs": [_run(run) for run in runs]}
     if not worker_seen():
         data["warning"] = NO_WORKER

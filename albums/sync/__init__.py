@@ -5,6 +5,7 @@ from .queue import queue_scheduled_syncs, queue_sync, queue_syncs, worker_seen
 from .result import FileFailure, SyncResult
 from .runs import run_as_dict
 from .service import (
+    INTERRUPTED,
     AlbumOutcome,
     run_queued_sync,
     select_albums,
@@ -14,6 +15,7 @@ from .service import (
 from .tally import ProgressCallback
 
 __all__ = [
+    "INTERRUPTED",
     "AlbumOutcome",
     "FileFailure",
     "ProgressCallback",

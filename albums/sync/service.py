@@ -13,6 +13,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from ..exceptions import AlbumsNotFound, StorageError, SyncAlreadyRunning, SyncError
 from ..models import Album, SyncRun, SyncStatus
+from ..storage import StorageProblem
 from ..storage.diagnostics import diagnose_storage
 from . import runs
 from .discover import discover_albums
@@ -24,6 +25,7 @@ from .tally import ProgressCallback
 logger = logging.getLogger("albums")
 
 UNKNOWN_ALBUMS = "Unknown album {slugs}. Known albums: {known}."
+INTERRUPTED = "Interrupted; what was uploaded is recorded."
 NO_ALBUMS = "No albums to sync. Create one in the admin, or run with --discover to make one per folder of PHOTOS_ROOT."
 
 
@@ -83,7 +85,7 @@ def sync_album(
         # Taken once the lease is released: the diagnosis makes requests of its own, and the
         # album need not wait for them.
         if getattr(exc, "result", None) is not None:
-            runs.add_diagnosis(exc.result.run_id, _diagnose())
+            runs.add_diagnosis(exc.result.run_id, _diagnose(getattr(exc, "problem", None)))
         raise
 
 
@@ -96,6 +98,11 @@ def _sync_and_record(sync: AlbumSync, run: SyncRun) -> SyncResult:
         logger.error("Sync of album %r failed: %s", album.name, exc)
         runs.finish(run, album, exc.result, done=sync.tally.done)
         raise
+    except KeyboardInterrupt:
+        # Ctrl-C: the engine let the uploads in flight finish and recorded what went up.
+        stopped = sync.result(status=SyncStatus.FAILED, message=INTERRUPTED)
+        runs.finish(run, album, stopped, done=sync.tally.done)
+        raise
     except BaseException as exc:
         failed = sync.result(status=SyncStatus.FAILED, message=f"Unexpected error: {exc!r}")
         runs.finish(run, album, failed, done=sync.tally.done)
@@ -104,11 +111,12 @@ def _sync_and_record(sync: AlbumSync, run: SyncRun) -> SyncResult:
     return result
 
 
-def _diagnose() -> dict:
-    """check_storage's findings; a diagnosis that fails is left out, never hiding the error
-    that stopped the run."""
+def _diagnose(problem: StorageProblem | None) -> dict:
+    """check_storage's findings, without asking again what `problem` (what stopped the run)
+    has shown; a diagnosis that fails is left out, never hiding the error that stopped the
+    run."""
     try:
-        return diagnose_storage().as_dict()
+        return diagnose_storage(known=problem).as_dict()
     except Exception:
         logger.exception("Could not diagnose the storage after a failed sync")
         return {}
