@@ -74,8 +74,10 @@ def queue_sync(
         logger.warning("Sync run #%s lost its task; queueing a new one.", waiting.pk)
         runs.drop(waiting, message=TASK_LOST.format(broker=broker_name()))
     run = runs.queue(album, trigger=trigger, dry_run=dry_run, prune=prune)
-    # Enqueue only once the run row is committed, or a fast worker would not find it.
-    transaction.on_commit(lambda: _enqueue(run))
+    # Enqueue only once the run row is committed, or a fast worker would not find it: at
+    # once outside a transaction, where a broker that fails raises to the door; inside one,
+    # at its commit, where the door has answered already: the run is then failed and logged.
+    transaction.on_commit(lambda: _enqueue(run), robust=not transaction.get_autocommit())
     return run
 
 
