@@ -18,7 +18,7 @@ import urllib3
 from botocore import exceptions as boto
 
 from ..exceptions import BucketMissing, StorageAccessDenied, StorageError, StorageUnreachable
-from .watch import EndpointSilent
+from .watch import EndpointSilent, answered_meanwhile
 
 
 class ProblemKind(StrEnum):
@@ -191,7 +191,10 @@ class StorageProblem:
     operation: str = ""
     code: str = ""
     region: str = ""  # the bucket's region, when the service named it
-    silent: bool = False  # no request at all was answered for a while (albums.storage.watch)
+    # No answer (UNREACHABLE) only, from albums.storage.watch: nothing at all was heard from
+    # the endpoint for a while (`silent`), or another request was answered meanwhile.
+    silent: bool = False
+    answered_meanwhile: bool = False
 
     @property
     def stops_run(self) -> bool:
@@ -243,7 +246,12 @@ def classify_storage_error(exc: Exception) -> StorageProblem:
         return _classify_answer(exc)
     for classes, kind in _BOTOCORE_KINDS:
         if isinstance(exc, classes):
-            return StorageProblem(kind, cause=str(exc), silent=isinstance(exc, EndpointSilent))
+            return StorageProblem(
+                kind,
+                cause=str(exc),
+                silent=isinstance(exc, EndpointSilent),
+                answered_meanwhile=answered_meanwhile(exc),
+            )
     if isinstance(exc, urllib3.exceptions.HTTPError):
         # Raised by urllib3 itself while botocore read an answer's body (a response that
         # stalled or broke off midway): botocore neither wraps nor retries it.

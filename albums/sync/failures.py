@@ -20,7 +20,7 @@ class Failures:
         self.log = log
         self.items: list[FileFailure] = []
         self._unanswered = 0  # requests in a row that got no answer
-        self._heard_count = 0  # what the endpoint had said by the last of them
+        self._answers = 0  # how many the endpoint had answered by the last of them
 
     def __len__(self) -> int:
         return len(self.items)
@@ -37,9 +37,10 @@ class Failures:
 
         What the error means comes from albums.storage.errors. A request that got no answer
         (refused, reset, timed out) is that file's failure while the endpoint answers other
-        requests; the run stops when the endpoint as a whole has stopped answering: it has
-        answered nothing in this run yet, or nothing for a while (`silent`), or nothing
-        between this and the UNANSWERED_IN_A_ROW - 1 requests that failed before it.
+        requests; the run stops when the endpoint as a whole has stopped answering: nothing
+        at all was heard from it for a while (`silent`, albums.storage.watch), or it has
+        answered nothing in this run yet, or UNANSWERED_IN_A_ROW requests in a row got no
+        answer with no other request answered while they waited or between them.
         """
         if isinstance(exc, SyncError):
             raise exc
@@ -51,7 +52,11 @@ class Failures:
     def _endpoint_down(self, problem: StorageProblem, endpoint: EndpointWatch) -> bool:
         if problem.kind is not ProblemKind.UNREACHABLE:
             return False
-        if endpoint.heard_count != self._heard_count:
-            self._unanswered, self._heard_count = 0, endpoint.heard_count
+        if problem.silent or not endpoint.answers:
+            return True
+        if problem.answered_meanwhile or endpoint.answers != self._answers:
+            self._unanswered, self._answers = 0, endpoint.answers
+        if problem.answered_meanwhile:
+            return False
         self._unanswered += 1
-        return problem.silent or not endpoint.heard_count or self._unanswered >= UNANSWERED_IN_A_ROW
+        return self._unanswered >= UNANSWERED_IN_A_ROW
