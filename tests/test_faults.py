@@ -277,7 +277,8 @@ def test_an_endpoint_that_drops_syns_fails_the_run_in_seconds(slow_faults):
     outcome.assert_clean()
     assert outcome.code == 1
     assert "Connect timeout on endpoint URL" in outcome.result["message"]
-    assert outcome.ended - outcome.started < GIVE_UP  # from the process's start, even
+    # From the process's start, even: three tries of 3 s (the diagnosis adds none).
+    assert outcome.ended - outcome.started < 20
     assert site.recorded() == set()
     site.env["AWS_S3_ENDPOINT_URL"] = site.proxy.endpoint
     site.assert_next_run_completes()

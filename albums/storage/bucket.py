@@ -94,6 +94,9 @@ class S3Bucket(StorageBucket):
       S3-compatible endpoints); a larger one goes up in parts through one manager per run.
     - The client skips botocore's parsing of dates, which the sync never reads: it is
       nearly half the cost of parsing a listing.
+    - `endpoint` (albums.storage.watch) hears every answer of the client and every block
+      of an upload the endpoint takes: the evidence for telling one file's bad luck from an
+      endpoint that stopped answering, and what ends the retries of a silent one.
     """
 
     can_list = True

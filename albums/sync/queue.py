@@ -105,12 +105,8 @@ def _enqueue(run: SyncRun) -> None:
     except Exception as exc:  # whatever the broker raised, the task was not queued
         if Conf.SYNC:
             raise  # sync mode ran the task itself: its error, not the broker's
-        broker, cause = broker_name(), _cause(exc)
-        runs.drop(run, message=NOT_QUEUED.format(broker=broker, cause=cause))
-        fix = "start Redis or fix REDIS_URL" if _redis_url() else "check DATABASE_URL"
-        raise QueueUnavailable(
-            QUEUE_UNREACHABLE.format(broker=broker, cause=cause, album=run.album.name, fix=fix)
-        ) from exc
+        runs.drop(run, message=NOT_QUEUED.format(broker=broker_name(), cause=_cause(exc)))
+        raise _unreachable(run.album, exc) from exc
 
 
 def _task_waiting(run: SyncRun) -> bool:
@@ -122,14 +118,7 @@ def _task_waiting(run: SyncRun) -> bool:
             for task in _queued_tasks()
         )
     except Exception as exc:  # a broker we cannot ask
-        raise QueueUnavailable(
-            QUEUE_UNREACHABLE.format(
-                broker=broker_name(),
-                cause=_cause(exc),
-                album=run.album.name,
-                fix="start Redis or fix REDIS_URL" if _redis_url() else "check DATABASE_URL",
-            )
-        ) from exc
+        raise _unreachable(run.album, exc) from exc
 
 
 def _queued_tasks() -> Iterator[dict]:
@@ -164,8 +153,15 @@ def _redis_url() -> str:
     return Conf.REDIS if isinstance(Conf.REDIS, str) else ""
 
 
+def _unreachable(album: Album, exc: Exception) -> QueueUnavailable:
+    fix = "start Redis or fix REDIS_URL" if _redis_url() else "check DATABASE_URL"
+    return QueueUnavailable(
+        QUEUE_UNREACHABLE.format(broker=broker_name(), cause=_cause(exc), album=album.name, fix=fix)
+    )
+
+
 def _cause(exc: Exception) -> str:
-    return str(exc).strip() or type(exc).__name__
+    return str(exc).strip().rstrip(".") or type(exc).__name__
 
 
 def worker_seen() -> bool:

@@ -52,10 +52,14 @@ def sync_album(
       missing or suddenly empty (it raises instead).
     - Files modified in the last ALBUMS_SETTLE_SECONDS are left for the next run.
     - One file that cannot be read or uploaded is a failure in the result (status
-      "partial"); the run goes on.
-    - A network, credential or bucket error stops the run: what was uploaded before it is
-      recorded, nothing else is, and a SyncError is raised with the run marked failed (and,
-      once the album is free again, the storage's diagnosis kept on it).
+      "partial"); the run goes on, also when its upload gets no answer while the endpoint
+      answers other requests (see Failures.judge).
+    - An endpoint that answers nothing, or a credential or bucket error, stops the run: what
+      was uploaded before it is recorded, nothing else is, and a SyncError is raised with
+      the run marked failed (and, once the album is free again, the storage's diagnosis kept
+      on it, asking nothing the failure already answered).
+    - KeyboardInterrupt (Ctrl-C): no new upload starts, the uploads in flight finish and are
+      recorded, the run is marked failed with INTERRUPTED, and KeyboardInterrupt goes on.
     - Two syncs of one album never run at once: the second raises SyncAlreadyRunning.
     - A dry run changes nothing in the bucket or the database (beyond its run record).
 
