@@ -149,6 +149,29 @@ def test_network_failure_mid_run_records_exactly_what_was_uploaded(
     assert s3_requests.counts["PutObject"] == 8
 
 
+def test_uploads_without_an_answer_fail_alone_while_the_endpoint_answers_others(
+    album, s3, s3_requests
+):
+    """Three photos' uploads are dropped on every attempt (after 0.3 s each), all at once; the
+    other uploads, answered while they waited, show the endpoint works: three failures, not
+    the end of the run."""
+    for number in range(5):
+        write_photo(album.path / f"fine/{number}.jpg")
+    stuck = ("photo1.jpg", "photo2.jpg", "100%25%20fun")
+
+    def drop_three(op, request):
+        if op == "PutObject" and any(name in request.url for name in stuck):
+            time.sleep(0.3)
+            raise ConnectionClosedError(endpoint_url=request.url)
+
+    s3_requests.fault = drop_three
+
+    result = sync_album(album=album, workers=8)
+
+    assert (result.status, result.uploaded, result.failed) == ("partial", 5, 3)
+    assert all("Connection was closed" in failure.error for failure in result.failures)
+
+
 def test_head_answering_403_is_a_permissions_error_not_a_missing_photo(
     photos_root, s3, s3_requests, db
 ):
