@@ -22,8 +22,8 @@ def in_pool(
     not started yet: they are as if never taken. If taking the next item raises, the items in
     flight are still yielded, then the error is raised: what already went to the bucket gets
     recorded. Ctrl-C while waiting is taken the same way: nothing new starts, what is in
-    flight finishes and is yielded, then KeyboardInterrupt is raised. Memory holds the
-    window, never the stream.
+    flight finishes and is yielded, then KeyboardInterrupt is raised (a second Ctrl-C raises it
+    at once). Memory holds the window, never the stream.
     """
     items = iter(items)
     pending: dict[Future, object] = {}
@@ -48,6 +48,8 @@ def in_pool(
         try:
             finished, _ = wait(pending, timeout=TICK_SECONDS, return_when=FIRST_COMPLETED)
         except KeyboardInterrupt as exc:
+            if any(isinstance(earlier, KeyboardInterrupt) for earlier in broken):
+                raise  # a second Ctrl-C: stop now
             broken.append(exc)
             continue
         on_wait()
