@@ -16,7 +16,13 @@ def main():
     except ImproperlyConfigured as exc:
         # A bad environment variable is the user's to fix: say which, without a traceback.
         sys.exit(f"Configuration error: {exc}")
-    execute_from_command_line(sys.argv)
+    try:
+        execute_from_command_line(sys.argv)
+    except KeyboardInterrupt:
+        # Ctrl-C: a command that was changing something says what it kept (sync_albums
+        # does); anywhere else there is nothing to add to the shell's own "^C".
+        print("Interrupted.", file=sys.stderr)
+        sys.exit(130)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from django.utils.timesince import timesince
 from django.utils.translation import ngettext
 
 from .counts import COUNTS_BY_KIND
+from .exceptions import QueueUnavailable
 from .models import Album, ApiToken, Photo, SyncRun, SyncStatus
 from .previews import NoPreview, bucket_url, thumbnail
 from .sync import queue_sync, queue_syncs, run_as_dict, worker_seen
@@ -203,7 +204,11 @@ class AlbumAdmin(admin.ModelAdmin):
 
     @admin.action(permissions=["sync"], description="Sync selected albums")
     def sync_selected(self, request, queryset):
-        runs = queue_syncs(albums=queryset, trigger=SyncRun.Trigger.ADMIN)
+        try:
+            runs = queue_syncs(albums=queryset, trigger=SyncRun.Trigger.ADMIN)
+        except QueueUnavailable as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return
         self.message_user(
             request,
             format_html(
@@ -268,7 +273,11 @@ class AlbumAdmin(admin.ModelAdmin):
             return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
         dry_run, verify = "dry_run" in request.POST, "verify" in request.POST
         kind = SyncRun.Kind.VERIFY if verify else SyncRun.Kind.SYNC
-        run = queue_sync(album=album, trigger=SyncRun.Trigger.ADMIN, dry_run=dry_run, kind=kind)
+        try:
+            run = queue_sync(album=album, trigger=SyncRun.Trigger.ADMIN, dry_run=dry_run, kind=kind)
+        except QueueUnavailable as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return redirect("admin:albums_album_change", album.pk)
         # queue_sync hands back the running sync rather than queue a second one.
         if run.status == SyncStatus.RUNNING:
             text = ALREADY_RUNNING

@@ -14,6 +14,7 @@ from django.middleware.csrf import CsrfViewMiddleware
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 
+from .exceptions import QueueUnavailable
 from .models import Album, SyncRun
 from .sync import queue_syncs, run_as_dict, worker_seen
 from .tokens import user_for_token
@@ -112,16 +113,21 @@ def _body(request: HttpRequest, allowed: set[str]) -> dict | JsonResponse:
 
 
 def _queue(albums, options: dict) -> JsonResponse:
-    runs = queue_syncs(
-        albums=albums,
+    return _answer(
+        albums,
         trigger=SyncRun.Trigger.API,
         dry_run=options.get("dry_run", False),
         prune=options.get("prune", False),
     )
-    return _answer(runs)
 
 
-def _answer(runs: list[SyncRun]) -> JsonResponse:
+def _answer(albums, **options) -> JsonResponse:
+    """Queue runs of `albums` with `options` (see queue_syncs), and say which: 202, or 503
+    when the task queue cannot be reached."""
+    try:
+        runs = queue_syncs(albums=albums, **options)
+    except QueueUnavailable as exc:
+        return _error(503, str(exc))
     data = {"runs": [_run(run) for run in runs]}
     if not worker_seen():
         data["warning"] = NO_WORKER
@@ -167,8 +173,7 @@ def restore_one(request: HttpRequest, slug: str) -> JsonResponse:
     album = Album.objects.filter(slug=slug).first()
     if album is None:
         return _error(404, UNKNOWN_ALBUMS.format(slugs=slug), unknown=[slug])
-    runs = queue_syncs(albums=[album], trigger=SyncRun.Trigger.API, kind=SyncRun.Kind.RESTORE)
-    return _answer(runs)
+    return _answer([album], trigger=SyncRun.Trigger.API, kind=SyncRun.Kind.RESTORE)
 
 
 @api_view("GET")

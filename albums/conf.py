@@ -20,14 +20,21 @@ DEFAULT_PHOTO_EXTENSIONS = frozenset(
 )  # fmt: skip
 
 
-def _positive_int(name: str, value) -> int:
+def _whole_number(name: str, value, *, minimum: int, example: int) -> int:
     try:
         number = int(value)
     except (TypeError, ValueError):
-        raise ImproperlyConfigured(f"{name} must be a whole number, not {value!r}.") from None
-    if number < 1:
-        raise ImproperlyConfigured(f"{name} must be at least 1, not {number}.")
+        number = None
+    if number is None or number < minimum:
+        raise ImproperlyConfigured(
+            f"{name} must be a whole number of at least {minimum}, such as {example}, "
+            f"not {value!r}."
+        )
     return number
+
+
+def _positive_int(name: str, value, example: int) -> int:
+    return _whole_number(name, value, minimum=1, example=example)
 
 
 def photos_root() -> Path:
@@ -35,16 +42,22 @@ def photos_root() -> Path:
 
 
 def batch_size() -> int:
-    return _positive_int("ALBUMS_SYNC_BATCH_SIZE", getattr(settings, "ALBUMS_SYNC_BATCH_SIZE", 10))
+    return _positive_int(
+        "ALBUMS_SYNC_BATCH_SIZE", getattr(settings, "ALBUMS_SYNC_BATCH_SIZE", 10), example=10
+    )
 
 
 def workers() -> int:
-    return _positive_int("ALBUMS_SYNC_WORKERS", getattr(settings, "ALBUMS_SYNC_WORKERS", 10))
+    return _positive_int(
+        "ALBUMS_SYNC_WORKERS", getattr(settings, "ALBUMS_SYNC_WORKERS", 10), example=10
+    )
 
 
 def lease_seconds() -> int:
     return _positive_int(
-        "ALBUMS_SYNC_LEASE_SECONDS", getattr(settings, "ALBUMS_SYNC_LEASE_SECONDS", 300)
+        "ALBUMS_SYNC_LEASE_SECONDS",
+        getattr(settings, "ALBUMS_SYNC_LEASE_SECONDS", 300),
+        example=300,
     )
 
 
@@ -52,25 +65,22 @@ def settle_seconds() -> int:
     """Files modified more recently than this are watched until they stop changing, for at
     most this long, before they are synced (0: never watched)."""
     value = getattr(settings, "ALBUMS_SETTLE_SECONDS", 5)
-    try:
-        seconds = int(value)
-    except (TypeError, ValueError):
-        raise ImproperlyConfigured(
-            f"ALBUMS_SETTLE_SECONDS must be a whole number, not {value!r}."
-        ) from None
-    if seconds < 0:
-        raise ImproperlyConfigured(f"ALBUMS_SETTLE_SECONDS must not be negative, not {seconds}.")
-    return seconds
+    return _whole_number("ALBUMS_SETTLE_SECONDS", value, minimum=0, example=5)
 
 
 def max_delete() -> int:
-    return _positive_int("ALBUMS_MAX_DELETE", getattr(settings, "ALBUMS_MAX_DELETE", 1000))
+    return _positive_int(
+        "ALBUMS_MAX_DELETE", getattr(settings, "ALBUMS_MAX_DELETE", 1000), example=1000
+    )
 
 
 def key_prefix() -> str:
     prefix = str(getattr(settings, "ALBUMS_KEY_PREFIX", "albums")).strip("/")
     if not prefix or any(part in {".", ".."} for part in prefix.split("/")):
-        raise ImproperlyConfigured(f"ALBUMS_KEY_PREFIX must be a plain path, not {prefix!r}.")
+        raise ImproperlyConfigured(
+            f"ALBUMS_KEY_PREFIX must be a plain path such as albums or photos/family, "
+            f"not {prefix!r}."
+        )
     return prefix
 
 
@@ -83,13 +93,17 @@ def photo_extensions() -> frozenset[str]:
         value = value.replace(",", " ").split()
     extensions = frozenset("." + ext.lower().lstrip(".") for ext in value if ext.strip("."))
     if not extensions:
-        raise ImproperlyConfigured(f"ALBUMS_PHOTO_EXTENSIONS lists no extension: {value!r}.")
+        raise ImproperlyConfigured(
+            f"ALBUMS_PHOTO_EXTENSIONS must list extensions such as 'jpg heic dng', not {value!r}."
+        )
     return extensions
 
 
 def sync_interval_minutes() -> int:
     return _positive_int(
-        "ALBUMS_SYNC_INTERVAL_MINUTES", getattr(settings, "ALBUMS_SYNC_INTERVAL_MINUTES", 60)
+        "ALBUMS_SYNC_INTERVAL_MINUTES",
+        getattr(settings, "ALBUMS_SYNC_INTERVAL_MINUTES", 60),
+        example=60,
     )
 
 
@@ -100,4 +114,4 @@ def thumbnail_dir() -> Path:
 
 def queue_retry_seconds() -> int:
     """How long django-q2 waits before delivering an unacknowledged task again."""
-    return _positive_int("Q_CLUSTER['retry']", settings.Q_CLUSTER.get("retry", 60))
+    return _positive_int("Q_CLUSTER['retry']", settings.Q_CLUSTER.get("retry", 60), example=22200)

@@ -39,6 +39,10 @@ class SyncLeaseLost(SyncError):
     """This run's lease expired and another run took the album over."""
 
 
+class QueueUnavailable(SyncError):
+    """The task queue (the django-q2 broker) could not be reached: nothing was queued."""
+
+
 class StorageError(SyncError):
     """The bucket cannot be used: unreachable, refused credentials, missing, misconfigured."""
 

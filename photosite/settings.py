@@ -7,31 +7,12 @@ import dj_database_url
 from botocore.config import Config
 from django.core.exceptions import ImproperlyConfigured
 
+from photosite import env
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
-def env_flag(name: str, default: bool = False, *, environ=os.environ) -> bool:
-    value = environ.get(name)
-    if value is None or value == "":
-        return default
-    if value.lower() in {"1", "true", "yes", "on"}:
-        return True
-    if value.lower() in {"0", "false", "no", "off"}:
-        return False
-    raise ImproperlyConfigured(f"{name} must be true or false, not {value!r}.")
-
-
-def env_int(name: str, default: int, *, environ=os.environ) -> int:
-    value = environ.get(name, "")
-    if value == "":
-        return default
-    try:
-        return int(value)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name} must be a whole number, not {value!r}.") from None
-
-
-DEBUG = env_flag("DJANGO_DEBUG")
+DEBUG = env.flag("DJANGO_DEBUG")
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
 if not SECRET_KEY:
     if not DEBUG:
@@ -48,12 +29,12 @@ ALLOWED_HOSTS = [
 ]
 # HTTPS hardening, on by default outside DEBUG; DJANGO_HTTPS=0 serves plain HTTP (the demo
 # on 127.0.0.1). Behind a TLS-terminating proxy, set DJANGO_BEHIND_PROXY=1.
-HTTPS = env_flag("DJANGO_HTTPS", default=not DEBUG)
+HTTPS = env.flag("DJANGO_HTTPS", default=not DEBUG)
 SECURE_SSL_REDIRECT = HTTPS
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = HTTPS
-SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 31_536_000 if HTTPS else 0)
+SECURE_HSTS_SECONDS = env.integer("DJANGO_HSTS_SECONDS", 31_536_000 if HTTPS else 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_PRELOAD = HTTPS
-if env_flag("DJANGO_BEHIND_PROXY"):
+if env.flag("DJANGO_BEHIND_PROXY"):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 X_FRAME_OPTIONS = "DENY"
 
@@ -131,7 +112,7 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LANGUAGE_CODE = "en-us"
-TIME_ZONE = os.environ.get("DJANGO_TIME_ZONE", "UTC")
+TIME_ZONE = env.time_zone("DJANGO_TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True
 
@@ -156,7 +137,7 @@ def photos_storage(environ) -> dict:
     """The "photos" STORAGES entry: S3 (or any S3-compatible service) when
     AWS_STORAGE_BUCKET_NAME is set, otherwise a local folder, so the app runs with no cloud.
     """
-    bucket = environ.get("AWS_STORAGE_BUCKET_NAME", "")
+    bucket = env.bucket("AWS_STORAGE_BUCKET_NAME", environ=environ)
     if not bucket:
         return {
             "BACKEND": "django.core.files.storage.FileSystemStorage",
@@ -166,13 +147,18 @@ def photos_storage(environ) -> dict:
                 "allow_overwrite": True,
             },
         }
-    endpoint = environ.get("AWS_S3_ENDPOINT_URL") or None
+    endpoint = env.url(
+        "AWS_S3_ENDPOINT_URL",
+        schemes=("https", "http"),
+        example="https://s3.eu-central-1.wasabisys.com or http://127.0.0.1:9000",
+        environ=environ,
+    )
     # Since botocore 1.36 every PUT carries a CRC checksum that many S3-compatible
     # services reject (B2, R2, older MinIO, some Ceph): only AWS itself gets them by
     # default; AWS_S3_REQUEST_CHECKSUMS=1 turns them back on for another endpoint.
     checksums = (
         "when_supported"
-        if endpoint is None or env_flag("AWS_S3_REQUEST_CHECKSUMS", environ=environ)
+        if endpoint is None or env.flag("AWS_S3_REQUEST_CHECKSUMS", environ=environ)
         else "when_required"
     )
     return {
@@ -180,21 +166,35 @@ def photos_storage(environ) -> dict:
         "OPTIONS": {
             "bucket_name": bucket,
             "endpoint_url": endpoint,
-            "region_name": environ.get("AWS_S3_REGION_NAME") or None,
+            "region_name": env.region("AWS_S3_REGION_NAME", environ=environ),
             "access_key": environ.get("AWS_ACCESS_KEY_ID") or None,
             "secret_key": environ.get("AWS_SECRET_ACCESS_KEY") or None,
             "file_overwrite": True,  # never a renamed second copy (see albums.storage)
             "default_acl": None,
             "querystring_auth": True,
             "client_config": Config(
-                s3={"addressing_style": environ.get("AWS_S3_ADDRESSING_STYLE") or "auto"},
+                s3={
+                    "addressing_style": env.choice(
+                        "AWS_S3_ADDRESSING_STYLE",
+                        "auto",
+                        ("auto", "virtual", "path"),
+                        environ=environ,
+                    )
+                },
                 signature_version="s3v4",
-                # Fail in seconds on a dead endpoint; retry throttling and 5xx with backoff.
-                connect_timeout=env_int("AWS_S3_CONNECT_TIMEOUT", 3, environ=environ),
-                read_timeout=env_int("AWS_S3_READ_TIMEOUT", 60, environ=environ),
+                # Each socket operation's limit, not a request's: a slow upload that keeps
+                # going is never cut off. An endpoint that stops answering fails the run in
+                # about the read timeout (albums.storage.watch stops the retries once it has
+                # heard nothing for a while); throttling and 5xx are retried with backoff.
+                connect_timeout=env.integer(
+                    "AWS_S3_CONNECT_TIMEOUT", 3, minimum=1, environ=environ
+                ),
+                read_timeout=env.integer("AWS_S3_READ_TIMEOUT", 15, minimum=1, environ=environ),
                 retries={
                     "mode": "standard",
-                    "total_max_attempts": env_int("AWS_S3_MAX_ATTEMPTS", 3, environ=environ),
+                    "total_max_attempts": env.integer(
+                        "AWS_S3_MAX_ATTEMPTS", 3, minimum=1, environ=environ
+                    ),
                 },
                 request_checksum_calculation=checksums,
                 response_checksum_validation=checksums,
@@ -215,7 +215,7 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "loggers": {
-        "albums": {"handlers": ["console"], "level": os.environ.get("ALBUMS_LOG_LEVEL", "WARNING")},
+        "albums": {"handlers": ["console"], "level": env.log_level("ALBUMS_LOG_LEVEL", "WARNING")},
     },
 }
 
@@ -223,8 +223,8 @@ LOGGING = {
 # REDIS_URL switches to Redis. `timeout` must outlast the longest sync and `retry` must
 # exceed `timeout` (django-q2 re-delivers a task still unacknowledged after `retry`
 # seconds): a long sync is then neither killed nor started twice. See docs/ADMIN.md.
-Q_TIMEOUT = env_int("Q_TIMEOUT", 6 * 3600)
-Q_RETRY = env_int("Q_RETRY", Q_TIMEOUT + 600)
+Q_TIMEOUT = env.integer("Q_TIMEOUT", 6 * 3600, minimum=1)
+Q_RETRY = env.integer("Q_RETRY", Q_TIMEOUT + 600, minimum=1)
 if Q_RETRY <= Q_TIMEOUT:
     raise ImproperlyConfigured(
         f"Q_RETRY ({Q_RETRY}) must be greater than Q_TIMEOUT ({Q_TIMEOUT}), or a running "
@@ -233,7 +233,7 @@ if Q_RETRY <= Q_TIMEOUT:
 Q_CLUSTER = {
     # The queue's name: installs sharing one Redis (or one database) need names of their own.
     "name": os.environ.get("Q_CLUSTER_NAME") or "photosite",
-    "workers": env_int("Q_WORKERS", 2),
+    "workers": env.integer("Q_WORKERS", 2, minimum=1),
     "timeout": Q_TIMEOUT,
     "retry": Q_RETRY,
     # One delivery: a failed sync is recorded on its run and the next scheduled run
@@ -242,7 +242,11 @@ Q_CLUSTER = {
     "catch_up": False,  # after downtime, one scheduled run, not one per missed slot
     "save_limit": 250,
 }
-REDIS_URL = os.environ.get("REDIS_URL", "")
+REDIS_URL = env.url(
+    "REDIS_URL",
+    schemes=("redis", "rediss", "unix"),
+    example="redis://localhost:6379/0",
+)
 if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL  # django-q2 passes a string to redis.from_url()
 else:

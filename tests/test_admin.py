@@ -12,7 +12,7 @@ from albums import admin as albums_admin
 from albums.exceptions import StorageAccessDenied
 from albums.models import Album, Photo, SyncRun, SyncStatus
 from albums.sync import sync_album
-from tests.conftest import PASSWORD, Appender, s3_error, write_photo
+from tests.conftest import PASSWORD, Appender, closed_port, s3_error, write_photo
 
 
 def change_url(album):
@@ -137,6 +137,23 @@ def test_no_worker_is_said_and_the_run_waits(album, syncer, monkeypatch, on_comm
 
     assert SyncRun.objects.get().status == SyncStatus.QUEUED
     assert texts(response)[1] == albums_admin.NO_WORKER
+
+
+@pytest.mark.django_db(transaction=True)  # autocommit, as a request runs: enqueued at once
+def test_a_task_queue_that_cannot_be_reached_is_said_and_no_run_waits(album, syncer, monkeypatch):
+    """Redis down: the button says so, and leaves no "queued" run that nothing will run."""
+    port = closed_port()
+    monkeypatch.setattr(Conf, "SYNC", False)
+    monkeypatch.setattr(Conf, "ORM", None)
+    monkeypatch.setattr(Conf, "REDIS", f"redis://127.0.0.1:{port}/0")
+
+    response = logged_in(syncer).post(sync_url(album))
+
+    assert response.status_code == 302
+    [message] = texts(response)
+    assert message.startswith(f"The task queue (Redis at 127.0.0.1:{port}) cannot be reached:")
+    assert message.endswith("start Redis or fix REDIS_URL, then try again.")
+    assert SyncRun.objects.get().status == SyncStatus.FAILED
 
 
 def test_a_running_sync_is_shown_rather_than_queued_again(album, syncer, monkeypatch):

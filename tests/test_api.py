@@ -10,7 +10,7 @@ from django.test import Client
 from albums import api
 from albums.models import Album, ApiToken, SyncRun, SyncStatus
 from albums.tokens import create_token
-from tests.conftest import write_photo
+from tests.conftest import closed_port, write_photo
 
 SYNC_ALL = "/api/sync/"
 SYNC_ONE = "/api/albums/{slug}/sync/"
@@ -210,6 +210,24 @@ def test_no_worker_is_reported(album, token, monkeypatch, django_capture_on_comm
         response = post(Client(), SYNC_ALL, token=token)
 
     assert response.json()["warning"] == api.NO_WORKER
+
+
+@pytest.mark.django_db(transaction=True)  # autocommit, as a request runs: enqueued at once
+def test_a_task_queue_that_cannot_be_reached_is_503(album, token, monkeypatch):
+    from django_q.conf import Conf
+
+    port = closed_port()
+    monkeypatch.setattr(Conf, "SYNC", False)
+    monkeypatch.setattr(Conf, "ORM", None)
+    monkeypatch.setattr(Conf, "REDIS", f"redis://127.0.0.1:{port}/0")
+
+    response = post(Client(), SYNC_ALL, token=token)
+
+    assert response.status_code == 503
+    assert response.json()["error"].startswith(
+        f"The task queue (Redis at 127.0.0.1:{port}) cannot be reached:"
+    )
+    assert SyncRun.objects.get().status == SyncStatus.FAILED
 
 
 def test_create_api_token_prints_it_once_and_stores_a_hash(syncer, viewer):

@@ -6,7 +6,9 @@ from pathlib import Path
 
 from django.core.management import CommandError, call_command
 
+from albums.storage import ProblemKind
 from albums.storage import diagnostics as d
+from albums.storage.errors import FIXES
 from tests.conftest import (
     FAKE_SECRET,
     closed_port,
@@ -100,7 +102,8 @@ def test_endpoint_refusing_connections_fails_first_and_skips_the_rest(settings, 
     assert endpoint["detail"].startswith(
         f"cannot reach {WHERE} at http://127.0.0.1:{port}: Could not connect to the endpoint URL"
     )
-    assert endpoint["fix"] == d.FIX_ENDPOINT == "Check AWS_S3_ENDPOINT_URL and the network."
+    assert endpoint["fix"] == FIXES[ProblemKind.UNREACHABLE]
+    assert endpoint["fix"] == "Check AWS_S3_ENDPOINT_URL and the network."
     assert checks["write"]["detail"] == "not checked, as endpoint failed"
     assert error == f"1 of 9 checks failed for the {WHERE} at http://127.0.0.1:{port}."
     assert dict(s3_requests.counts) == {"ListObjectsV2": 1}
@@ -113,8 +116,10 @@ def test_refused_credentials_are_named_with_the_variables_to_check(s3, s3_reques
 
     assert statuses(checks) == failed(["credentials"], then_skipped=S3_CHECKS[3:])
     assert checks["credentials"]["detail"] == "refused (InvalidAccessKeyId)"
-    assert checks["credentials"]["fix"] == d.FIX_CREDENTIALS
-    assert d.FIX_CREDENTIALS == "Check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY."
+    assert checks["credentials"]["fix"] == (
+        "The service does not know this access key: check AWS_ACCESS_KEY_ID, and that "
+        "AWS_S3_ENDPOINT_URL is the service that issued it."
+    )
     assert error == f"1 of 9 checks failed for the {WHERE}."
     assert s3_requests.total == 1
 
@@ -132,7 +137,7 @@ def test_no_credentials_at_all_is_said_without_contacting_anything(settings, s3_
     }
     assert (checks["credentials"]["detail"], checks["credentials"]["fix"]) == (
         d.CREDENTIALS_MISSING,
-        d.FIX_NO_CREDENTIALS,
+        "Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.",
     )
     assert checks["endpoint"]["detail"] == d.NOT_CONTACTED
     assert error == f"1 of 9 checks failed for the {WHERE} at {endpoint}."
@@ -163,7 +168,7 @@ def test_a_bucket_in_another_region(s3, s3_requests):
         checks["region"]["detail"]
         == "the bucket is in another region (AuthorizationHeaderMalformed)"
     )
-    assert checks["region"]["fix"] == d.FIX_REGION
+    assert checks["region"]["fix"] == "Set AWS_S3_REGION_NAME to the bucket's region."
 
 
 def test_listing_denied_is_reported_and_the_write_checks_still_run(s3, s3_requests):

@@ -55,6 +55,22 @@ def test_discover_creates_albums_from_folders_then_syncs_them(photos_root, local
     assert (local_bucket / "albums/summer-2024/a.jpg").exists()
 
 
+def test_discover_skips_and_names_a_link_that_leaves_photos_root(
+    photos_root, local_bucket, tmp_path, caplog
+):
+    elsewhere = tmp_path / "elsewhere"
+    write_photo(elsewhere / "a.jpg")
+    (photos_root / "Linked").symlink_to(elsewhere)
+    write_photo(photos_root / "Inside" / "b.jpg")
+    (photos_root / "Alias").symlink_to(photos_root / "Inside")  # stays inside: an album
+
+    out, _ = sync_albums("--discover")
+
+    assert sorted(Album.objects.values_list("folder", flat=True)) == ["Alias", "Inside"]
+    assert f"Not an album: 'Linked' is a link to {elsewhere}, outside PHOTOS_ROOT." in caplog.text
+    assert "Discovered album 'Linked'" not in out
+
+
 def test_json_prints_one_object_per_album(album, local_bucket):
     out, _ = sync_albums("--json", "--dry-run")
 
@@ -153,7 +169,8 @@ def test_a_bad_setting_stops_the_command_before_any_album(album, local_bucket, s
     settings.ALBUMS_SYNC_BATCH_SIZE = "ten"
 
     with pytest.raises(
-        CommandError, match="ALBUMS_SYNC_BATCH_SIZE must be a whole number, not 'ten'"
+        CommandError,
+        match="ALBUMS_SYNC_BATCH_SIZE must be a whole number of at least 1, such as 10, not 'ten'",
     ):
         sync_albums()
     assert not album.sync_runs.exists()

@@ -33,6 +33,8 @@ NAMES = [
     "~home.jpg",
     "*star.jpg",
     "\u202eright-to-left.jpg",
+    "space after.jpg ",  # a photo by its extension, kept under its name exactly (issue #12)
+    "dot after.JPG.",
 ]
 
 
@@ -60,6 +62,7 @@ def test_awkward_names_round_trip_exactly(photos_root, http_bucket):
         body = http_bucket.get_object(Bucket=BUCKET, Key=f"albums/names/{name}")["Body"].read()
         assert body == (folder / name).read_bytes()
     assert set(Photo.objects.values_list("path", flat=True)) == set(NAMES)
+    assert set(Photo.objects.values_list("content_type", flat=True)) == {"image/jpeg"}
 
 
 @pytest.mark.parametrize(

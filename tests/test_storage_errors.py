@@ -4,11 +4,12 @@ import inspect
 from string import Formatter
 
 import pytest
+import urllib3
 from botocore import exceptions as boto
 from botocore.exceptions import ClientError
 
 from albums.exceptions import BucketMissing, StorageAccessDenied, StorageError, StorageUnreachable
-from albums.storage import ProblemKind, classify_storage_error
+from albums.storage import EndpointSilent, ProblemKind, classify_storage_error
 
 KEYWORD_KINDS = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
 
@@ -86,6 +87,11 @@ def answer(code: str, status: int, operation: str = "PutObject") -> ClientError:
         ("InvalidAccessKeyId", 403, "bad_credentials", StorageAccessDenied),
         ("SignatureDoesNotMatch", 403, "bad_credentials", StorageAccessDenied),
         ("AccessDenied", 403, "denied", StorageAccessDenied),
+        ("RequestTimeTooSkewed", 403, "clock", StorageAccessDenied),
+        ("AccountProblem", 403, "account", StorageAccessDenied),
+        ("AllAccessDisabled", 403, "account", StorageAccessDenied),
+        ("ExpiredToken", 400, "bad_credentials", StorageAccessDenied),
+        ("AuthorizationHeaderMalformed", 400, "wrong_region", StorageError),
         ("", 403, "denied", StorageAccessDenied),
         ("PermanentRedirect", 301, "wrong_region", StorageError),
         ("InternalError", 500, "file", None),
@@ -102,3 +108,55 @@ def test_answers_mean_what_their_code_says(code, status, kind, error_class):
         assert type(problem.run_error(album="Trip", where="bucket 'b'")) is error_class
     else:
         assert problem.cause == f"PutObject failed: {code} m"
+
+
+def test_a_403_with_a_code_of_its_own_is_not_read_as_a_missing_permission():
+    problem = classify_storage_error(answer("RequestTimeTooSkewed", 403, "HeadObject"))
+
+    message = str(problem.run_error(album="Trip", where="bucket 'b'"))
+    assert message == (
+        "The bucket 'b' refused the request's time (RequestTimeTooSkewed) while syncing album "
+        "'Trip'. This machine's clock is more than 15 minutes away from the service's: set it "
+        "right and keep it so (turn on NTP, e.g. `timedatectl set-ntp true`). The credentials "
+        "and permissions are not in question."
+    )
+    assert "s3:ListBucket" not in message
+
+
+@pytest.mark.parametrize(
+    ("region", "fix"),
+    [
+        ("eu-west-3", "Set AWS_S3_REGION_NAME=eu-west-3: the service says the bucket is there."),
+        ("<script>", "Set AWS_S3_REGION_NAME to the bucket's region."),  # not a region: unsaid
+        ("", "Set AWS_S3_REGION_NAME to the bucket's region."),
+    ],
+)
+def test_the_region_the_service_names_is_the_fix(region, fix):
+    exc = answer("AuthorizationHeaderMalformed", 400, "ListObjectsV2")
+    exc.response["Error"]["Region"] = region
+
+    assert classify_storage_error(exc).fix == fix
+
+
+def test_no_answer_carries_what_the_endpoint_watch_saw():
+    silent = EndpointSilent(seconds=15.2, error="Read timeout")
+    reset = boto.ConnectionClosedError(endpoint_url="http://x")
+    reset.answered_meanwhile = True  # set by the watch: another request was answered
+
+    assert (classify_storage_error(silent).kind, classify_storage_error(silent).silent) == (
+        "unreachable",
+        True,
+    )
+    assert classify_storage_error(reset).answered_meanwhile
+    assert str(silent) == (
+        "No answer from the endpoint for 15 s, to this request or any other (Read timeout)"
+    )
+
+
+def test_an_answer_that_broke_off_midway_is_no_answer():
+    broken = urllib3.exceptions.ProtocolError("Connection broken: IncompleteRead(10 bytes read)")
+
+    problem = classify_storage_error(broken)
+
+    assert (problem.kind, problem.stops_run) == ("unreachable", False)
+    assert type(problem.run_error(album="Trip", where="bucket 'b'")) is StorageUnreachable

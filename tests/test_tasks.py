@@ -19,6 +19,7 @@ from albums.models import Album, SyncRun, SyncStatus
 from albums.schedule import SCHEDULE_FUNC, SCHEDULE_NAME, ensure_sync_schedule
 from albums.sync import queue_sync, sync_album, worker_seen
 from albums.sync.lease import AlbumLease
+from albums.sync.queue import broker_name
 from albums.tasks import run_sync, sync_due_albums
 from tests.conftest import write_photo
 
@@ -297,3 +298,9 @@ def test_a_run_taken_by_a_worker_is_not_closed_as_abandoned(album, local_bucket)
     assert seen[0] == {"status": "running", "finished_at": None, "message": ""}
     run.refresh_from_db()
     assert (run.status, run.message) == ("success", "")
+
+
+def test_the_task_queue_is_named_without_its_password(monkeypatch):
+    monkeypatch.setattr(Conf, "REDIS", "redis://:s3cret-pass@redis.internal:6380/2")
+
+    assert broker_name() == "Redis at redis.internal:6380"

@@ -6,9 +6,12 @@ Below the sync engine: nothing here imports `albums.sync`.
 from .backend import STORAGE_ALIAS, describe, key_problem, open_photo_storage
 from .bucket import RemoteObject, S3Bucket, StorageBucket, open_bucket
 from .errors import ProblemKind, StorageProblem, classify_storage_error
+from .watch import EndpointSilent, EndpointWatch
 
 __all__ = [
     "STORAGE_ALIAS",
+    "EndpointSilent",
+    "EndpointWatch",
     "ProblemKind",
     "RemoteObject",
     "S3Bucket",

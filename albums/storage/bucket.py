@@ -26,6 +26,7 @@ from s3transfer.utils import ChunksizeAdjuster
 from storages.backends.s3 import S3Storage
 
 from ..exceptions import StorageError
+from .watch import EndpointWatch, UploadHeard, UploadProgress
 
 RENAMED_BY_STORAGE = "The storage saved {key!r} as {saved!r}; configure it to overwrite (AWS_S3_FILE_OVERWRITE=True)."
 
@@ -61,6 +62,9 @@ class StorageBucket:
 
     def __init__(self, storage: Storage):
         self.storage = storage
+        # Hears nothing unless a subclass attaches it to its client: then any request that
+        # gets no answer stops the run, as nothing says the storage answers at all.
+        self.endpoint = EndpointWatch()
 
     def list_pages(
         self, prefix: str, *, page_size: int
@@ -155,6 +159,9 @@ class S3Bucket(StorageBucket):
     - A copy inside the bucket (a photo moved or renamed) is one CopyObject.
     - The client skips botocore's parsing of dates, which the sync never reads: it is
       nearly half the cost of parsing a listing.
+    - `endpoint` (albums.storage.watch) hears every answer of the client and every block
+      of an upload the endpoint takes: the evidence for telling one file's bad luck from an
+      endpoint that stopped answering, and what ends the retries of a silent one.
     """
 
     can_list = True
@@ -162,6 +169,7 @@ class S3Bucket(StorageBucket):
     def __init__(self, storage: S3Storage, *, workers: int):
         super().__init__(storage)
         self.client = _client_for(storage)  # thread-safe: shared by the pool
+        self.endpoint.attach(self.client)
         self.name = storage.bucket_name
         self.location = storage.location.strip("/")
         config = storage.transfer_config
@@ -221,9 +229,14 @@ class S3Bucket(StorageBucket):
         if isinstance(body, bytes):
             if md5 is not None:
                 params["ContentMD5"] = base64.b64encode(md5).decode()
-            answer = self.client.put_object(Bucket=self.name, Key=name, Body=body, **params)
+            # The endpoint watch hears each block of the body as the endpoint takes it.
+            heard = UploadHeard(io.BytesIO(body), self.endpoint)
+            answer = self.client.put_object(Bucket=self.name, Key=name, Body=heard, **params)
             return answer.get("ETag", "").strip('"')
-        self._transfer_manager().upload(body, self.name, name, extra_args=params).result()
+        upload = self._transfer_manager().upload(
+            body, self.name, name, extra_args=params, subscribers=[UploadProgress(self.endpoint)]
+        )
+        upload.result()
         return self._etag(key)
 
     def copy(self, source_key: str, key: str, *, size: int) -> str:

@@ -38,6 +38,8 @@ REGION_WRONG = "the bucket is in another region ({code})"
 CREDENTIALS_OK = "accepted"
 CREDENTIALS_MISSING = "no S3 credentials were found"
 CREDENTIALS_REFUSED = "refused ({code})"
+CLOCK_REFUSED = "refused the request's time ({code})"
+ACCOUNT_REFUSED = "refused the account ({code})"
 BUCKET_OK = "{where} exists"
 BUCKET_MISSING = "{where} does not exist"
 LIST_OK = "listed {prefix}"
@@ -58,20 +60,26 @@ DENIED = "{operation} was denied ({code})"
 FAILED = "{operation} failed: {cause}"
 NOT_KNOWN = "not known: the listing failed"
 SKIPPED = "not checked, as {check} failed"
+DETAILS = {
+    ProblemKind.UNREACHABLE: ENDPOINT_UNREACHABLE,
+    ProblemKind.TLS: TLS_FAILED,
+    ProblemKind.MISCONFIGURED: SETTINGS_INVALID,
+    ProblemKind.WRONG_REGION: REGION_WRONG,
+    ProblemKind.NO_CREDENTIALS: CREDENTIALS_MISSING,
+    ProblemKind.BAD_CREDENTIALS: CREDENTIALS_REFUSED,
+    ProblemKind.CLOCK: CLOCK_REFUSED,
+    ProblemKind.ACCOUNT: ACCOUNT_REFUSED,
+    ProblemKind.NO_BUCKET: BUCKET_MISSING,
+    ProblemKind.DENIED: DENIED,
+}
 
-FIX_ENDPOINT = "Check AWS_S3_ENDPOINT_URL and the network."
-FIX_TLS = "Check the endpoint's certificate and the scheme (https or http) of AWS_S3_ENDPOINT_URL."
-FIX_SETTINGS = "Check the AWS_S3_* variables."
-FIX_REGION = "Set AWS_S3_REGION_NAME to the bucket's region."
-FIX_NO_CREDENTIALS = "Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY."
-FIX_CREDENTIALS = "Check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY."
-FIX_BUCKET = "Create the bucket or fix AWS_STORAGE_BUCKET_NAME."
+# What to do about a problem is StorageProblem.fix (albums.storage.errors), as in the sync's
+# messages; these are the fixes only a check of its own can give.
 FIX_LIST = "Grant s3:ListBucket on the bucket: the sync lists each album's prefix."
 FIX_MISSING_KEY = (
     "Grant s3:ListBucket on the bucket: without it S3 answers 403 for a missing key, "
     "and the sync cannot tell a missing photo from a forbidden one."
 )
-FIX_PERMISSION = "Grant {permission}."
 FIX_WRITE = "Grant s3:PutObject on {scratch}* (the sync needs it on {prefix}/*)."
 FIX_READ_BACK = (
     "The service stored something other than what was sent: if AWS_S3_REQUEST_CHECKSUMS is "
@@ -84,8 +92,10 @@ FIX_FOLDER = "Create the folder or fix ALBUMS_LOCAL_BUCKET."
 FIX_WRITABLE = "Make {where} writable by the user that runs photosite."
 FIX_UNEXPECTED = "Unexpected: see the detail, and the service's logs."
 
-# A failure of one of these leaves nothing to write to.
+# A failure of one of these leaves nothing to write to. A check the endpoint did not answer
+# blocks the ones after it too: the diagnosis never waits twice for a silent endpoint.
 BLOCKING = ("endpoint", "region", "credentials", "bucket", "folder")
+NO_ANSWER = (ProblemKind.UNREACHABLE, ProblemKind.TLS)
 BUCKET_CHECKS = ("endpoint", "region", "credentials", "bucket", "list")
 ROUND_TRIP_CHECKS = ("write", "read back", "delete")
 # Which of BUCKET_CHECKS an answer to the listing proves wrong.
@@ -96,6 +106,8 @@ FAILED_CHECK = {
     ProblemKind.WRONG_REGION: "region",
     ProblemKind.NO_CREDENTIALS: "credentials",
     ProblemKind.BAD_CREDENTIALS: "credentials",
+    ProblemKind.CLOCK: "credentials",
+    ProblemKind.ACCOUNT: "credentials",
     ProblemKind.NO_BUCKET: "bucket",
     ProblemKind.DENIED: "list",
 }
@@ -115,6 +127,7 @@ class Check:
     status: Status
     detail: str
     fix: str = ""
+    blocks: bool = False  # failed without an answer: the later requests are not made
 
     def line(self) -> str:
         fix = f" Fix: {self.fix}" if self.fix else ""
@@ -156,19 +169,26 @@ class Diagnosis:
         }
 
 
-def diagnose_storage(*, storage: Storage | None = None) -> Diagnosis:
+def diagnose_storage(
+    *, storage: Storage | None = None, known: StorageProblem | None = None
+) -> Diagnosis:
     """Check that a sync can use `storage` (default: the "photos" storage, opened as a sync
-    opens it).
+    opens it, with a client that gives up sooner: see open_photo_storage's `quick`).
 
     Writes nothing under the albums prefix: the one object written is a small probe under
     `<ALBUMS_KEY_PREFIX>-check/`, deleted before returning unless the delete is refused,
-    which the diagnosis then says. A network failure is a failed check, not an exception.
-    On S3 it costs one listing, two HEADs, one PUT and one DELETE.
+    which the diagnosis then says. A network failure is a failed check, not an exception,
+    and the checks after a request that got no answer are skipped, so a silent endpoint
+    costs one request's wait. On S3 it costs one listing, two HEADs, one PUT and one DELETE.
+
+    `known` is what a failed sync already learnt (the problem that stopped it): what it
+    proves is not asked again, and when it leaves nothing to write to (the endpoint, the
+    region, the credentials, the bucket), the diagnosis makes no request at all.
     """
-    storage = storage if storage is not None else open_photo_storage(workers=1)
+    storage = storage if storage is not None else open_photo_storage(workers=1, quick=True)
     prefix = conf.key_prefix()
     if isinstance(storage, S3Storage):
-        checks = _check_bucket(storage, prefix)
+        checks = _check_bucket(storage, prefix, known=known)
         checks.append(_check_missing_key(storage, prefix, blocked_by=_blocker(checks)))
     elif isinstance(storage, FileSystemStorage):
         checks = [_check_folder(storage)]
@@ -179,7 +199,14 @@ def diagnose_storage(*, storage: Storage | None = None) -> Diagnosis:
 
 
 def _blocker(checks: list[Check]) -> str | None:
-    return next((c.name for c in checks if c.status is Status.FAILED and c.name in BLOCKING), None)
+    return next(
+        (
+            check.name
+            for check in checks
+            if check.status is Status.FAILED and (check.name in BLOCKING or check.blocks)
+        ),
+        None,
+    )
 
 
 def _skipped(names: Iterable[str], *, blocked_by: str) -> list[Check]:
@@ -189,9 +216,12 @@ def _skipped(names: Iterable[str], *, blocked_by: str) -> list[Check]:
 # S3 -----------------------------------------------------------------------------------
 
 
-def _check_bucket(storage: S3Storage, prefix: str) -> list[Check]:
+def _check_bucket(
+    storage: S3Storage, prefix: str, *, known: StorageProblem | None = None
+) -> list[Check]:
     """Endpoint, region, credentials, bucket and s3:ListBucket, all from one listing of the
-    albums prefix: an answer that proves one of them wrong proves the ones before it right."""
+    albums prefix: an answer that proves one of them wrong proves the ones before it right.
+    A `known` problem that one of them explains is taken as that answer, without a request."""
     where = describe(storage)
     listed = posixpath.join(storage.location.strip("/"), prefix, "")
     passed = [
@@ -201,27 +231,37 @@ def _check_bucket(storage: S3Storage, prefix: str) -> list[Check]:
         Check("bucket", Status.OK, BUCKET_OK.format(where=where)),
         Check("list", Status.OK, LIST_OK.format(prefix=listed)),
     ]
+    failed = FAILED_CHECK.get(known.kind) if known is not None else None
+    if failed in BLOCKING or (failed == "list" and known.operation == "ListObjectsV2"):
+        return _bucket_checks_after(known, storage, passed, listed=listed)
     try:
         storage.connection.meta.client.list_objects_v2(
             Bucket=storage.bucket_name, Prefix=listed, MaxKeys=1
         )
     except Exception as exc:  # every failure is reported as a failed check
         problem = classify_storage_error(exc)
-        if not problem.stops_run:
+        if problem.kind is ProblemKind.FILE:
             return _listing_not_understood(exc, storage, passed)
-        failed = FAILED_CHECK[problem.kind]
-        if problem.kind is ProblemKind.DENIED:
-            detail, fix = LIST_DENIED.format(prefix=listed, code=problem.code), FIX_LIST
-        else:
-            detail, fix = _explain(problem, exc, storage)
-        position = BUCKET_CHECKS.index(failed)
-        before = passed[:position]
-        if problem.kind is ProblemKind.NO_CREDENTIALS:
-            # botocore refuses to send an unsigned request: nothing was contacted.
-            before = [Check(check.name, Status.SKIPPED, NOT_CONTACTED) for check in before[:2]]
-        after = _skipped(BUCKET_CHECKS[position + 1 :], blocked_by=failed)
-        return [*before, Check(failed, Status.FAILED, detail, fix), *after]
+        return _bucket_checks_after(problem, storage, passed, listed=listed)
     return passed
+
+
+def _bucket_checks_after(
+    problem: StorageProblem, storage: S3Storage, passed: list[Check], *, listed: str
+) -> list[Check]:
+    """The bucket checks once a listing of `listed` failed with `problem`."""
+    failed = FAILED_CHECK[problem.kind]
+    if problem.kind is ProblemKind.DENIED:
+        detail, fix = LIST_DENIED.format(prefix=listed, code=problem.code), FIX_LIST
+    else:
+        detail, fix = _explain(problem, storage)
+    position = BUCKET_CHECKS.index(failed)
+    before = passed[:position]
+    if problem.kind is ProblemKind.NO_CREDENTIALS:
+        # botocore refuses to send such a request: nothing was contacted.
+        before = [Check(check.name, Status.SKIPPED, NOT_CONTACTED) for check in before[:2]]
+    after = _skipped(BUCKET_CHECKS[position + 1 :], blocked_by=failed)
+    return [*before, Check(failed, Status.FAILED, detail, fix), *after]
 
 
 def _listing_not_understood(exc: Exception, storage: S3Storage, passed: list[Check]) -> list[Check]:
@@ -265,7 +305,7 @@ def _check_round_trip(storage: Storage, prefix: str, *, blocked_by: str | None) 
     try:
         key = storage.save(wanted, ContentFile(PROBE_BODY))
     except Exception as exc:  # every failure is reported as a failed check
-        if not classify_storage_error(exc).stops_run:
+        if classify_storage_error(exc).kind is ProblemKind.FILE:
             # A write that failed on the way back (a 500, say) may have been stored.
             with suppress(Exception):
                 storage.delete(wanted)
@@ -353,37 +393,25 @@ def _failed(
     if denied and problem.kind is ProblemKind.DENIED:
         detail, fix = (text.format(code=problem.code, **names) for text in denied)
         return Check(name, Status.FAILED, detail, fix)
-    if not problem.stops_run and isinstance(exc, OSError) and not isinstance(exc, BotoCoreError):
-        where = describe(storage)
-        detail = FAILED.format(operation=name, cause=exc.strerror or exc)
-        return Check(name, Status.FAILED, detail, FIX_WRITABLE.format(where=where))
-    if not problem.stops_run:
+    if problem.kind is ProblemKind.FILE:
+        if isinstance(exc, OSError) and not isinstance(exc, BotoCoreError):
+            where = describe(storage)
+            detail = FAILED.format(operation=name, cause=exc.strerror or exc)
+            return Check(name, Status.FAILED, detail, FIX_WRITABLE.format(where=where))
         return _unexpected(name, exc, storage)
-    detail, fix = _explain(problem, exc, storage)
-    return Check(name, Status.FAILED, detail, fix)
+    detail, fix = _explain(problem, storage)
+    return Check(name, Status.FAILED, detail, fix, blocks=problem.kind in NO_ANSWER)
 
 
-def _explain(problem: StorageProblem, exc: Exception, storage: Storage) -> tuple[str, str]:
-    """The detail and the fix for a problem that `exc` revealed."""
-    where = describe(storage)
-    match problem.kind:
-        case ProblemKind.UNREACHABLE:
-            return ENDPOINT_UNREACHABLE.format(where=where, cause=_safe(exc, storage)), FIX_ENDPOINT
-        case ProblemKind.TLS:
-            return TLS_FAILED.format(where=where, cause=_safe(exc, storage)), FIX_TLS
-        case ProblemKind.MISCONFIGURED:
-            return SETTINGS_INVALID.format(cause=_safe(exc, storage)), FIX_SETTINGS
-        case ProblemKind.WRONG_REGION:
-            return REGION_WRONG.format(code=problem.code), FIX_REGION
-        case ProblemKind.NO_CREDENTIALS:
-            return CREDENTIALS_MISSING, FIX_NO_CREDENTIALS
-        case ProblemKind.BAD_CREDENTIALS:
-            return CREDENTIALS_REFUSED.format(code=problem.code), FIX_CREDENTIALS
-        case ProblemKind.NO_BUCKET:
-            return BUCKET_MISSING.format(where=where), FIX_BUCKET
-        case ProblemKind.DENIED:
-            detail = DENIED.format(operation=problem.operation, code=problem.code)
-            return detail, FIX_PERMISSION.format(permission=problem.permission)
+def _explain(problem: StorageProblem, storage: Storage) -> tuple[str, str]:
+    """The detail and the fix for a problem a check revealed."""
+    detail = DETAILS[problem.kind].format(
+        where=describe(storage),
+        cause=_safe(problem.cause, storage),
+        code=problem.code,
+        operation=problem.operation,
+    )
+    return detail, problem.fix
 
 
 def _unexpected(name: str, exc: Exception, storage: Storage) -> Check:

@@ -1,44 +1,106 @@
-"""What an error from the storage backend means: this one file failed, or the bucket as a whole
-cannot be used and the run must stop.
+"""What an error from the storage backend means, and what to do about it.
 
 The one classification of backend errors, used by the sync (to fail a file or stop the run)
-and by the diagnosis (to say which check failed). Like django-storages, it translates the
-answers it understands; every botocore exception class lands in a kind (see `_BOTOCORE_KINDS`),
-and whatever says nothing about the bucket as a whole is one file's failure. A 403 is never
-read as "missing": without s3:ListBucket, S3 answers 403 for a key that does not exist
-(django-storages #1104, #902).
+and by the diagnosis (to say which check failed), and the one table of what to do about each
+(FIXES, S3_CODES), which the sync's messages and check_storage's "Fix:" both print. Like
+django-storages, it translates the answers it understands; every botocore exception class
+lands in a kind (see `_BOTOCORE_KINDS`), and whatever says nothing about the bucket as a whole
+is one file's failure. A 403 is never read as "missing": without s3:ListBucket, S3 answers 403
+for a key that does not exist (django-storages #1104, #902); and a 403 whose code says the
+clock, the account or the credentials are wrong is reported as that, not as a permission.
 """
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 
+import urllib3
 from botocore import exceptions as boto
 
 from ..exceptions import BucketMissing, StorageAccessDenied, StorageError, StorageUnreachable
+from .watch import EndpointSilent, answered_meanwhile
 
 
 class ProblemKind(StrEnum):
     FILE = "file"  # says nothing about the bucket as a whole: only this file failed
-    UNREACHABLE = "unreachable"
+    UNREACHABLE = "unreachable"  # no answer to this request: Failures.judge weighs the evidence
     TLS = "tls"
     NO_CREDENTIALS = "no_credentials"
     BAD_CREDENTIALS = "bad_credentials"
+    CLOCK = "clock"
+    ACCOUNT = "account"
     NO_BUCKET = "no_bucket"
     DENIED = "denied"
     WRONG_REGION = "wrong_region"
     MISCONFIGURED = "misconfigured"
 
 
-UNREACHABLE = "Cannot reach the {where} (syncing album {album!r}): {cause}. Check AWS_S3_ENDPOINT_URL and the network."
-TLS = "The TLS connection to the {where} failed (syncing album {album!r}): {cause}. Check the endpoint's certificate and that AWS_S3_ENDPOINT_URL uses the right scheme (https or http)."
-NO_CREDENTIALS = "No S3 credentials were found (syncing album {album!r}): set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY."
-BAD_CREDENTIALS = "The {where} refused the credentials ({code}) while syncing album {album!r}: check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY."
-DENIED = "The {where} denied {operation} ({code}) while syncing album {album!r}: the credentials need {permission}."
-NO_BUCKET = "The {where} does not exist (syncing album {album!r}): create it or fix AWS_STORAGE_BUCKET_NAME."
-WRONG_REGION = (
-    "The {where} is in another region ({code}) (syncing album {album!r}): set AWS_S3_REGION_NAME."
-)
-MISCONFIGURED = "The S3 settings cannot be used (syncing album {album!r}): {cause}. Check the AWS_S3_* variables."
+# How a sync run that a problem stopped says what happened; the fix follows (FIXES, S3_CODES).
+RUN_ERRORS = {
+    ProblemKind.UNREACHABLE: "Cannot reach the {where} (syncing album {album!r}): {cause}.",
+    ProblemKind.TLS: "The TLS connection to the {where} failed (syncing album {album!r}): {cause}.",
+    ProblemKind.NO_CREDENTIALS: "No S3 credentials were found (syncing album {album!r}).",
+    ProblemKind.BAD_CREDENTIALS: "The {where} refused the credentials ({code}) while syncing album {album!r}.",
+    ProblemKind.CLOCK: "The {where} refused the request's time ({code}) while syncing album {album!r}.",
+    ProblemKind.ACCOUNT: "The {where} refused the account ({code}) while syncing album {album!r}.",
+    ProblemKind.NO_BUCKET: "The {where} does not exist (syncing album {album!r}).",
+    ProblemKind.DENIED: "The {where} denied {operation} ({code}) while syncing album {album!r}.",
+    ProblemKind.WRONG_REGION: "The {where} is in another region ({code}) (syncing album {album!r}).",
+    ProblemKind.MISCONFIGURED: "The S3 settings cannot be used (syncing album {album!r}): {cause}.",
+}
+# What to do about each kind of problem: the sync's messages and check_storage's "Fix:" both
+# say this, unless the provider's error code says something more precise (S3_CODES).
+FIXES = {
+    ProblemKind.UNREACHABLE: "Check AWS_S3_ENDPOINT_URL and the network.",
+    ProblemKind.TLS: "Check the endpoint's certificate and that AWS_S3_ENDPOINT_URL uses the right scheme (https or http).",
+    ProblemKind.NO_CREDENTIALS: "Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.",
+    ProblemKind.BAD_CREDENTIALS: "Check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.",
+    ProblemKind.CLOCK: "Set this machine's clock right.",
+    ProblemKind.ACCOUNT: "Check the account with the provider.",
+    ProblemKind.NO_BUCKET: "Create the bucket or fix AWS_STORAGE_BUCKET_NAME.",
+    ProblemKind.DENIED: "Grant {permission}.",
+    ProblemKind.WRONG_REGION: "Set AWS_S3_REGION_NAME to the bucket's region.",
+    ProblemKind.MISCONFIGURED: "Check the AWS_S3_* variables.",
+}
+REGION_FIX = "Set AWS_S3_REGION_NAME={region}: the service says the bucket is there."
+EXPIRED_FIX = "The temporary credentials have expired or are not valid: renew them."
+# The S3 error codes that mean something of their own, and what to do about each (None: the
+# kind's fix). Anything else the service answers is one file's failure.
+S3_CODES: dict[str, tuple[ProblemKind, str | None]] = {
+    "NoSuchBucket": (ProblemKind.NO_BUCKET, None),
+    "InvalidAccessKeyId": (
+        ProblemKind.BAD_CREDENTIALS,
+        "The service does not know this access key: check AWS_ACCESS_KEY_ID, and that "
+        "AWS_S3_ENDPOINT_URL is the service that issued it.",
+    ),
+    "SignatureDoesNotMatch": (
+        ProblemKind.BAD_CREDENTIALS,
+        "The secret key does not go with the access key: check AWS_SECRET_ACCESS_KEY (the "
+        "whole key, with no space or line break).",
+    ),
+    "ExpiredToken": (ProblemKind.BAD_CREDENTIALS, EXPIRED_FIX),
+    "InvalidToken": (ProblemKind.BAD_CREDENTIALS, EXPIRED_FIX),
+    "TokenRefreshRequired": (ProblemKind.BAD_CREDENTIALS, EXPIRED_FIX),
+    "RequestTimeTooSkewed": (
+        ProblemKind.CLOCK,
+        "This machine's clock is more than 15 minutes away from the service's: set it right "
+        "and keep it so (turn on NTP, e.g. `timedatectl set-ntp true`). The credentials and "
+        "permissions are not in question.",
+    ),
+    "AccountProblem": (
+        ProblemKind.ACCOUNT,
+        "The provider reports a problem with the account (billing, a suspension): sort it out "
+        "with the provider; no setting of photosite can.",
+    ),
+    "AllAccessDisabled": (
+        ProblemKind.ACCOUNT,
+        "The provider has disabled all access to this bucket: contact the provider.",
+    ),
+    "AuthorizationHeaderMalformed": (ProblemKind.WRONG_REGION, None),
+    "PermanentRedirect": (ProblemKind.WRONG_REGION, None),
+    "301": (ProblemKind.WRONG_REGION, None),
+    "AccessDenied": (ProblemKind.DENIED, None),
+}
 
 # botocore's own exceptions, by the base classes that say what they mean. Checked in order:
 # SSLError is a ConnectionError, so TLS comes first. Anything else botocore raises (a
@@ -108,15 +170,7 @@ _BOTOCORE_KINDS: tuple[tuple[tuple[type[Exception], ...], ProblemKind], ...] = (
         ProblemKind.MISCONFIGURED,
     ),
 )
-CREDENTIAL_CODES = {
-    "InvalidAccessKeyId",
-    "SignatureDoesNotMatch",
-    "ExpiredToken",
-    "InvalidToken",
-    "TokenRefreshRequired",
-}
-DENIED_CODES = {"AccessDenied", "AllAccessDisabled", "403"}
-REGION_CODES = {"PermanentRedirect", "AuthorizationHeaderMalformed", "301"}
+REGION_NAME = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")  # as botocore checks
 PERMISSIONS = {
     "HeadObject": "s3:GetObject and s3:ListBucket (without s3:ListBucket, S3 answers 403 for a missing key)",
     "ListObjectsV2": "s3:ListBucket",
@@ -136,37 +190,54 @@ class StorageProblem:
     cause: str  # the error in a few words: a file's failure text, a run error's cause
     operation: str = ""
     code: str = ""
+    region: str = ""  # the bucket's region, when the service named it
+    # No answer (UNREACHABLE) only, from albums.storage.watch: nothing at all was heard from
+    # the endpoint for a while (`silent`), or another request was answered meanwhile.
+    silent: bool = False
+    answered_meanwhile: bool = False
 
     @property
     def stops_run(self) -> bool:
-        return self.kind is not ProblemKind.FILE
+        """Whether the error alone says the bucket cannot be used. A request that got no
+        answer (UNREACHABLE) may be that request's bad luck: Failures.judge weighs it against
+        what the run heard from the endpoint meanwhile."""
+        return self.kind not in (ProblemKind.FILE, ProblemKind.UNREACHABLE)
 
     @property
     def permission(self) -> str:
         return PERMISSIONS.get(self.operation, f"permission for {self.operation}")
 
+    @property
+    def fix(self) -> str:
+        """What to do about it, in one or two sentences."""
+        fix = S3_CODES.get(self.code, (None, None))[1]
+        if self.kind is ProblemKind.WRONG_REGION and self.region:
+            fix = REGION_FIX
+        fix = fix or FIXES.get(self.kind, "")
+        return fix.format(permission=self.permission, region=self.region)
+
     def run_error(self, *, album: str, where: str) -> StorageError:
         """The error that stops a sync of `album` against `where` (describe(storage))."""
-        names = {"album": album, "where": where, "cause": self.cause, "code": self.code}
-        match self.kind:
-            case ProblemKind.UNREACHABLE:
-                return StorageUnreachable(UNREACHABLE.format(**names))
-            case ProblemKind.TLS:
-                return StorageUnreachable(TLS.format(**names))
-            case ProblemKind.NO_CREDENTIALS:
-                return StorageAccessDenied(NO_CREDENTIALS.format(**names))
-            case ProblemKind.BAD_CREDENTIALS:
-                return StorageAccessDenied(BAD_CREDENTIALS.format(**names))
-            case ProblemKind.NO_BUCKET:
-                return BucketMissing(NO_BUCKET.format(**names))
-            case ProblemKind.DENIED:
-                text = DENIED.format(operation=self.operation, permission=self.permission, **names)
-                return StorageAccessDenied(text)
-            case ProblemKind.WRONG_REGION:
-                return StorageError(WRONG_REGION.format(**names))
-            case ProblemKind.MISCONFIGURED:
-                return StorageError(MISCONFIGURED.format(**names))
-        raise ValueError(f"{self.kind} does not stop a run")
+        if self.kind is ProblemKind.FILE:
+            raise ValueError(f"{self.kind} does not stop a run")
+        headline = RUN_ERRORS[self.kind].format(
+            album=album, where=where, cause=self.cause, code=self.code, operation=self.operation
+        )
+        error = _RUN_ERROR_CLASSES.get(self.kind, StorageError)(f"{headline} {self.fix}")
+        error.problem = self  # for the diagnosis that follows (albums.sync.service)
+        return error
+
+
+_RUN_ERROR_CLASSES = {
+    ProblemKind.UNREACHABLE: StorageUnreachable,
+    ProblemKind.TLS: StorageUnreachable,
+    ProblemKind.NO_CREDENTIALS: StorageAccessDenied,
+    ProblemKind.BAD_CREDENTIALS: StorageAccessDenied,
+    ProblemKind.CLOCK: StorageAccessDenied,
+    ProblemKind.ACCOUNT: StorageAccessDenied,
+    ProblemKind.DENIED: StorageAccessDenied,
+    ProblemKind.NO_BUCKET: BucketMissing,
+}
 
 
 def classify_storage_error(exc: Exception) -> StorageProblem:
@@ -175,26 +246,45 @@ def classify_storage_error(exc: Exception) -> StorageProblem:
         return _classify_answer(exc)
     for classes, kind in _BOTOCORE_KINDS:
         if isinstance(exc, classes):
-            return StorageProblem(kind, cause=str(exc))
+            return StorageProblem(
+                kind,
+                cause=str(exc),
+                silent=isinstance(exc, EndpointSilent),
+                answered_meanwhile=answered_meanwhile(exc),
+            )
+    if isinstance(exc, urllib3.exceptions.HTTPError):
+        # Raised by urllib3 itself while botocore read an answer's body (a response that
+        # stalled or broke off midway): botocore neither wraps nor retries it.
+        return StorageProblem(ProblemKind.UNREACHABLE, cause=f"the answer broke off: {exc}")
     return StorageProblem(ProblemKind.FILE, cause=_file_cause(exc))
 
 
 def _classify_answer(exc: boto.ClientError) -> StorageProblem:
     """The service answered, with an error code: the code says whose problem it is."""
-    code = exc.response.get("Error", {}).get("Code", "")
+    error = exc.response.get("Error", {})
+    code = error.get("Code", "")
     status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-    operation = exc.operation_name
-    if code == "NoSuchBucket":
-        kind = ProblemKind.NO_BUCKET
-    elif code in CREDENTIAL_CODES:
-        kind = ProblemKind.BAD_CREDENTIALS
-    elif status == 403 or code in DENIED_CODES:
+    if code in S3_CODES:
+        kind = S3_CODES[code][0]
+    elif status == 403:
         kind, code = ProblemKind.DENIED, code or str(status)
-    elif code in REGION_CODES:
-        kind = ProblemKind.WRONG_REGION
     else:
         kind = ProblemKind.FILE
-    return StorageProblem(kind, cause=_file_cause(exc), operation=operation, code=code)
+    return StorageProblem(
+        kind,
+        cause=_file_cause(exc),
+        operation=exc.operation_name,
+        code=code,
+        region=_region(exc) if kind is ProblemKind.WRONG_REGION else "",
+    )
+
+
+def _region(exc: boto.ClientError) -> str:
+    """The bucket's region, as the service gave it (AuthorizationHeaderMalformed carries it in
+    its body, a redirect in a header), if it looks like one."""
+    headers = exc.response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+    region = exc.response.get("Error", {}).get("Region") or headers.get("x-amz-bucket-region", "")
+    return region if REGION_NAME.fullmatch(region) else ""
 
 
 def _file_cause(exc: Exception) -> str:

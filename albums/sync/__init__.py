@@ -5,6 +5,7 @@ from .queue import queue_scheduled_syncs, queue_sync, queue_syncs, worker_seen
 from .result import FileFailure, RestoreResult, SyncResult, VerifyResult
 from .runs import run_as_dict
 from .service import (
+    INTERRUPTED,
     AlbumOutcome,
     restore_album,
     restore_from_bucket,
@@ -17,6 +18,7 @@ from .service import (
 from .tally import ProgressCallback
 
 __all__ = [
+    "INTERRUPTED",
     "AlbumOutcome",
     "FileFailure",
     "ProgressCallback",

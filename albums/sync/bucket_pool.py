@@ -13,6 +13,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from ..exceptions import StorageError
 from ..storage import (
+    EndpointWatch,
     ProblemKind,
     RemoteObject,
     classify_storage_error,
@@ -58,6 +59,11 @@ class BucketPool:
     @property
     def can_list(self) -> bool:
         return self.bucket.can_list
+
+    @property
+    def endpoint(self) -> EndpointWatch:
+        """What the run has heard from the endpoint (for Failures.judge)."""
+        return self.bucket.endpoint
 
     def close(self) -> None:
         """Wait for the requests in flight, then let the bucket go."""
@@ -128,7 +134,9 @@ class BucketPool:
             aborted = self.bucket.abort_unfinished_uploads(self.prefix)
         except (ClientError, BotoCoreError) as exc:
             problem = classify_storage_error(exc)
-            if problem.stops_run and problem.kind is not ProblemKind.DENIED:
+            if problem.kind is ProblemKind.UNREACHABLE or (
+                problem.stops_run and problem.kind is not ProblemKind.DENIED
+            ):
                 raise problem.run_error(album=self.album_name, where=self.where) from exc
             self.log.warning("Could not clean up unfinished uploads: %s", problem.cause)
             return
@@ -139,7 +147,7 @@ class BucketPool:
 
     def _listing_error(self, exc: Exception) -> StorageError:
         problem = classify_storage_error(exc)
-        if problem.stops_run:
+        if problem.stops_run or problem.kind is ProblemKind.UNREACHABLE:
             return problem.run_error(album=self.album_name, where=self.where)
         return StorageError(LISTING_FAILED.format(album=self.album_name, cause=problem.cause))
 

@@ -1,15 +1,22 @@
 """Create an album for every top-level folder of PHOTOS_ROOT that has none."""
 
+import logging
 import os
+from pathlib import Path
 
 from django.utils.text import slugify
 
 from ..models import Album
 from .folders import photos_root
 
+logger = logging.getLogger("albums")
+
+LINK_OUTSIDE = "Not an album: %r is a link to %s, outside PHOTOS_ROOT."
+
 
 def discover_albums() -> list[Album]:
-    """The albums created, one per new top-level folder; hidden folders are skipped.
+    """The albums created, one per new top-level folder; hidden folders are skipped, and so
+    are links to folders outside PHOTOS_ROOT (a sync would refuse them), with a warning.
 
     Slugs come from folder names ("Summer 2024" -> "summer-2024"), made unique with a
     number when two folders slugify alike. Running it twice creates nothing the second time.
@@ -19,6 +26,9 @@ def discover_albums() -> list[Album]:
     created = []
     for entry in sorted(os.scandir(root), key=lambda e: e.name):
         if entry.name.startswith(".") or not entry.is_dir() or entry.name in known:
+            continue
+        if entry.is_symlink() and not (target := Path(entry.path).resolve()).is_relative_to(root):
+            logger.warning(LINK_OUTSIDE, entry.name, target)
             continue
         try:
             entry.name.encode("utf-8")

@@ -3,9 +3,13 @@
 import logging
 
 from ..exceptions import SyncError
-from ..storage import classify_storage_error
+from ..storage import EndpointWatch, ProblemKind, StorageProblem, classify_storage_error
 from .result import FileFailure
 from .scan import printable
+
+# Requests in a row that got no answer, with nothing heard from the endpoint between them,
+# after which the endpoint as a whole is taken to be down (issue #12).
+UNANSWERED_IN_A_ROW = 3
 
 
 class Failures:
@@ -15,6 +19,8 @@ class Failures:
         self.album_name = album_name
         self.log = log
         self.items: list[FileFailure] = []
+        self._unanswered = 0  # requests in a row that got no answer
+        self._answers = 0  # how many the endpoint had answered by the last of them
 
     def __len__(self) -> int:
         return len(self.items)
@@ -24,13 +30,33 @@ class Failures:
         self.log.warning("Failed: %s: %s", path, error)
         self.items.append(FileFailure(path, error))
 
-    def judge(self, path: str, exc: Exception, *, where: str) -> None:
+    def judge(self, path: str, exc: Exception, *, where: str, endpoint: EndpointWatch) -> None:
         """Record `exc` as the failure of `path` and go on, or raise the error that stops
-        the run (see albums.storage.errors): the one place where that is decided. `where`
-        is the storage, as messages name it."""
+        the run: the one place where that is decided. `where` is the storage, as messages
+        name it; `endpoint` is what the run has heard from it.
+
+        What the error means comes from albums.storage.errors. A request that got no answer
+        (refused, reset, timed out) is that file's failure while the endpoint answers other
+        requests; the run stops when the endpoint as a whole has stopped answering: nothing
+        at all was heard from it for a while (`silent`, albums.storage.watch), or it has
+        answered nothing in this run yet, or UNANSWERED_IN_A_ROW requests in a row got no
+        answer with no other request answered while they waited or between them.
+        """
         if isinstance(exc, SyncError):
             raise exc
         problem = classify_storage_error(exc)
-        if problem.stops_run:
+        if problem.stops_run or self._endpoint_down(problem, endpoint):
             raise problem.run_error(album=self.album_name, where=where) from exc
         self.add(path, problem.cause)
+
+    def _endpoint_down(self, problem: StorageProblem, endpoint: EndpointWatch) -> bool:
+        if problem.kind is not ProblemKind.UNREACHABLE:
+            return False
+        if problem.silent or not endpoint.answers:
+            return True
+        if problem.answered_meanwhile or endpoint.answers != self._answers:
+            self._unanswered, self._answers = 0, endpoint.answers
+        if problem.answered_meanwhile:
+            return False
+        self._unanswered += 1
+        return self._unanswered >= UNANSWERED_IN_A_ROW

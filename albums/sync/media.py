@@ -2,6 +2,7 @@
 
 import logging
 import mimetypes
+import os
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -42,9 +43,20 @@ class ImageInfo:
     taken_at: datetime | None = None
 
 
+def photo_extension(name: str) -> str:
+    """The extension that makes `name` a photo, lower case, with its dot. Spaces and dots
+    after it are not part of it: "x.jpg " and "x.JPG." are photos (issue #12), kept under
+    their names exactly."""
+    return os.path.splitext(name.rstrip().rstrip("."))[1].lower()
+
+
 def content_type_for(path: str) -> str:
-    extension = path[path.rfind(".") :].lower() if "." in path else ""
-    return EXTRA_TYPES.get(extension) or mimetypes.guess_type(path)[0] or "application/octet-stream"
+    extension = photo_extension(path)
+    return (
+        EXTRA_TYPES.get(extension)
+        or mimetypes.guess_type(f"x{extension}")[0]
+        or "application/octet-stream"
+    )
 
 
 def read_image_info(file) -> ImageInfo:

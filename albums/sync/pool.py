@@ -18,13 +18,16 @@ def in_pool(
     """Run `fn` over `items` on `pool` with at most `window` in flight, yielding (item,
     future) as each finishes, and calling `on_wait` at least every TICK_SECONDS meanwhile.
 
-    Stops taking new items once `stop()`. If taking the next item raises, the items in
-    flight are still yielded, then the error is raised: what already went to the bucket
-    gets recorded. Memory holds the window, never the stream.
+    Stops taking new items once `stop()`, and drops the items handed to the pool that have
+    not started yet: they are as if never taken. If taking the next item raises, the items in
+    flight are still yielded, then the error is raised: what already went to the bucket gets
+    recorded. Ctrl-C while waiting is taken the same way: nothing new starts, what is in
+    flight finishes and is yielded, then KeyboardInterrupt is raised (a second Ctrl-C raises it
+    at once). Memory holds the window, never the stream.
     """
     items = iter(items)
     pending: dict[Future, object] = {}
-    broken: list[Exception] = []  # what stopped `items`, raised once `pending` is done
+    broken: list[BaseException] = []  # what stopped `items`, raised once `pending` is done
 
     def fill():
         while len(pending) < window and not broken and not stop():
@@ -32,14 +35,23 @@ def in_pool(
                 item = next(items)
             except StopIteration:
                 return
-            except Exception as exc:
+            except (Exception, KeyboardInterrupt) as exc:
                 broken.append(exc)
                 return
             pending[pool.submit(fn, item)] = item
 
     fill()
     while pending:
-        finished, _ = wait(pending, timeout=TICK_SECONDS, return_when=FIRST_COMPLETED)
+        if broken or stop():
+            for future in [future for future in pending if future.cancel()]:
+                del pending[future]
+        try:
+            finished, _ = wait(pending, timeout=TICK_SECONDS, return_when=FIRST_COMPLETED)
+        except KeyboardInterrupt as exc:
+            if any(isinstance(earlier, KeyboardInterrupt) for earlier in broken):
+                raise  # a second Ctrl-C: stop now
+            broken.append(exc)
+            continue
         on_wait()
         for future in finished:
             yield pending.pop(future), future

@@ -5,20 +5,42 @@ the API, the schedule) calls `queue_sync` (or `queue_syncs`); the worker side is
 `albums.sync.service.run_queued_sync`, called by the task `albums.tasks.run_sync`.
 """
 
-from collections.abc import Iterable
+import logging
+from collections.abc import Iterable, Iterator
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 from django.db import transaction
 from django.utils import timezone
+from django_q.brokers import get_broker
+from django_q.brokers.orm import ORM
+from django_q.brokers.redis_broker import Redis
 from django_q.conf import Conf
+from django_q.models import OrmQ
+from django_q.signing import SignedPackage
 from django_q.status import Stat
 from django_q.tasks import async_task
 
 from .. import conf
+from ..exceptions import QueueUnavailable
 from ..models import Album, SyncRun
 from . import runs
 
+logger = logging.getLogger("albums")
+
 RUN_SYNC_TASK = "albums.tasks.run_sync"
+# A waiting run younger than this is handed back without asking the broker for its task: a
+# worker may be taking it right now (Redis hands a task over before the run is claimed).
+TASK_GRACE_SECONDS = 60
+QUEUE_UNREACHABLE = (
+    "The task queue ({broker}) cannot be reached: {cause}. Nothing was queued for album "
+    "{album!r}; {fix}, then try again."
+)
+NOT_QUEUED = "Not queued: the task queue ({broker}) could not be reached: {cause}."
+TASK_LOST = (
+    "Its task was no longer in the task queue ({broker}), which must have been emptied or "
+    "restarted; a new run was queued instead."
+)
 
 
 def queue_sync(
@@ -37,9 +59,14 @@ def queue_sync(
     If the album is being synced, the running sync is returned; if a run of the same kind
     is waiting (queued, not yet taken by a worker), that run is: a click and a scheduled
     run at the same moment give one sync. Two calls racing past these checks still give
-    one sync, as the album's lease makes the later run "skipped". Waiting runs older than
-    the cluster's `retry` are not reused: their task may have been lost. With
-    Q_CLUSTER["sync"] (tests) the run runs in this process when the transaction commits.
+    one sync, as the album's lease makes the later run "skipped". A waiting run is handed
+    back only while its task can still come: it is younger than TASK_GRACE_SECONDS, or the
+    broker still holds its task (and never once the cluster's `retry` has passed); otherwise
+    it is marked failed and a new run queued. With Q_CLUSTER["sync"] (tests) the run runs in
+    this process when the transaction commits.
+
+    Raises QueueUnavailable, with nothing left queued, when the broker cannot be reached:
+    a run whose task the broker did not take is marked failed at once (see `_enqueue`).
     """
     now = timezone.now()
     if not dry_run and Album.objects.filter(pk=album.pk).syncing(now).exists():
@@ -50,10 +77,16 @@ def queue_sync(
     options = {"dry_run": dry_run, "prune": prune, "repair": repair}
     waiting = runs.waiting(album, kind=kind, since=fresh, **options)
     if waiting is not None:
-        return waiting
+        young = now - waiting.queued_at < timedelta(seconds=TASK_GRACE_SECONDS)
+        if young or _task_waiting(waiting):
+            return waiting
+        logger.warning("Run #%s lost its task; queueing a new one.", waiting.pk)
+        runs.drop(waiting, message=TASK_LOST.format(broker=broker_name()))
     run = runs.queue(album, kind=kind, trigger=trigger, **options)
-    # Enqueue only once the run row is committed, or a fast worker would not find it.
-    transaction.on_commit(lambda: _enqueue(run))
+    # Enqueue only once the run row is committed, or a fast worker would not find it: at
+    # once outside a transaction, where a broker that fails raises to the door; inside one,
+    # at its commit, where the door has answered already: the run is then failed and logged.
+    transaction.on_commit(lambda: _enqueue(run), robust=not transaction.get_autocommit())
     return run
 
 
@@ -70,7 +103,70 @@ def queue_scheduled_syncs() -> list[SyncRun]:
 
 
 def _enqueue(run: SyncRun) -> None:
-    async_task(RUN_SYNC_TASK, run.pk, task_name=f"{run.kind} {run.album.slug} #{run.pk}")
+    """Hand the run's task to the broker; if the broker does not take it, the run is marked
+    failed (nothing will ever run it) and QueueUnavailable raised."""
+    try:
+        async_task(RUN_SYNC_TASK, run.pk, task_name=f"{run.kind} {run.album.slug} #{run.pk}")
+    except Exception as exc:  # whatever the broker raised, the task was not queued
+        if Conf.SYNC:
+            raise  # sync mode ran the task itself: its error, not the broker's
+        runs.drop(run, message=NOT_QUEUED.format(broker=broker_name(), cause=_cause(exc)))
+        raise _unreachable(run.album, exc) from exc
+
+
+def _task_waiting(run: SyncRun) -> bool:
+    """Whether the broker still holds the task of `run` (queued, or taken by a worker that
+    has not acknowledged it yet). Raises QueueUnavailable when the broker cannot be asked."""
+    try:
+        return any(
+            task.get("func") == RUN_SYNC_TASK and tuple(task.get("args", ())) == (run.pk,)
+            for task in _queued_tasks()
+        )
+    except Exception as exc:  # a broker we cannot ask
+        raise _unreachable(run.album, exc) from exc
+
+
+def _queued_tasks() -> Iterator[dict]:
+    """The tasks the broker holds. django-q2 has no API to look into its queue: this reads
+    the two brokers photosite configures (settings.Q_CLUSTER) as their enqueue writes."""
+    broker = get_broker()
+    if isinstance(broker, Redis):
+        payloads = broker.connection.lrange(broker.list_key, 0, -1)
+    elif isinstance(broker, ORM):
+        payloads = OrmQ.objects.using(Conf.ORM).filter(key=broker.list_key)
+        payloads = payloads.values_list("payload", flat=True)
+    else:
+        return
+    for payload in payloads:
+        try:
+            yield SignedPackage.loads(payload)
+        except Exception:  # noqa: S112 - not one of ours (another key, another secret)
+            continue
+
+
+def broker_name() -> str:
+    """The broker, for messages: Redis's address without its password, or the database."""
+    url = _redis_url()
+    if not url:
+        return "the database"
+    parts = urlsplit(url)
+    where = f"{parts.hostname}:{parts.port or 6379}" if parts.hostname else parts.path
+    return f"Redis at {where}"
+
+
+def _redis_url() -> str:
+    return Conf.REDIS if isinstance(Conf.REDIS, str) else ""
+
+
+def _unreachable(album: Album, exc: Exception) -> QueueUnavailable:
+    fix = "start Redis or fix REDIS_URL" if _redis_url() else "check DATABASE_URL"
+    return QueueUnavailable(
+        QUEUE_UNREACHABLE.format(broker=broker_name(), cause=_cause(exc), album=album.name, fix=fix)
+    )
+
+
+def _cause(exc: Exception) -> str:
+    return str(exc).strip().rstrip(".") or type(exc).__name__
 
 
 def worker_seen() -> bool:

@@ -1,8 +1,9 @@
 """A run's record and every change of its state, in one place.
 
     queued ──claim──> running ──finish──> success | partial | failed
-       │                 ↑                     (abandoned: failed, by the next run)
-       └─────skip────────┴──> skipped (another sync held the album)
+       │ │               ↑                     (abandoned: failed, by the next run)
+       │ └─────skip──────┴──> skipped (another sync held the album)
+       └──drop──> failed (the broker never took its task, or lost it)
 
 A run made by a door for the worker starts queued (`queue`); a run the command starts itself
 is created running (`start`). The doors, the task and the service change a run only
@@ -35,6 +36,15 @@ def queue(album: Album, *, kind: str, trigger: str, **options: bool) -> SyncRun:
         queued_at=timezone.now(),
         **options,
     )
+
+
+def drop(run: SyncRun, *, message: str) -> None:
+    """A queued run whose task the broker never took, or lost: failed, so that no door hands
+    it back as waiting. A worker that gets its task after all finds it no longer queued."""
+    SyncRun.objects.filter(pk=run.pk, status=SyncStatus.QUEUED).update(
+        status=SyncStatus.FAILED, message=message, finished_at=timezone.now()
+    )
+    run.refresh_from_db(fields=["status", "message", "finished_at"])
 
 
 def claim(run_id: int) -> SyncRun | None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from operator import itemgetter
 from pathlib import Path
 
+from .media import photo_extension
 from .result import FileFailure
 
 logger = logging.getLogger("albums")
@@ -136,7 +137,7 @@ class FolderWalk:
                 return None
             visited.add(real)
             return "dir"
-        if os.path.splitext(entry.name)[1].lower() not in self.extensions:
+        if photo_extension(entry.name) not in self.extensions:
             return None
         if not entry.is_file():
             return None

@@ -15,6 +15,7 @@ from django.core.exceptions import ImproperlyConfigured, ValidationError
 from .. import conf
 from ..exceptions import AlbumsNotFound, StorageError, SyncAlreadyRunning, SyncError
 from ..models import Album, SyncRun, SyncStatus
+from ..storage import StorageProblem
 from ..storage.diagnostics import diagnose_storage
 from . import runs
 from .discover import discover_albums
@@ -33,6 +34,7 @@ BAD_NEW_ALBUM = "Cannot make album {slug!r} from the bucket: {errors}"
 ALREADY_RECORDED = (
     "Album {slug!r} already has {count} recorded photos: restore them without --from-bucket."
 )
+INTERRUPTED = "Interrupted; what was uploaded is recorded."
 NO_ALBUMS = "No albums to sync. Create one in the admin, or run with --discover to make one per folder of PHOTOS_ROOT."
 
 
@@ -62,10 +64,14 @@ def sync_album(
       changing (two looks a second apart agree); one still changing after that long is
       left for the next run, and named.
     - One file that cannot be read or uploaded is a failure in the result (status
-      "partial"); the run goes on.
-    - A network, credential or bucket error stops the run: what was uploaded before it is
-      recorded, nothing else is, and a SyncError is raised with the run marked failed (and,
-      once the album is free again, the storage's diagnosis kept on it).
+      "partial"); the run goes on, also when its upload gets no answer while the endpoint
+      answers other requests (see Failures.judge).
+    - An endpoint that answers nothing, or a credential or bucket error, stops the run: what
+      was uploaded before it is recorded, nothing else is, and a SyncError is raised with
+      the run marked failed (and, once the album is free again, the storage's diagnosis kept
+      on it, asking nothing the failure already answered).
+    - KeyboardInterrupt (Ctrl-C): no new upload starts, the uploads in flight finish and are
+      recorded, the run is marked failed with INTERRUPTED, and KeyboardInterrupt goes on.
     - Two syncs of one album never run at once: the second raises SyncAlreadyRunning.
     - A dry run changes nothing in the bucket or the database (beyond its run record).
 
@@ -268,7 +274,7 @@ def _run(album, run, engine, *, kind, trigger, lease, options, skipped):
         # Taken once the lease is released: the diagnosis makes requests of its own, and the
         # album need not wait for them.
         if getattr(exc, "result", None) is not None:
-            runs.add_diagnosis(exc.result.run_id, _diagnose())
+            runs.add_diagnosis(exc.result.run_id, _diagnose(getattr(exc, "problem", None)))
         raise
 
 
@@ -281,6 +287,11 @@ def _run_and_record(engine: AlbumSync | AlbumVerify, run: SyncRun):
         logger.error("%s of album %r failed: %s", run.get_kind_display(), album.name, exc)
         runs.finish(run, album, exc.result, done=tally.done, found=tally.found_count)
         raise
+    except KeyboardInterrupt:
+        # Ctrl-C: the engine let the uploads in flight finish and recorded what went up.
+        stopped = engine.result(status=SyncStatus.FAILED, message=INTERRUPTED)
+        runs.finish(run, album, stopped, done=tally.done, found=tally.found_count)
+        raise
     except BaseException as exc:
         failed = engine.result(status=SyncStatus.FAILED, message=f"Unexpected error: {exc!r}")
         runs.finish(run, album, failed, done=tally.done, found=tally.found_count)
@@ -289,11 +300,12 @@ def _run_and_record(engine: AlbumSync | AlbumVerify, run: SyncRun):
     return result
 
 
-def _diagnose() -> dict:
-    """check_storage's findings; a diagnosis that fails is left out, never hiding the error
-    that stopped the run."""
+def _diagnose(problem: StorageProblem | None) -> dict:
+    """check_storage's findings, without asking again what `problem` (what stopped the run)
+    has shown; a diagnosis that fails is left out, never hiding the error that stopped the
+    run."""
     try:
-        return diagnose_storage().as_dict()
+        return diagnose_storage(known=problem).as_dict()
     except Exception:
         logger.exception("Could not diagnose the storage after a failed sync")
         return {}

@@ -142,7 +142,9 @@ class AlbumVerify:
         try:
             seen: Examined = future.result()
         except FILE_ERRORS as exc:
-            self.failures.judge(local.path, exc, where=self.bucket.where)
+            self.failures.judge(
+                local.path, exc, where=self.bucket.where, endpoint=self.bucket.endpoint
+            )
             self.tally.settle()
             return
         self.tally.add("bytes_read", local.size)
@@ -180,7 +182,9 @@ class AlbumVerify:
             try:
                 done = future.result()
             except FILE_ERRORS as exc:
-                self.failures.judge(job.local.path, exc, where=self.bucket.where)
+                self.failures.judge(
+                    job.local.path, exc, where=self.bucket.where, endpoint=self.bucket.endpoint
+                )
                 self._problem(job.local.path, count, text + NOT_SENT)
                 continue
             self.records.sent(done)

@@ -1,6 +1,7 @@
 """What a run does when files, folders or the bucket misbehave."""
 
 import os
+import time
 
 import pytest
 from botocore.exceptions import ConnectionClosedError, EndpointConnectionError, SSLError
@@ -17,6 +18,7 @@ from albums.exceptions import (
 )
 from albums.models import Album, Photo, SyncRun
 from albums.sync import bucket_pool, sync_album
+from albums.sync.failures import UNANSWERED_IN_A_ROW
 from tests.conftest import FAKE_SECRET, s3_error, use_s3, write_photo
 
 pytestmark = pytest.mark.django_db
@@ -114,6 +116,11 @@ def test_endpoint_down_stops_the_run_with_a_clear_message(album, settings, db):
 def test_network_failure_mid_run_records_exactly_what_was_uploaded(
     album, s3, s3_requests, settings
 ):
+    """The endpoint stops answering after two uploads: the next photos fail one by one until
+    UNANSWERED_IN_A_ROW of them, with nothing heard in between, show that the endpoint as a
+    whole is gone; then the run stops, having started nothing more."""
+    for number in range(7):
+        write_photo(album.path / f"more/{number}.jpg")
     use_s3(settings, AWS_S3_MAX_ATTEMPTS="2")
     puts = {"allowed": 2}
 
@@ -126,9 +133,11 @@ def test_network_failure_mid_run_records_exactly_what_was_uploaded(
 
     s3_requests.fault = die_after_two_uploads
 
-    with pytest.raises(StorageUnreachable):
+    with pytest.raises(StorageUnreachable) as caught:
         sync_album(album=album, workers=1, batch_size=1)
 
+    assert str(caught.value).startswith("Cannot reach the bucket 'photosite-test'")
+    assert s3_requests.counts["PutObject"] == 2 + UNANSWERED_IN_A_ROW * 2  # then nothing more
     in_bucket = {key.removeprefix("albums/summer-2024/") for key in s3.object_keys()}
     recorded = set(Photo.objects.values_list("path", flat=True))
     assert len(in_bucket) == 2 and recorded == in_bucket
@@ -136,8 +145,31 @@ def test_network_failure_mid_run_records_exactly_what_was_uploaded(
     s3_requests.fault = None
     s3_requests.reset()
     result = sync_album(album=album)  # the next run finishes the job, uploading once
-    assert (result.uploaded, result.unchanged) == (1, 2)
-    assert s3_requests.counts["PutObject"] == 1
+    assert (result.uploaded, result.unchanged) == (8, 2)
+    assert s3_requests.counts["PutObject"] == 8
+
+
+def test_uploads_without_an_answer_fail_alone_while_the_endpoint_answers_others(
+    album, s3, s3_requests
+):
+    """Three photos' uploads are dropped on every attempt (after 0.3 s each), all at once; the
+    other uploads, answered while they waited, show the endpoint works: three failures, not
+    the end of the run."""
+    for number in range(5):
+        write_photo(album.path / f"fine/{number}.jpg")
+    stuck = ("photo1.jpg", "photo2.jpg", "100%25%20fun")
+
+    def drop_three(op, request):
+        if op == "PutObject" and any(name in request.url for name in stuck):
+            time.sleep(0.3)
+            raise ConnectionClosedError(endpoint_url=request.url)
+
+    s3_requests.fault = drop_three
+
+    result = sync_album(album=album, workers=8)
+
+    assert (result.status, result.uploaded, result.failed) == ("partial", 5, 3)
+    assert all("Connection was closed" in failure.error for failure in result.failures)
 
 
 def test_head_answering_403_is_a_permissions_error_not_a_missing_photo(

@@ -9,12 +9,13 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 
 from albums import conf
-from albums.exceptions import SyncError
+from albums.exceptions import QueueUnavailable, SyncError
 from albums.models import Album, SyncRun
 from albums.sync import (
+    INTERRUPTED,
     AlbumOutcome,
     SyncResult,
-    queue_syncs,
+    queue_sync,
     select_albums,
     sync_albums,
     worker_seen,
@@ -108,6 +109,9 @@ class Command(BaseCommand):
             failed = sum(not self._report(outcome) for outcome in self._sync(albums))
         except DatabaseError as exc:
             raise CommandError(DATABASE_ERROR.format(error=str(exc).strip())) from exc
+        except KeyboardInterrupt:
+            self._end_progress()
+            raise CommandError(INTERRUPTED, returncode=130) from None
         if failed:
             raise CommandError(SOME_FAILED.format(failed=failed, total=len(albums)))
 
@@ -129,13 +133,16 @@ class Command(BaseCommand):
         return albums
 
     def _queue(self, albums: list[Album]) -> None:
-        runs = queue_syncs(
-            albums=albums,
-            trigger=SyncRun.Trigger.COMMAND,
-            dry_run=self.options["dry_run"],
-            prune=self.options["prune"],
-        )
-        for run in runs:
+        for album in albums:
+            try:
+                run = queue_sync(
+                    album=album,
+                    trigger=SyncRun.Trigger.COMMAND,
+                    dry_run=self.options["dry_run"],
+                    prune=self.options["prune"],
+                )
+            except QueueUnavailable as exc:
+                raise CommandError(str(exc)) from exc
             if self.options["json"]:
                 self.stdout.write(json.dumps({"album": run.album.slug, "run_id": run.pk}))
             else:
