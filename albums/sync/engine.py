@@ -253,9 +253,7 @@ class AlbumSync:
                 self.tally.add("new" if job.known is None else "existing")
                 yield job
             elif look is Look.GONE:
-                self.failures.judge(
-                    path, error, where=self.bucket.where, endpoint=self.bucket.endpoint
-                )
+                self.failures.judge(path, error, self.bucket)
                 self.tally.settle()
             else:
                 self.log.warning(STILL_CHANGING, settling.longest, printable(path))
@@ -268,9 +266,7 @@ class AlbumSync:
             try:
                 found = future.result()
             except FILE_ERRORS as exc:
-                self.failures.judge(
-                    job.local.path, exc, where=self.bucket.where, endpoint=self.bucket.endpoint
-                )
+                self.failures.judge(job.local.path, exc, self.bucket)
                 self.tally.settle()
                 continue
             yield replace(job, remote=found)
@@ -301,9 +297,7 @@ class AlbumSync:
             try:
                 md5 = future.result()
             except FILE_ERRORS as exc:
-                self.failures.judge(
-                    job.local.path, exc, where=self.bucket.where, endpoint=self.bucket.endpoint
-                )
+                self.failures.judge(job.local.path, exc, self.bucket)
                 self.tally.settle()
                 continue
             moved = self.moves.source_of(job, md5, None) is not None
@@ -336,9 +330,7 @@ class AlbumSync:
                 self._record(future.result())
             except FILE_ERRORS as exc:
                 try:
-                    self.failures.judge(
-                        job.local.path, exc, where=self.bucket.where, endpoint=self.bucket.endpoint
-                    )
+                    self.failures.judge(job.local.path, exc, self.bucket)
                 except SyncError as stop:
                     stopping.append(stop)
                 else:

@@ -30,10 +30,10 @@ class Failures:
         self.log.warning("Failed: %s: %s", path, error)
         self.items.append(FileFailure(path, error))
 
-    def judge(self, path: str, exc: Exception, *, where: str, endpoint: EndpointWatch) -> None:
+    def judge(self, path: str, exc: Exception, bucket) -> None:
         """Record `exc` as the failure of `path` and go on, or raise the error that stops
-        the run: the one place where that is decided. `where` is the storage, as messages
-        name it; `endpoint` is what the run has heard from it.
+        the run: the one place where that is decided. `bucket` (the run's BucketPool) says
+        where the photos go, as messages name it, and what the run has heard from it.
 
         What the error means comes from albums.storage.errors. A request that got no answer
         (refused, reset, timed out) is that file's failure while the endpoint answers other
@@ -45,8 +45,8 @@ class Failures:
         if isinstance(exc, SyncError):
             raise exc
         problem = classify_storage_error(exc)
-        if problem.stops_run or self._endpoint_down(problem, endpoint):
-            raise problem.run_error(album=self.album_name, where=where) from exc
+        if problem.stops_run or self._endpoint_down(problem, bucket.endpoint):
+            raise problem.run_error(album=self.album_name, where=bucket.where) from exc
         self.add(path, problem.cause)
 
     def _endpoint_down(self, problem: StorageProblem, endpoint: EndpointWatch) -> bool:

@@ -86,7 +86,7 @@ class Orphans:
             try:
                 future.result()
             except errors as exc:
-                failures.judge(photo.path, exc, where=bucket.where, endpoint=bucket.endpoint)
+                failures.judge(photo.path, exc, bucket)
                 continue
             self.log.info("Deleted from S3, gone from disk: %s", photo.path)
             self.tally.add("pruned")

@@ -236,15 +236,11 @@ class AlbumRestore:
             if exc.filename == wanted.key:  # the object went away meanwhile
                 self._problem(wanted.path, "missing_in_bucket", MISSING_IN_BUCKET)
                 return
-            self.failures.judge(
-                wanted.path, exc, where=self.bucket.where, endpoint=self.bucket.endpoint
-            )
+            self.failures.judge(wanted.path, exc, self.bucket)
             self.tally.settle()
             return
         except FILE_ERRORS as exc:
-            self.failures.judge(
-                wanted.path, exc, where=self.bucket.where, endpoint=self.bucket.endpoint
-            )
+            self.failures.judge(wanted.path, exc, self.bucket)
             self.tally.settle()
             return
         self.tally.add("bytes_downloaded", restored.size)

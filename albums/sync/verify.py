@@ -142,9 +142,7 @@ class AlbumVerify:
         try:
             seen: Examined = future.result()
         except FILE_ERRORS as exc:
-            self.failures.judge(
-                local.path, exc, where=self.bucket.where, endpoint=self.bucket.endpoint
-            )
+            self.failures.judge(local.path, exc, self.bucket)
             self.tally.settle()
             return
         self.tally.add("bytes_read", local.size)
@@ -182,9 +180,7 @@ class AlbumVerify:
             try:
                 done = future.result()
             except FILE_ERRORS as exc:
-                self.failures.judge(
-                    job.local.path, exc, where=self.bucket.where, endpoint=self.bucket.endpoint
-                )
+                self.failures.judge(job.local.path, exc, self.bucket)
                 self._problem(job.local.path, count, text + NOT_SENT)
                 continue
             self.records.sent(done)
