@@ -25,8 +25,22 @@ class SyncCounts:
     already_in_bucket: int = _count("already in bucket", "new photos recorded without an upload")
     unchanged: int = _count("unchanged", "known photos found whole in the bucket")
     deferred: int = _count("left for next run", "modified seconds ago, perhaps still being written")
+    excluded: int = _count(
+        "excluded",
+        "files and folders left out by an exclusion (built-in, ALBUMS_EXCLUDE or "
+        ".photosite-ignore); a folder counts once and is not read",
+    )
+    excluded_recorded: int = _count(
+        "recorded, now excluded",
+        "recorded photos an exclusion now covers: not synced, record and bucket copy kept "
+        "(unless --prune-excluded)",
+    )
     removed: int = _count("records removed", "records of photos gone from disk, deleted")
     pruned: int = _count("pruned", "bucket objects of photos gone from disk, deleted (--prune)")
+    excluded_pruned: int = _count(
+        "excluded pruned",
+        "bucket objects of recorded photos now excluded, deleted (--prune-excluded)",
+    )
     bytes_uploaded: int = _count("bytes uploaded", "bytes sent to the bucket", unit="bytes")
 
     @classmethod

@@ -5,11 +5,14 @@ import os
 from django.utils.text import slugify
 
 from ..models import Album
+from .exclusions import built_in_folder
 from .folders import photos_root
 
 
 def discover_albums() -> list[Album]:
-    """The albums created, one per new top-level folder; hidden folders are skipped.
+    """The albums created, one per new top-level folder; hidden folders and the clutter of
+    NAS and operating systems (`@eaDir`, `#recycle`, `$RECYCLE.BIN`: the built-in
+    exclusions, albums.sync.exclusions) are skipped.
 
     Slugs come from folder names ("Summer 2024" -> "summer-2024"), made unique with a
     number when two folders slugify alike. Running it twice creates nothing the second time.
@@ -18,7 +21,9 @@ def discover_albums() -> list[Album]:
     known = set(Album.objects.values_list("folder", flat=True))
     created = []
     for entry in sorted(os.scandir(root), key=lambda e: e.name):
-        if entry.name.startswith(".") or not entry.is_dir() or entry.name in known:
+        if entry.name.startswith(".") or built_in_folder(entry.name) or entry.name in known:
+            continue
+        if not entry.is_dir():
             continue
         try:
             entry.name.encode("utf-8")

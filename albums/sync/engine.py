@@ -24,6 +24,7 @@ from ..exceptions import SyncError, TooManyDeletions
 from ..models import Album, SyncRun, SyncStatus
 from .bucket_pool import LIST_PAGE, BucketPool
 from .decide import Action, decide
+from .exclusions import Excluded, ExcludedSpan, Exclusions
 from .failures import Failures
 from .folders import Census, album_folder, readable, take_census
 from .lease import AlbumLease
@@ -54,17 +55,30 @@ class SyncOptions:
     prune: bool
     batch_size: int  # files handed to the pool at a time
     workers: int  # threads checking and uploading
-    max_delete: int  # most objects --prune deletes in one run
+    max_delete: int  # most objects --prune and --prune-excluded delete in one run
+    prune_excluded: bool = False  # delete the bucket copies of recorded photos now excluded
+    exclude: tuple[str, ...] = ()  # ALBUMS_EXCLUDE
 
     @classmethod
-    def resolve(cls, *, dry_run=False, prune=False, batch_size=None, workers=None, max_delete=None):
+    def resolve(
+        cls,
+        *,
+        dry_run=False,
+        prune=False,
+        prune_excluded=False,
+        batch_size=None,
+        workers=None,
+        max_delete=None,
+    ):
         """The options of a run, the settings filling in what the caller left out."""
         options = cls(
             dry_run=dry_run,
             prune=prune,
+            prune_excluded=prune_excluded,
             batch_size=batch_size or conf.batch_size(),
             workers=workers or conf.workers(),
             max_delete=conf.max_delete() if max_delete is None else max_delete,
+            exclude=conf.exclude_patterns(),
         )
         if options.batch_size < 1 or options.workers < 1:
             raise ValueError("batch_size and workers must be at least 1")
@@ -104,18 +118,24 @@ class AlbumSync:
         self.records = RunRecords(
             album=album, run=run, dry_run=options.dry_run, progress=self._progress_row
         )
-        # Orphans to delete from the bucket (when pruning), kept until the run knows how
-        # many there are: at most max_delete + 1 of them, since one more stops the run.
-        self.to_prune: list[KnownPhoto] = []
+        # Photos whose bucket copies to delete (orphans when pruning, excluded ones with
+        # prune_excluded), kept until the run knows how many there are: at most
+        # max_delete + 1 of them, since one more stops the run.
+        self.to_prune: list[tuple[KnownPhoto, bool]] = []  # (photo, excluded)
+        self.exclusions = Exclusions(options.exclude, album_name=album.name)
+        self.excluded = ExcludedSpan()
         self.walk: FolderWalk | None = None
         self.bucket: BucketPool | None = None
 
     def run(self) -> SyncResult:
         """Sync the album; its result, or a SyncError once what was done is recorded."""
         folder = album_folder(self.album)
-        census = take_census(self.album, folder, recorded_photos(self.album, paths_only=True))
-        if self.options.prune:
-            self._check_deletion_limit(census.orphaned)
+        census = take_census(
+            self.album, folder, recorded_photos(self.album, paths_only=True), self.exclusions
+        )
+        self._check_deletion_limit(
+            self._deletions(orphaned=census.orphaned, excluded=census.excluded_recorded)
+        )
         self.tally.total = census.photos
         self.bucket = BucketPool(
             album_name=self.album.name,
@@ -154,6 +174,7 @@ class AlbumSync:
             folder,
             conf.photo_extensions(),
             on_failure=lambda failure: self.failures.add(failure.path, failure.error),
+            exclusions=self.exclusions,
         )
         entries = merge_by_path(
             readable(((found.path, found) for found in self.walk), self.album, folder),
@@ -198,12 +219,16 @@ class AlbumSync:
 
         A photo modified seconds ago is left for the next run (ALBUMS_SETTLE_SECONDS: it
         may still be being written), one whose name cannot become a key byte for byte is a
-        failure (never renamed), and a recorded photo gone from disk is an orphan.
+        failure (never renamed), a recorded photo gone from disk is an orphan, and one an
+        exclusion now covers is left alone.
         """
         settle_ns = conf.settle_seconds() * 1_000_000_000
         for entry in entries:
             self._tick()
             local, known = entry.local, entry.known
+            if excluded := self.excluded.covering(entry.path, local):
+                self._exclude(excluded if excluded is local else None, known)
+                continue
             if local is None:
                 if known is not None:
                     self._orphan(known)
@@ -246,6 +271,24 @@ class AlbumSync:
             else:
                 yield replace(job, upload=decision.action is Action.UPLOAD)
 
+    def _exclude(self, left_out: Excluded | None, known: KnownPhoto | None) -> None:
+        """What an exclusion covers: a file or folder the walk left out (`left_out`, named
+        at -v 2), and a recorded photo it covers, which is neither synced nor taken as gone
+        from disk: its record is kept, marked excluded, and its bucket copy stays unless
+        the run prunes excluded photos."""
+        if left_out is not None:
+            self.tally.add("excluded")
+            self.log.info("Excluded (%s): %s", left_out.reason, left_out.path)
+        if known is None:
+            return
+        self.tally.add("excluded_recorded")
+        if self.options.dry_run:
+            return
+        if self.options.prune_excluded:
+            self._to_prune(known, excluded=True)
+        else:
+            self.records.excluded(known.id)
+
     def _orphan(self, photo: KnownPhoto) -> None:
         """A recorded photo the walk did not find. Under a folder that could not be read it
         is not an orphan: it may well be there."""
@@ -255,12 +298,15 @@ class AlbumSync:
         if self.options.dry_run:
             return
         if self.options.prune:
-            if len(self.to_prune) <= self.options.max_delete:
-                self.to_prune.append(photo)
+            self._to_prune(photo, excluded=False)
             return
         self.log.info("Photo gone from disk, forgetting it: %s", photo.path)
         self.records.forgotten(photo.id)
         self.tally.add("removed")
+
+    def _to_prune(self, photo: KnownPhoto, *, excluded: bool) -> None:
+        if len(self.to_prune) <= self.options.max_delete:
+            self.to_prune.append((photo, excluded))
 
     def _count_dry_run(self, jobs: Iterator[Job]) -> None:
         for job in jobs:
@@ -269,11 +315,19 @@ class AlbumSync:
             else:
                 self.tally.settle("uploaded" if job.known is None else "reuploaded")
         orphaned = self.tally["orphaned"]
-        if self.options.prune and orphaned:
-            self._check_deletion_limit(orphaned)
+        self._check_deletion_limit(self._deletions())
         self.tally.add("removed", orphaned)
         if self.options.prune:
             self.tally.add("pruned", orphaned)
+        if self.options.prune_excluded:
+            self.tally.add("excluded_pruned", self.tally["excluded_recorded"])
+
+    def _deletions(self, *, orphaned: int | None = None, excluded: int | None = None) -> int:
+        """How many bucket objects the run deletes: its orphans when pruning, its recorded
+        photos now excluded when pruning those (the counts so far unless given)."""
+        orphaned = self.tally["orphaned"] if orphaned is None else orphaned
+        excluded = self.tally["excluded_recorded"] if excluded is None else excluded
+        return orphaned * self.options.prune + excluded * self.options.prune_excluded
 
     def _check_deletion_limit(self, count: int) -> None:
         if count > self.options.max_delete:
@@ -316,24 +370,29 @@ class AlbumSync:
         self.records.sent(done)
 
     def _remove_orphans(self) -> None:
-        """Delete the bucket copies of photos gone from disk, when pruning, and forget them.
+        """Delete the bucket copies of photos gone from disk, when pruning, and of recorded
+        photos now excluded, when pruning those; and forget them.
 
         (Without pruning, orphans were forgotten as the pass found them.)
         """
         if not self.to_prune:
             return
-        self._check_deletion_limit(self.tally["orphaned"])
-        keys = {self.prefix + photo.path: photo for photo in self.to_prune}
+        self._check_deletion_limit(self._deletions())
+        keys = {self.prefix + photo.path: (photo, excluded) for photo, excluded in self.to_prune}
         for key, future in self.bucket.deletes(list(keys)):
-            photo = keys[key]
+            photo, excluded = keys[key]
             try:
                 future.result()
             except FILE_ERRORS as exc:
                 self.failures.judge(photo.path, exc, where=self.bucket.where)
                 continue
+            self.records.forgotten(photo.id)
+            if excluded:
+                self.log.info("Deleted from S3, excluded: %s", photo.path)
+                self.tally.add("excluded_pruned")
+                continue
             self.log.info("Deleted from S3, gone from disk: %s", photo.path)
             self.log.info("Photo gone from disk, forgetting it: %s", photo.path)
-            self.records.forgotten(photo.id)
             self.tally.add("pruned")
             self.tally.add("removed")
 

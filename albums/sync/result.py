@@ -51,8 +51,15 @@ class SyncResult(SyncCounts):
         ]
         if self.deferred:
             parts.append(f"{self.deferred} left for next run (still being written)")
+        if self.excluded:
+            parts.append(f"{self.excluded} excluded")
+        if self.excluded_recorded:
+            count = self.excluded_recorded
+            parts.append(f"{count} recorded {'photo' if count == 1 else 'photos'} now excluded")
         if self.pruned:
             parts.append(f"{self.pruned} {would}pruned from bucket")
+        if self.excluded_pruned:
+            parts.append(f"{self.excluded_pruned} excluded {would}pruned from bucket")
         if self.failed:
             parts.append(f"{self.failed} failed")
         line = f"{self.album}: " + ", ".join(parts)
