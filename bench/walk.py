@@ -108,21 +108,18 @@ def walk_once(root: Path, setting: list[str] | None, *, census: bool = False) ->
         else:
             found["folders left out" if item.folder else "files left out"] += 1
     seconds = (time.process_time() - cpu, time.perf_counter() - wall)
-    return {"seconds": seconds, "found": found, "checks": _checks(exclusions, found)}
+    return {"seconds": seconds, "found": found, "checks": _checks(exclusions)}
 
 
-def _checks(exclusions: Exclusions | None, found: dict) -> dict:
+def _checks(exclusions: Exclusions | None) -> dict:
     if exclusions is None:
         return {}
     patterns = exclusions.patterns
     quick = patterns.file_tests
     return {
         "folders tested (built-in names, then quick tests)": patterns.folders_tested,
-        # each photo file, once, when a pattern can leave a file out by itself; else none
-        "photo files tested": (found["photos"] + found["files left out"])
-        if patterns.tests_files
-        else 0,
-        "a file's test": f"{len(quick.tails)} name endings (one str.endswith), "
+        "folders whose photo files needed a test": patterns.folders_with_file_tests,
+        "a file's test, at most": f"{len(quick.tails)} name endings (one str.endswith), "
         f"{len(quick.heads)} path starts (one str.startswith), "
         f"{len(quick.name_regexes) + len(quick.path_regexes)} regexes",
         "paths asked of pathspec (passed a quick test)": patterns.asked_pathspec,

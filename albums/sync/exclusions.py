@@ -122,21 +122,24 @@ class Exclusions:
             return f"built-in: {what}"
         return self.patterns.folder(path, name)
 
-    def file_test(self, extensions: frozenset[str]) -> Callable[[str, str], str | None] | None:
-        """What the walk asks of each photo file (its path and name): why it is left out,
-        or None. None instead of a test when nothing can leave out a file with one of
-        `extensions`, so that the walk then asks nothing at all of its files."""
+    def file_test(
+        self, folder: str, extensions: frozenset[str]
+    ) -> Callable[[str, str], str | None] | None:
+        """What the walk asks of each photo file (path, name) directly in `folder` ("" for
+        the album folder, else "a/b/"): why it is left out, or None. None instead of a
+        function when nothing can leave out a file there with one of `extensions`, so that
+        the walk asks nothing at all of those files."""
         built_in = {
             name: what for name, what in _FILES.items() if os.path.splitext(name)[1] in extensions
         }
-        patterns = self.patterns
+        patterns = self.patterns.file_test(folder)
         if not built_in:
-            return patterns.file if patterns.tests_files else None
+            return patterns
 
         def test(path: str, name: str) -> str | None:
             if what := built_in.get(name.casefold()):
                 return f"built-in: {what}"
-            return patterns.file(path, name)
+            return patterns(path, name) if patterns is not None else None
 
         return test
 

@@ -16,7 +16,9 @@ test, which no path a pattern matches can fail:
 
 A `!` pattern cannot leave anything out, so it is never a reason to ask. A `folder/` pattern
 is not tested on files: a file the walk reaches lies in folders the patterns did not leave
-out, and the file itself is no folder. bench/walk.py measures what all this costs.
+out, and the file itself is no folder. The files of a folder are tested only with what can
+match a name in that folder (`/Private/*.jpg` tests no file outside `Private/`), so a
+folder's files often need no test at all. bench/walk.py measures what all this costs.
 """
 
 import re
@@ -83,6 +85,25 @@ class _QuickTest:
                 path_regexes.append(("", regex))
         return cls(tuple(tails), tuple(heads), tuple(name_regexes), tuple(path_regexes))
 
+    def within(self, folder: str) -> "_QuickTest":
+        """The part of this test a file directly in `folder` ("" or "a/b/") can pass: its
+        path is `folder` + a name without a slash."""
+        return _QuickTest(
+            self.tails,
+            tuple(
+                head
+                for head in self.heads
+                if folder.startswith(head)
+                or (head.startswith(folder) and "/" not in head[len(folder) :])
+            ),
+            self.name_regexes,
+            tuple(
+                (needle, regex)
+                for needle, regex in self.path_regexes
+                if "/" not in needle or needle[: needle.rindex("/") + 1] in folder
+            ),
+        )
+
 
 class PatternSet:
     """gitignore-style `lines` relative to an album folder, each with where it came from
@@ -98,14 +119,28 @@ class PatternSet:
             for text, pattern in zip(texts, self._spec.patterns, strict=True)
             if pattern.include
         ]
-        files = _QuickTest.of([(t, r) for t, r in excluding if not t.rstrip(" ").endswith("/")])
-        self.tests_files = bool(files)  # whether any pattern can leave a file out by itself
-        self.file_tests = files  # what a file is tested with (bench/walk.py shows it)
-        # file(path, name): the pattern that leaves out the file at `path` (in folders the
-        # patterns left in), as "source: pattern", or None.
-        self.file = files.then(self._why)
+        self.file_tests = _QuickTest.of(  # the most a file is tested with
+            [(text, regex) for text, regex in excluding if not text.rstrip(" ").endswith("/")]
+        )
         self._folder = _QuickTest.of(excluding).then(self._why)
-        self.folders_tested = self.asked_pathspec = 0  # bench/walk.py prints them
+        # What was asked (bench/walk.py prints it): folders, folders whose files needed a
+        # test, and paths that passed a quick test.
+        self.folders_tested = self.folders_with_file_tests = self.asked_pathspec = 0
+
+    @property
+    def tests_files(self) -> bool:
+        """Whether any pattern can leave a file out by itself."""
+        return bool(self.file_tests)
+
+    def file_test(self, folder: str) -> Callable[[str, str], str | None] | None:
+        """For the files directly in `folder` ("" for the album folder, else "a/b/"): a
+        function of a file's (path, name) that gives the pattern leaving it out, as "source:
+        pattern", or None; None instead when no pattern can leave out a file there."""
+        quick = self.file_tests.within(folder)
+        if not quick:
+            return None
+        self.folders_with_file_tests += 1
+        return quick.then(self._why)
 
     def folder(self, path: str, name: str) -> str | None:
         """The pattern that leaves out the folder at `path` (relative to the album folder,

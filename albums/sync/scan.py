@@ -59,7 +59,6 @@ class FolderWalk:
         self.extensions = extensions
         self.on_failure = on_failure
         self.exclusions = exclusions
-        self._file_test = None  # what the exclusions ask of each photo file, once known
         self.failures: list[FileFailure] = []
         self._unseen: tuple[str, ...] = ()  # unreadable folders so far, as path prefixes
 
@@ -113,18 +112,21 @@ class FolderWalk:
                 raise  # the album folder itself: the caller stops the run
             self._failed(relative, exc)
             return []
-        if not relative and self.exclusions is not None:
-            for entry in entries:
-                if entry.name == IGNORE_FILE:
-                    self.exclusions.read_ignore_file(entry)
-            self._file_test = self.exclusions.file_test(self.extensions)
+        file_test = None  # what the exclusions ask of each photo file in this folder
+        if self.exclusions is not None:
+            if not relative:
+                for entry in entries:
+                    if entry.name == IGNORE_FILE:
+                        self.exclusions.read_ignore_file(entry)
+            folder = f"{relative}/" if relative else ""
+            file_test = self.exclusions.file_test(folder, self.extensions)
         listing = []
         for entry in entries:
             if entry.name.startswith("."):
                 continue
             path = f"{relative}/{entry.name}" if relative else entry.name
             try:
-                found = self._examine(entry, path, root, visited, stat)
+                found = self._examine(entry, path, root, visited, stat, file_test)
             except OSError as exc:  # vanished or unreadable between listing and stat
                 self._failed(path, exc)
                 continue
@@ -143,7 +145,15 @@ class FolderWalk:
         if self.on_failure is not None:
             self.on_failure(failure)
 
-    def _examine(self, entry: os.DirEntry, path: str, root: str, visited: set[str], stat: bool):
+    def _examine(
+        self,
+        entry: os.DirEntry,
+        path: str,
+        root: str,
+        visited: set[str],
+        stat: bool,
+        file_test: Callable[[str, str], str | None] | None,
+    ):
         """ "dir" for a folder to walk, a stat result (or True) for a photo, an Excluded
         marker for what the exclusions leave out, None to skip."""
         if entry.is_symlink():
@@ -161,7 +171,7 @@ class FolderWalk:
             return "dir"
         if os.path.splitext(entry.name)[1].lower() not in self.extensions:
             return None
-        if self._file_test is not None and (why := self._file_test(path, entry.name)):
+        if file_test is not None and (why := file_test(path, entry.name)):
             return Excluded(path, why, folder=False)
         if not entry.is_file():
             return None
