@@ -102,6 +102,7 @@ class Exclusions:
         self._lines = [(pattern, "ALBUMS_EXCLUDE") for pattern in patterns]
         self.patterns = PatternSet(self._lines)
         self._read_ignore_file = False
+        self._built_in_files = None  # (extensions, the built-in files with one of them)
 
     def read_ignore_file(self, entry: os.DirEntry) -> None:
         """Add the patterns of the album's .photosite-ignore (`entry`, found in the album
@@ -129,9 +130,9 @@ class Exclusions:
         the album folder, else "a/b/"): why it is left out, or None. None instead of a
         function when nothing can leave out a file there with one of `extensions`, so that
         the walk asks nothing at all of those files."""
-        built_in = {
-            name: what for name, what in _FILES.items() if os.path.splitext(name)[1] in extensions
-        }
+        if self._built_in_files is None or self._built_in_files[0] is not extensions:
+            self._built_in_files = (extensions, _built_in_files(extensions))
+        built_in = self._built_in_files[1]
         patterns = self.patterns.file_test(folder)
         if not built_in:
             return patterns
@@ -165,6 +166,10 @@ class Exclusions:
                 file=Path(entry.path), album=self.album_name, problem=problem
             )
         )
+
+
+def _built_in_files(extensions: frozenset[str]) -> dict[str, str]:
+    return {name: what for name, what in _FILES.items() if os.path.splitext(name)[1] in extensions}
 
 
 class ExcludedSpan:

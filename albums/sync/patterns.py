@@ -49,6 +49,12 @@ class _QuickTest:
         is all a path that does not pass costs."""
         tails, heads = self.tails, self.heads
         name_regexes, path_regexes = self.name_regexes, self.path_regexes
+        if not (heads or name_regexes or path_regexes):  # the usual case: `*_small.jpg`
+
+            def test_name(path: str, name: str) -> str | None:
+                return ask(path) if name.endswith(tails) else None
+
+            return test_name
 
         def test(path: str, name: str) -> str | None:
             if tails and name.endswith(tails):
@@ -88,6 +94,8 @@ class _QuickTest:
     def within(self, folder: str) -> "_QuickTest":
         """The part of this test a file directly in `folder` ("" or "a/b/") can pass: its
         path is `folder` + a name without a slash."""
+        if not (self.heads or self.path_regexes):
+            return self  # the same in every folder
         return _QuickTest(
             self.tails,
             tuple(
@@ -123,6 +131,7 @@ class PatternSet:
             [(text, regex) for text, regex in excluding if not text.rstrip(" ").endswith("/")]
         )
         self._folder = _QuickTest.of(excluding).then(self._why)
+        self._everywhere = None  # the file test of every folder, when it is the same
         # What was asked (bench/walk.py prints it): folders, folders whose files needed a
         # test, and paths that passed a quick test.
         self.folders_tested = self.folders_with_file_tests = self.asked_pathspec = 0
@@ -140,6 +149,10 @@ class PatternSet:
         if not quick:
             return None
         self.folders_with_file_tests += 1
+        if quick is self.file_tests:  # made once, not once a folder
+            if self._everywhere is None:
+                self._everywhere = quick.then(self._why)
+            return self._everywhere
         return quick.then(self._why)
 
     def folder(self, path: str, name: str) -> str | None:
