@@ -131,7 +131,7 @@ class PatternSet:
             [(text, regex) for text, regex in excluding if not text.rstrip(" ").endswith("/")]
         )
         self._folder = _QuickTest.of(excluding).then(self._why)
-        self._everywhere = None  # the file test of every folder, when it is the same
+        self._tests = {}  # _QuickTest -> its function, made once
         # What was asked (bench/walk.py prints it): folders, folders whose files needed a
         # test, and paths that passed a quick test.
         self.folders_tested = self.folders_with_file_tests = self.asked_pathspec = 0
@@ -149,11 +149,10 @@ class PatternSet:
         if not quick:
             return None
         self.folders_with_file_tests += 1
-        if quick is self.file_tests:  # made once, not once a folder
-            if self._everywhere is None:
-                self._everywhere = quick.then(self._why)
-            return self._everywhere
-        return quick.then(self._why)
+        # Most folders get the same test (the name patterns alone): made once, not per folder.
+        if (test := self._tests.get(quick)) is None:
+            test = self._tests[quick] = quick.then(self._why)
+        return test
 
     def folder(self, path: str, name: str) -> str | None:
         """The pattern that leaves out the folder at `path` (relative to the album folder,
