@@ -240,3 +240,14 @@ def test_prune_excluded_is_an_option_of_a_run_here(album, local_bucket, settings
     assert "1 recorded photo now excluded, 1 excluded pruned from bucket" in out
     assert not (local_bucket / "albums/summer-2024/day 2/100% fun #1.jpg").exists()
     assert Photo.objects.count() == 2
+
+
+def test_a_malformed_album_ignore_file_fails_that_album_with_its_line(album, local_bucket):
+    (album.path / ".photosite-ignore").write_text("drafts/\n[z-a].jpg\n")
+
+    with pytest.raises(CommandError, match=r"^1 of 1 albums did not sync cleanly\.$"):
+        sync_albums()
+
+    run = album.sync_runs.get()
+    assert run.status == "failed" and "line 2: '[z-a].jpg' is not a valid" in run.message
+    assert "(bad character range z-a)" in run.message and not Photo.objects.exists()
