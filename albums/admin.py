@@ -22,7 +22,7 @@ from django.utils.translation import ngettext
 from .counts import COUNTS_BY_KIND
 from .exceptions import QueueUnavailable
 from .models import Album, ApiToken, Photo, SyncRun, SyncStatus
-from .previews import NoPreview, bucket_url, thumbnail
+from .previews import NoPreview, bucket_url, has_preview, thumbnail
 from .sync import queue_sync, queue_syncs, run_as_dict, worker_seen
 from .sync.runs import ACTIVE
 
@@ -127,6 +127,7 @@ class AlbumAdmin(admin.ModelAdmin):
                 last_run_sent=_last_run(F("uploaded") + F("reuploaded")),
                 last_run_failed=_last_run("failed"),
                 last_run_removed=_last_run("removed"),
+                last_run_excluded=_last_run("excluded"),
             )
         )
 
@@ -168,6 +169,8 @@ class AlbumAdmin(admin.ModelAdmin):
         did = f"{album.last_run_sent or 0} sent, {album.last_run_failed or 0} failed"
         if album.last_run_removed:
             did += f", {album.last_run_removed} removed"
+        if album.last_run_excluded:
+            did += f", {album.last_run_excluded} excluded"
         return format_html(
             '{} ago · <a href="{}">{}</a> · {}',
             timesince(album.last_synced_at),
@@ -433,6 +436,7 @@ class PhotoStateFilter(admin.SimpleListFilter):
             ("uploaded", "Uploaded by photosite"),
             ("found", "Found already in the bucket"),
             ("unverified", "Not verified by the album's last sync"),
+            ("excluded", "Excluded by a pattern (kept, not synced)"),
         ]
 
     def queryset(self, request, queryset):
@@ -441,6 +445,8 @@ class PhotoStateFilter(admin.SimpleListFilter):
                 return queryset.filter(uploaded_at__isnull=False)
             case "found":
                 return queryset.filter(uploaded_at__isnull=True)
+            case "excluded":
+                return queryset.filter(excluded_at__isnull=False)
             case "unverified":
                 started = SyncRun.objects.filter(
                     album=OuterRef("album"), dry_run=False, finished_at__isnull=False
@@ -489,7 +495,8 @@ class PhotoAdmin(admin.ModelAdmin):
     date_hierarchy = "taken_at"
     fields = [
         "large_preview", "album", "path", "key", "bucket_link", "file_size", "dimensions",
-        "content_type", "taken_at", "modified_at", "uploaded_at", "verified_at", "created_at",
+        "content_type", "taken_at", "modified_at", "uploaded_at", "verified_at", "excluded_at",
+        "created_at",
     ]  # fmt: skip
     readonly_fields = fields
 
@@ -556,6 +563,16 @@ class PhotoAdmin(admin.ModelAdmin):
     # Helpers
 
     def _img(self, photo: Photo, pixels: int):
+        if not has_preview(photo):  # a video or a sidecar: a neutral icon, no failed request
+            return format_html(
+                '<span class="file-icon" title="{}" style="display: inline-block; '
+                "min-width: {}px; padding: 2px 4px; border: 1px solid var(--border-color); "
+                "border-radius: 3px; color: var(--body-quiet-color); text-align: center; "
+                'font-size: 0.75rem">{}</span>',
+                photo.content_type or "file",
+                min(pixels, 60),
+                (photo.path.rsplit(".", 1)[-1] if "." in photo.path else "file").upper(),
+            )
         url = reverse("admin:albums_photo_thumbnail", args=[photo.pk])
         return format_html(
             '<img src="{}?v={}" alt="" loading="lazy" style="max-width: {}px; max-height: {}px">',

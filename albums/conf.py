@@ -4,10 +4,12 @@ Each accessor reads its setting when it is used and raises ImproperlyConfigured 
 offending value, so a bad environment variable fails the run that reads it, clearly.
 """
 
+import re
 from pathlib import Path
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from pathspec import GitIgnoreSpec
 
 # JPEG, PNG, GIF, WebP, HEIC/HEIF, AVIF, TIFF and the common camera RAW formats.
 DEFAULT_PHOTO_EXTENSIONS = frozenset(
@@ -85,18 +87,49 @@ def key_prefix() -> str:
 
 
 def photo_extensions() -> frozenset[str]:
-    """Lower-case extensions with their dot; matched case-insensitively."""
+    """Lower-case extensions with their dot; matched case-insensitively.
+
+    A list that starts with "+" adds to the defaults ("+xmp,mov" syncs sidecars and videos
+    too); any other list replaces them."""
     value = getattr(settings, "ALBUMS_PHOTO_EXTENSIONS", "")
     if not value:
         return DEFAULT_PHOTO_EXTENSIONS
+    base = frozenset()
     if isinstance(value, str):
+        if value.lstrip().startswith("+"):
+            base, value = DEFAULT_PHOTO_EXTENSIONS, value.lstrip()[1:]
         value = value.replace(",", " ").split()
     extensions = frozenset("." + ext.lower().lstrip(".") for ext in value if ext.strip("."))
     if not extensions:
         raise ImproperlyConfigured(
             f"ALBUMS_PHOTO_EXTENSIONS must list extensions such as 'jpg heic dng', not {value!r}."
         )
-    return extensions
+    return base | extensions
+
+
+def exclude_patterns() -> tuple[str, ...]:
+    """ALBUMS_EXCLUDE: gitignore-style patterns, matched against the paths inside every
+    album, separated by commas or new lines (a list in the settings file works too)."""
+    value = getattr(settings, "ALBUMS_EXCLUDE", "") or ""
+    lines = value.replace(",", "\n").splitlines() if isinstance(value, str) else value
+    patterns = tuple(line.strip() for line in lines if line.strip())
+    for pattern in patterns:
+        if problem := pattern_problem(pattern):
+            raise ImproperlyConfigured(f"ALBUMS_EXCLUDE: {problem}")
+    return patterns
+
+
+def pattern_problem(pattern: str) -> str | None:
+    """Why `pattern` is not a gitignore-style pattern pathspec can use, or None if it is."""
+    try:
+        GitIgnoreSpec.from_lines([pattern], backend="simple")
+    except re.error as exc:  # a bracket expression pathspec passes on, e.g. "[z-a]"
+        reason = exc.msg
+    except ValueError as exc:  # pathspec's GitIgnorePatternError, e.g. "a\\" or "!"
+        reason = str(exc.__cause__ or exc).split(":")[0].rstrip(".").lower()
+    else:
+        return None
+    return f"{pattern!r} is not a valid gitignore-style pattern ({reason})."
 
 
 def sync_interval_minutes() -> int:

@@ -45,8 +45,22 @@ class SyncCounts(Counts):
     deferred: int = _count(
         "left for next run", "still changing while the run watched it: the next run sends it"
     )
+    excluded: int = _count(
+        "excluded",
+        "files and folders left out by an exclusion (built-in, ALBUMS_EXCLUDE or "
+        ".photosite-ignore); a folder counts once and is not read",
+    )
+    excluded_recorded: int = _count(
+        "recorded, now excluded",
+        "recorded photos an exclusion now covers: not synced, record and bucket copy kept "
+        "(unless --prune-excluded)",
+    )
     removed: int = _count("records removed", "records of photos gone from disk, deleted")
     pruned: int = _count("pruned", "bucket objects of photos gone from disk, deleted (--prune)")
+    excluded_pruned: int = _count(
+        "excluded pruned",
+        "bucket objects of recorded photos now excluded, deleted (--prune-excluded)",
+    )
     moved: int = _count(
         "moved", "new paths of photos moved or renamed: copied inside the bucket, not uploaded"
     )

@@ -27,6 +27,10 @@ class AlbumFolderUnsafe(SyncError):
     """The album's folder resolves outside PHOTOS_ROOT."""
 
 
+class ExclusionsInvalid(SyncError):
+    """The album's .photosite-ignore cannot be used (a malformed pattern, not text)."""
+
+
 class TooManyDeletions(SyncError):
     """Pruning would delete more objects than the run's limit allows."""
 

@@ -113,6 +113,12 @@ class Photo(models.Model):
         null=True, blank=True, help_text="Empty when the object was already in the bucket."
     )
     verified_at = models.DateTimeField(help_text="When the bucket last had this object.")
+    excluded_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When a sync found an exclusion covering it: not synced since, record and "
+        "bucket copy kept. Empty when it is synced.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     # What photosite knows the content by: the MD5 of the bytes uploaded (or verified) and the
     # object's ETag as the bucket reported it then. Empty for photos recorded before they were

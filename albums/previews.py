@@ -10,6 +10,7 @@ from storages.backends.s3 import S3Storage
 from . import conf
 from .models import Photo
 from .storage import STORAGE_ALIAS
+from .sync.media import is_image
 
 THUMBNAIL_PIXELS = 240  # the longer side, enough for a list row and a change page
 LINK_SECONDS = 3600
@@ -19,6 +20,11 @@ class NoPreview(Exception):
     """The photo's file is gone from disk, lies outside PHOTOS_ROOT or is not an image."""
 
 
+def has_preview(photo: Photo) -> bool:
+    """Whether the admin should try a thumbnail: images do; videos and sidecars get an icon."""
+    return is_image(photo.content_type)
+
+
 def thumbnail(photo: Photo) -> Path:
     """A JPEG of at most THUMBNAIL_PIXELS a side, made once per file version.
 
@@ -26,6 +32,8 @@ def thumbnail(photo: Photo) -> Path:
     a photo edited on disk gets a new thumbnail. Written to a temporary name and renamed,
     so two requests at once never serve half a file.
     """
+    if not has_preview(photo):
+        raise NoPreview(f"{photo.path} is {photo.content_type or 'no image'}, not an image")
     source = (photo.album.path / photo.path).resolve()
     if not source.is_relative_to(conf.photos_root()):
         raise NoPreview(f"{photo.path} is outside PHOTOS_ROOT")

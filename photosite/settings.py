@@ -128,6 +128,7 @@ ALBUMS_SYNC_BATCH_SIZE = os.environ.get("ALBUMS_SYNC_BATCH_SIZE", "10")
 ALBUMS_SYNC_WORKERS = os.environ.get("ALBUMS_SYNC_WORKERS", "10")
 ALBUMS_KEY_PREFIX = os.environ.get("ALBUMS_KEY_PREFIX", "albums")
 ALBUMS_PHOTO_EXTENSIONS = os.environ.get("ALBUMS_PHOTO_EXTENSIONS", "")  # "" = defaults
+ALBUMS_EXCLUDE = os.environ.get("ALBUMS_EXCLUDE", "")  # gitignore-style, comma-separated
 ALBUMS_SYNC_LEASE_SECONDS = os.environ.get("ALBUMS_SYNC_LEASE_SECONDS", "300")
 ALBUMS_SETTLE_SECONDS = os.environ.get("ALBUMS_SETTLE_SECONDS", "5")
 ALBUMS_MAX_DELETE = os.environ.get("ALBUMS_MAX_DELETE", "1000")

@@ -396,3 +396,52 @@ def test_the_photo_filters_return_the_photos_of_each_albums_last_sync(
         ("summer-2024", "day 2/100% fun #1.jpg"),
         ("summer-2024", "photo2.jpg"),
     ]
+
+
+def test_the_admin_shows_what_an_exclusion_left_out(synced, syncer, settings):
+    settings.ALBUMS_EXCLUDE = "day 2/"
+    write_photo(synced.path / "@eaDir" / "photo1.jpg" / "SYNOPHOTO_THUMB_XL.jpg")
+    result = sync_album(album=synced)
+    assert (result.excluded, result.excluded_recorded) == (2, 1)
+    client = logged_in(syncer)
+
+    run_page = client.get(reverse("admin:albums_syncrun_change", args=[result.run_id]))
+    albums = client.get(reverse("admin:albums_album_changelist")).content.decode()
+    photos = client.get(reverse("admin:albums_photo_changelist") + "?state=excluded")
+
+    shown = dict(
+        re.findall(
+            r"<label>([^<]+):</label>\s*<div class=\"readonly\">([^<]*)</div>",
+            run_page.content.decode(),
+        )
+    )
+    assert (shown["Excluded"], shown["Recorded, now excluded"]) == ("2", "1")
+    assert "0 sent, 0 failed, 2 excluded" in albums
+    assert [photo.path for photo in photos.context["cl"].result_list] == ["day 2/100% fun #1.jpg"]
+
+
+def test_videos_and_sidecars_get_an_icon_and_no_image_metadata(
+    album, local_bucket, syncer, settings
+):
+    settings.ALBUMS_PHOTO_EXTENSIONS = "+xmp,mov"
+    # A JPEG under a video's name: its type, not its bytes, says it is no image.
+    (album.path / "clip.mov").write_bytes((album.path / "photo1.jpg").read_bytes())
+    (album.path / "photo1.jpg.xmp").write_text('<x:xmpmeta xmlns:x="adobe:ns:meta/"/>')
+    sync_album(album=album)
+    video, sidecar = Photo.objects.get(path="clip.mov"), Photo.objects.get(path="photo1.jpg.xmp")
+    assert (video.content_type, video.width, video.height, video.taken_at) == (
+        "video/quicktime", None, None, None,
+    )  # fmt: skip
+    assert (sidecar.content_type, sidecar.width) == ("application/rdf+xml", None)
+    client = logged_in(syncer)
+
+    listing = client.get(reverse("admin:albums_photo_changelist")).content.decode()
+
+    assert 'title="video/quicktime"' in listing and ">MOV</span>" in listing
+    assert 'title="application/rdf+xml"' in listing and ">XMP</span>" in listing
+    for photo in (video, sidecar):  # no thumbnail is asked for, so none can fail
+        assert reverse("admin:albums_photo_thumbnail", args=[photo.pk]) not in listing
+    image = Photo.objects.get(path="photo1.jpg")
+    assert reverse("admin:albums_photo_thumbnail", args=[image.pk]) in listing
+    thumbnail = client.get(reverse("admin:albums_photo_thumbnail", args=[video.pk]))
+    assert thumbnail.status_code == 404

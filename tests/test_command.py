@@ -200,3 +200,71 @@ def test_database_problems_are_clear_errors_without_traceback(tmp_path, database
     assert process.returncode == 1
     assert expected in process.stderr
     assert "Traceback" not in process.stderr
+
+
+def test_a_nas_share_syncs_only_the_photos_as_a_new_user_would_see_it(moto_server, tmp_path):
+    """Issue 15's report, as a process: a Synology share with its thumbnails and recycle bin."""
+    share = tmp_path / "photos"
+    write_photo(share / "nas" / "IMG_1.JPG")
+    write_photo(share / "nas" / "@eaDir" / "IMG_1.JPG" / "SYNOPHOTO_THUMB_XL.jpg")
+    write_photo(share / "nas" / "#recycle" / "old.jpg")
+    write_photo(share / "@eaDir" / "nas" / "SYNOPHOTO_THUMB_XL.jpg")
+    write_photo(share / "#recycle" / "old" / "old.jpg")
+    env = process_env(tmp_path, moto_server, PHOTOS_ROOT=str(share))
+    assert run_manage("migrate", "-v0", env=env).returncode == 0
+
+    first = run_manage("sync_albums", "--discover", "-v", "2", env=env)
+    second = run_manage("sync_albums", env=env)
+
+    assert first.returncode == 0, first.stderr
+    assert "Discovered album 'nas' (nas)." in first.stdout
+    assert first.stdout.splitlines()[-1].startswith(
+        "nas: 1 photo, 1 uploaded, 0 re-uploaded, 0 already in bucket, 0 unchanged, "
+        "0 orphaned records removed, 2 excluded"
+    )
+    assert "Excluded (built-in: Synology thumbnails and metadata): @eaDir/" in first.stderr
+    assert "Excluded (built-in: Synology recycle bin): #recycle/" in first.stderr
+    keys = s3_client(endpoint_url=moto_server).list_objects_v2(Bucket="photosite-test")
+    assert [item["Key"] for item in keys["Contents"]] == ["albums/nas/IMG_1.JPG"]
+    assert second.returncode == 0, second.stderr
+    assert "0 uploaded, 0 re-uploaded, 0 already in bucket, 1 unchanged" in second.stdout
+
+    bad = run_manage("sync_albums", env={**env, "ALBUMS_EXCLUDE": "drafts/, raw\\"})
+    assert bad.returncode == 1
+    assert bad.stderr.strip() == (
+        "CommandError: ALBUMS_EXCLUDE: 'raw\\\\' is not a valid gitignore-style pattern "
+        "(escape character found with no next character to escape)."
+    )
+
+
+def test_json_counts_what_was_excluded(album, local_bucket, settings):
+    settings.ALBUMS_EXCLUDE = "day 2/"
+
+    out, _ = sync_albums("--json")
+
+    line = json.loads(out)
+    assert (line["excluded"], line["excluded_recorded"], line["uploaded"]) == (1, 0, 2)
+
+
+def test_prune_excluded_is_an_option_of_a_run_here(album, local_bucket, settings):
+    sync_albums()
+    settings.ALBUMS_EXCLUDE = "day 2/"
+
+    with pytest.raises(CommandError, match="--prune-excluded apply only to a sync run here"):
+        sync_albums("--async", "--prune-excluded")
+    out, _ = sync_albums("--prune-excluded", "--max-delete", "1")
+
+    assert "1 recorded photo now excluded, 1 excluded pruned from bucket" in out
+    assert not (local_bucket / "albums/summer-2024/day 2/100% fun #1.jpg").exists()
+    assert Photo.objects.count() == 2
+
+
+def test_a_malformed_album_ignore_file_fails_that_album_with_its_line(album, local_bucket):
+    (album.path / ".photosite-ignore").write_text("drafts/\n[z-a].jpg\n")
+
+    with pytest.raises(CommandError, match=r"^1 of 1 albums did not sync cleanly\.$"):
+        sync_albums()
+
+    run = album.sync_runs.get()
+    assert run.status == "failed" and "line 2: '[z-a].jpg' is not a valid" in run.message
+    assert "(bad character range z-a)" in run.message and not Photo.objects.exists()

@@ -105,6 +105,25 @@ def test_empty_and_large_files(photos_root, http_bucket):
     assert sync_album(album=album).unchanged == 2
 
 
+def test_a_video_synced_beside_photos_goes_up_in_parts(photos_root, http_bucket, settings):
+    settings.ALBUMS_PHOTO_EXTENSIONS = "+mov,mp4,m4v"
+    clip = photos_root / "Clips" / "clip.mov"
+    clip.parent.mkdir()
+    with open(clip, "wb") as file:
+        file.truncate(20 * 1024 * 1024)  # 20 MiB (sparse): three parts of 8 MiB
+    os.utime(clip, ns=(1_700_000_000_000_000_000,) * 2)
+    album = Album.objects.create(name="Clips", slug="clips", folder="Clips")
+
+    result = sync_album(album=album)
+
+    head = http_bucket.head_object(Bucket=BUCKET, Key="albums/clips/clip.mov")
+    assert (result.uploaded, head["ContentLength"]) == (1, 20 * 1024 * 1024)
+    assert head["ETag"].strip('"').endswith("-3") and head["ContentType"] == "video/quicktime"
+    video = Photo.objects.get(path="clip.mov")
+    assert (video.content_type, video.width, video.taken_at) == ("video/quicktime", None, None)
+    assert sync_album(album=album).unchanged == 1
+
+
 def test_single_part_uploads_carry_their_md5(album, s3, s3_requests):
     sent = {}
 

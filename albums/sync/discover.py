@@ -7,6 +7,7 @@ from pathlib import Path
 from django.utils.text import slugify
 
 from ..models import Album
+from .exclusions import built_in_folder
 from .folders import photos_root
 
 logger = logging.getLogger("albums")
@@ -15,8 +16,10 @@ LINK_OUTSIDE = "Not an album: %r is a link to %s, outside PHOTOS_ROOT."
 
 
 def discover_albums() -> list[Album]:
-    """The albums created, one per new top-level folder; hidden folders are skipped, and so
-    are links to folders outside PHOTOS_ROOT (a sync would refuse them), with a warning.
+    """The albums created, one per new top-level folder. Skipped: hidden folders, the
+    clutter of NAS and operating systems (`@eaDir`, `#recycle`, `$RECYCLE.BIN`: the
+    built-in exclusions, albums.sync.exclusions), and links to folders outside PHOTOS_ROOT
+    (a sync would refuse them), with a warning.
 
     Slugs come from folder names ("Summer 2024" -> "summer-2024"), made unique with a
     number when two folders slugify alike. Running it twice creates nothing the second time.
@@ -25,7 +28,9 @@ def discover_albums() -> list[Album]:
     known = set(Album.objects.values_list("folder", flat=True))
     created = []
     for entry in sorted(os.scandir(root), key=lambda e: e.name):
-        if entry.name.startswith(".") or not entry.is_dir() or entry.name in known:
+        if entry.name.startswith(".") or built_in_folder(entry.name) or entry.name in known:
+            continue
+        if not entry.is_dir():
             continue
         if entry.is_symlink() and not (target := Path(entry.path).resolve()).is_relative_to(root):
             logger.warning(LINK_OUTSIDE, entry.name, target)

@@ -24,6 +24,7 @@ from ..exceptions import SyncError
 from ..models import Album, SyncRun, SyncStatus
 from .bucket_pool import LIST_PAGE, BucketPool
 from .decide import Action, decide
+from .exclusions import Excluded, ExcludedSpan, Exclusions
 from .failures import Failures
 from .folders import Census, album_folder, readable, take_census
 from .lease import AlbumLease
@@ -56,17 +57,30 @@ class SyncOptions:
     prune: bool
     batch_size: int  # files handed to the pool at a time
     workers: int  # threads checking and uploading
-    max_delete: int  # most objects --prune deletes in one run
+    max_delete: int  # most objects --prune and --prune-excluded delete in one run
+    prune_excluded: bool = False  # delete the bucket copies of recorded photos now excluded
+    exclude: tuple[str, ...] = ()  # ALBUMS_EXCLUDE
 
     @classmethod
-    def resolve(cls, *, dry_run=False, prune=False, batch_size=None, workers=None, max_delete=None):
+    def resolve(
+        cls,
+        *,
+        dry_run=False,
+        prune=False,
+        prune_excluded=False,
+        batch_size=None,
+        workers=None,
+        max_delete=None,
+    ):
         """The options of a run, the settings filling in what the caller left out."""
         options = cls(
             dry_run=dry_run,
             prune=prune,
+            prune_excluded=prune_excluded,
             batch_size=batch_size or conf.batch_size(),
             workers=workers or conf.workers(),
             max_delete=conf.max_delete() if max_delete is None else max_delete,
+            exclude=conf.exclude_patterns(),
         )
         if options.batch_size < 1 or options.workers < 1:
             raise ValueError("batch_size and workers must be at least 1")
@@ -111,17 +125,20 @@ class AlbumSync:
         self.moves: Moves | None = None  # photos gone from disk a new file may turn out to be
         self.orphans: Orphans | None = None
         self.still_changing: list[str] = []  # photos left for the next run
+        self.exclusions = Exclusions(options.exclude, album_name=album.name)
+        self.excluded = ExcludedSpan()
         self.walk: FolderWalk | None = None
         self.bucket: BucketPool | None = None
 
     def run(self) -> SyncResult:
         """Sync the album; its result, or a SyncError once what was done is recorded."""
         folder = album_folder(self.album)
-        census = take_census(self.album, folder, recorded_photos(self.album))
+        census = take_census(self.album, folder, recorded_photos(self.album), self.exclusions)
         self.moves = Moves.for_run(self.album, census.vanished, new_photos=census.new)
         self.orphans = Orphans(
             album=self.album,
             prune=self.options.prune,
+            prune_excluded=self.options.prune_excluded,
             max_delete=self.options.max_delete,
             records=self.records,
             tally=self.tally,
@@ -129,8 +146,9 @@ class AlbumSync:
             log=self.log,
             kept_vanished=self.kept_vanished,
         )
-        if self.options.prune:
-            self.orphans.check_limit(census.orphaned)
+        self.orphans.check_limit(
+            self.orphans.deletions(orphaned=census.orphaned, excluded=census.excluded_recorded)
+        )
         self.tally.total = census.photos
         self.bucket = BucketPool(
             album_name=self.album.name,
@@ -170,6 +188,7 @@ class AlbumSync:
             folder,
             conf.photo_extensions(),
             on_failure=lambda failure: self.failures.add(failure.path, failure.error),
+            exclusions=self.exclusions,
         )
         entries = merge_by_path(
             readable(((found.path, found) for found in self.walk), self.album, folder),
@@ -213,16 +232,20 @@ class AlbumSync:
     def _photos(self, entries: Iterator[Entry]) -> Iterator[Job]:
         """The photos on disk this run can sync, as jobs; everything else is settled here.
 
-        One whose name cannot become a key byte for byte is a failure (never renamed), and a
-        recorded photo gone from disk is an orphan. A photo modified moments ago is watched
-        until it stops changing while the pass goes on (albums.sync.settle), then synced;
-        the pass ends by waiting for the last of them.
+        One whose name cannot become a key byte for byte is a failure (never renamed), a
+        recorded photo gone from disk is an orphan, and one an exclusion now covers is left
+        alone. A photo modified moments ago is watched until it stops changing while the
+        pass goes on (albums.sync.settle), then synced; the pass ends by waiting for the
+        last of them.
         """
         settling = Settling(conf.settle_seconds())
         for entry in entries:
             self._tick()
             yield from self._settled(settling)
             local, known = entry.local, entry.known
+            if excluded := self.excluded.covering(entry.path, local):
+                self._exclude(excluded if excluded is local else None, known)
+                continue
             if local is None:
                 if known is not None:
                     self._orphan(known)
@@ -284,6 +307,17 @@ class AlbumSync:
             else:
                 upload = decision.action is Action.UPLOAD
                 yield replace(job, upload=upload, also_count=decision.also_count)
+
+    def _exclude(self, left_out: Excluded | None, known: KnownPhoto | None) -> None:
+        """What an exclusion covers: a file or folder the walk left out (`left_out`, named
+        at -v 2), and a recorded photo it covers, which is neither synced nor taken as gone
+        from disk: its record is kept, marked excluded, and its bucket copy stays unless
+        the run prunes excluded photos."""
+        if left_out is not None:
+            self.tally.add("excluded")
+            self.log.info("Excluded (%s): %s", left_out.reason, left_out.path)
+        if known is not None:
+            self.orphans.excluded(known, dry_run=self.options.dry_run)
 
     def _orphan(self, photo: KnownPhoto) -> None:
         """A recorded photo the walk did not find. Under a folder that could not be read it

@@ -14,6 +14,7 @@ from django.core.exceptions import ValidationError
 from .. import conf
 from ..exceptions import AlbumFolderEmpty, AlbumFolderMissing, AlbumFolderUnsafe
 from ..models import Album, validate_album_folder
+from .exclusions import ExcludedSpan, Exclusions
 from .merge import KnownPhoto, Vanished, merge_by_path
 from .scan import FolderWalk
 
@@ -74,24 +75,32 @@ class Census:
     new: int = 0  # on disk, not recorded
     recorded: int = 0
     orphaned: int = 0  # recorded, gone from disk
+    excluded_recorded: int = 0  # recorded, now left out by an exclusion
     unreadable: int = 0  # folders and files the walk could not read
     vanished: list[Vanished] = field(default_factory=list)  # orphans known by content
 
 
-def take_census(album: Album, folder: Path, recorded: Iterable[tuple[str, KnownPhoto]]) -> Census:
+def take_census(
+    album: Album,
+    folder: Path,
+    recorded: Iterable[tuple[str, KnownPhoto]],
+    exclusions: Exclusions | None = None,
+) -> Census:
     """A quick first pass: the folder without a stat of each file, against the recorded
-    photos. It gives the progress total, the count of new photos, the count of orphans, so
-    that too many deletions stop the run before it changes anything, and the orphans known
-    by their content, which a new file may turn out to be (a move). It holds no more than
-    the main pass does, and the orphans. A folder that holds no photo while photos are
-    recorded raises AlbumFolderEmpty."""
-    walk = FolderWalk(folder, conf.photo_extensions())
+    photos. It gives the progress total, the count of new photos, the counts of orphans and
+    of recorded photos now excluded, so that too many deletions stop the run before it
+    changes anything, and the orphans known by their content, which a new file may turn out
+    to be (a move). It holds no more than the main pass does, and the orphans. A folder that
+    holds no photo while photos are recorded (and not excluded) raises AlbumFolderEmpty."""
+    walk = FolderWalk(folder, conf.photo_extensions(), exclusions=exclusions)
     census = Census()
-    for entry in merge_by_path(
-        readable(((path, True) for path in walk.paths()), album, folder), recorded
-    ):
+    excluded = ExcludedSpan()
+    for entry in merge_by_path(readable(walk.paths(), album, folder), recorded):
         if entry.known:
             census.recorded += 1
+        if excluded.covering(entry.path, entry.local) is not None:
+            census.excluded_recorded += bool(entry.known)
+            continue
         if not entry.local:
             if not walk.may_hide(entry.path):
                 census.orphaned += 1
@@ -100,9 +109,9 @@ def take_census(album: Album, folder: Path, recorded: Iterable[tuple[str, KnownP
         census.photos += 1
         census.new += not entry.known
     census.unreadable = len(walk.failures)
-    if not census.photos and census.recorded and not census.unreadable:
+    if not census.photos and census.orphaned and not census.unreadable:
         raise AlbumFolderEmpty(
-            FOLDER_EMPTY.format(album=album.name, folder=folder, count=census.recorded)
+            FOLDER_EMPTY.format(album=album.name, folder=folder, count=census.orphaned)
         )
     return census
 

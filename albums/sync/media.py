@@ -1,4 +1,8 @@
-"""What the sync learns from a photo file's first bytes: content type and image metadata."""
+"""What the sync learns from a photo file's first bytes: content type and image metadata.
+
+Sidecars and videos synced beside photos (ALBUMS_PHOTO_EXTENSIONS="+xmp,mov,mp4") get their
+content type and nothing else: Pillow is asked only about images.
+"""
 
 import logging
 import mimetypes
@@ -29,6 +33,12 @@ EXTRA_TYPES = {
     ".pef": "image/x-pentax-pef",
     ".srw": "image/x-samsung-srw",
     ".x3f": "image/x-sigma-x3f",
+    # Sidecars and videos, where mimetypes knows none or another meaning.
+    ".xmp": "application/rdf+xml",
+    ".aae": "application/xml",
+    ".mts": "video/mp2t",
+    ".m2ts": "video/mp2t",
+    ".3gp": "video/3gpp",
 }
 EXIF_IFD = 0x8769
 DATETIME_ORIGINAL = 36867
@@ -59,11 +69,20 @@ def content_type_for(path: str) -> str:
     )
 
 
+def is_image(content_type: str) -> bool:
+    """Whether a file of this type may have dimensions, EXIF and a thumbnail."""
+    return content_type.startswith("image/")
+
+
 def read_image_info(file) -> ImageInfo:
     """Width, height and EXIF date taken, read from the header only; empty if unknown.
 
-    Best effort: a RAW or HEIC file Pillow cannot parse is still a photo to back up.
+    Best effort: a RAW or HEIC file Pillow cannot parse is still a photo to back up. A file
+    whose name says it is no image (a video, a sidecar) is not read at all.
     """
+    name = getattr(file, "name", None)
+    if isinstance(name, str) and not is_image(content_type_for(name)):
+        return ImageInfo()
     from PIL import Image  # here, not at import: a no-op sync never needs Pillow
 
     try:

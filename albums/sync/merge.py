@@ -17,6 +17,7 @@ from operator import itemgetter
 
 from ..exceptions import SyncError
 from ..storage import RemoteObject
+from .exclusions import Excluded
 from .scan import LocalFile, printable
 
 
@@ -64,7 +65,7 @@ class Entry:
     """One path and what each view holds under it (None: nothing, or not asked)."""
 
     path: str
-    local: LocalFile | None = None
+    local: LocalFile | Excluded | None = None
     known: KnownPhoto | None = None
     remote: RemoteObject | None = None
 

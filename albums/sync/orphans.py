@@ -1,5 +1,6 @@
 """Photos gone from disk: forgotten, waited for (a new file may turn out to be them), or,
-when pruning, deleted from the bucket, never more than the run's limit."""
+when pruning, deleted from the bucket; recorded photos an exclusion now covers: kept, or
+with --prune-excluded deleted from the bucket; never more deletions than the run's limit."""
 
 import logging
 from dataclasses import dataclass
@@ -27,12 +28,14 @@ class Orphans:
     Without pruning, a photo gone from disk is forgotten as the pass finds it; with
     `kept_vanished` (see albums.sync.service.sync_albums) one known by its content is only
     noted, and forgotten once every album of the run is synced. When pruning, orphans are
-    kept (at most `max_delete` + 1 of them: one more stops the run) and deleted at the end,
-    with the old objects of the photos this run moved.
+    kept (at most `max_delete` + 1 deletions: one more stops the run) and deleted at the end,
+    with the old objects of the photos this run moved. A recorded photo an exclusion now
+    covers keeps its record, marked excluded, and its bucket copy, unless `prune_excluded`.
     """
 
     album: Album
     prune: bool
+    prune_excluded: bool
     max_delete: int
     records: RunRecords
     tally: Tally
@@ -41,7 +44,7 @@ class Orphans:
     kept_vanished: list[int] | None = None
 
     def __post_init__(self):
-        self.to_prune: list[KnownPhoto | Vanished] = []
+        self.to_prune: list[tuple[KnownPhoto | Vanished, bool]] = []  # (photo, excluded)
 
     def found(self, photo: KnownPhoto, *, dry_run: bool) -> None:
         """A recorded photo the walk did not find (and no unreadable folder may hide)."""
@@ -49,6 +52,23 @@ class Orphans:
         if dry_run or self.moves.is_candidate(photo.id):
             return  # a new file may turn out to be it: decided once the pass is over
         self._gone(photo)
+
+    def excluded(self, photo: KnownPhoto, *, dry_run: bool) -> None:
+        """A recorded photo an exclusion now covers: neither synced nor taken as gone."""
+        self.tally.add("excluded_recorded")
+        if dry_run:
+            return
+        if self.prune_excluded:
+            self._set_aside(photo, excluded=True)
+        else:
+            self.records.excluded(photo.id)
+
+    def deletions(self, *, orphaned: int | None = None, excluded: int | None = None) -> int:
+        """How many bucket objects the run deletes: its orphans when pruning, its recorded
+        photos now excluded when pruning those (the counts so far unless given)."""
+        orphaned = self.tally["orphaned"] if orphaned is None else orphaned
+        excluded = self.tally["excluded_recorded"] if excluded is None else excluded
+        return orphaned * self.prune + excluded * self.prune_excluded
 
     def after_the_pass(self) -> None:
         """This album's move candidates no new file turned out to be are gone for good."""
@@ -65,28 +85,35 @@ class Orphans:
         """What a real run would remove and prune."""
         orphaned = self.tally["orphaned"]
         moved_here = sum(photo.album_id == self.album.pk for photo in self.moves.taken())
-        if self.prune and orphaned:
-            self.check_limit(orphaned)
+        self.check_limit(self.deletions())
         self.tally.add("removed", orphaned - moved_here)
         if self.prune:
             self.tally.add("pruned", orphaned)
+        if self.prune_excluded:
+            self.tally.add("excluded_pruned", self.tally["excluded_recorded"])
 
     def prune_all(self, bucket: BucketPool, failures: Failures, errors: tuple) -> None:
-        """When pruning: delete the bucket copies of photos gone from disk (and forget them),
-        and the old objects of photos this run moved (their records followed them)."""
-        moved = self.moves.taken()
-        if not self.prune or not (self.to_prune or moved):
+        """Delete the bucket copies set aside: photos gone from disk, when pruning (and forget
+        them), with the old objects of photos this run moved (their records followed them);
+        recorded photos now excluded, when pruning those (and forget them)."""
+        moved = [(photo, False) for photo in self.moves.taken()] if self.prune else []
+        if not (self.to_prune or moved):
             return
-        elsewhere = sum(photo.album_id != self.album.pk for photo in moved)
-        self.check_limit(self.tally["orphaned"] + elsewhere)
-        moved_ids = {photo.id for photo in moved}
-        doomed = {photo.key: photo for photo in [*self.to_prune, *moved]}
+        elsewhere = sum(photo.album_id != self.album.pk for photo, _ in moved)
+        self.check_limit(self.deletions() + elsewhere)
+        moved_ids = {photo.id for photo, _ in moved}
+        doomed = {item[0].key: item for item in [*self.to_prune, *moved]}
         for key, future in bucket.deletes(list(doomed)):
-            photo = doomed[key]
+            photo, excluded = doomed[key]
             try:
                 future.result()
             except errors as exc:
                 failures.judge(photo.path, exc, bucket)
+                continue
+            if excluded:
+                self.log.info("Deleted from S3, excluded: %s", photo.path)
+                self.tally.add("excluded_pruned")
+                self.records.forgotten(photo.id)
                 continue
             self.log.info("Deleted from S3, gone from disk: %s", photo.path)
             self.tally.add("pruned")
@@ -95,8 +122,7 @@ class Orphans:
 
     def _gone(self, photo: KnownPhoto | Vanished) -> None:
         if self.prune:
-            if len(self.to_prune) <= self.max_delete:
-                self.to_prune.append(photo)
+            self._set_aside(photo, excluded=False)
             return
         if self.kept_vanished is not None and photo.md5:
             self.log.info("Photo gone from disk, forgetting it: %s", photo.path)
@@ -104,6 +130,10 @@ class Orphans:
             self.kept_vanished.append(photo.id)  # forgotten once every album is synced
             return
         self._forget(photo)
+
+    def _set_aside(self, photo: KnownPhoto | Vanished, *, excluded: bool) -> None:
+        if len(self.to_prune) <= self.max_delete:  # one more is enough to stop the run
+            self.to_prune.append((photo, excluded))
 
     def _forget(self, photo: KnownPhoto | Vanished) -> None:
         self.log.info("Photo gone from disk, forgetting it: %s", photo.path)

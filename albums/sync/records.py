@@ -1,8 +1,9 @@
 """What a run reads from and writes to the database about its album's photos.
 
 The only code of a run that touches `Photo`: the recorded photos, read a page at a time in
-path order, and every change the run decides (new records, updated ones, photos verified or
-forgotten) with the run's progress row, written in bulk from the run's own thread.
+path order, and every change the run decides (new records, updated ones, photos verified,
+forgotten or marked excluded) with the run's progress row, written in bulk from the run's own
+thread.
 """
 
 import time
@@ -20,10 +21,12 @@ FLUSH_SECONDS = 10.0  # record finished uploads at least this often, so a crash 
 READ_CHUNK = 5000  # photo rows per database read
 UPDATED_FIELDS = [
     "key", "size", "mtime_ns", "content_type", "width", "height", "taken_at",
-    "uploaded_at", "verified_at", "md5", "etag",
+    "uploaded_at", "verified_at", "md5", "etag", "excluded_at",
 ]  # fmt: skip
 # A moved photo keeps its record: same id, upload time and metadata, at its new place.
-MOVED_FIELDS = ["album", "path", "key", "size", "mtime_ns", "verified_at", "md5", "etag"]
+MOVED_FIELDS = [
+    "album", "path", "key", "size", "mtime_ns", "verified_at", "md5", "etag", "excluded_at",
+]  # fmt: skip
 
 Progress = Callable[[], dict[str, int]]  # the run row's progress fields, as they stand
 
@@ -79,6 +82,7 @@ class RunRecords:
         self._forgotten: list[int] = []
         self._moves: list[Photo] = []
         self._identified: list[Photo] = []
+        self._excluded: list[int] = []
         self._last_flush = time.monotonic()
 
     def sent(self, done: Transferred) -> None:
@@ -99,6 +103,7 @@ class RunRecords:
             verified_at=now,
             md5=done.md5,
             etag=done.etag,
+            excluded_at=None,
         )
         (self._creates if job.known is None else self._updates).append(photo)
         self._flush_if_full()
@@ -154,6 +159,13 @@ class RunRecords:
         if len(self._forgotten) >= DB_CHUNK * 2:
             self.flush()
 
+    def excluded(self, photo_id: int) -> None:
+        """A recorded photo an exclusion now covers: its record is kept, marked excluded
+        (the first run to find it so sets the time). Syncing it again clears the mark."""
+        self._excluded.append(photo_id)
+        if len(self._excluded) >= DB_CHUNK * 2:
+            self.flush()
+
     def _flush_if_full(self) -> None:
         buffered = (self._creates, self._updates, self._moves, self._identified)
         if sum(len(rows) for rows in buffered) >= DB_CHUNK:
@@ -168,8 +180,9 @@ class RunRecords:
         self._last_flush = time.monotonic()
         creates, updates, moves = self._creates, self._updates, self._moves
         verified, forgotten, identified = self._verified, self._forgotten, self._identified
+        excluded = self._excluded
         self._creates, self._updates, self._moves = [], [], []
-        self._verified, self._forgotten, self._identified = [], [], []
+        self._verified, self._forgotten, self._identified, self._excluded = [], [], [], []
         if self.dry_run:
             return
         with transaction.atomic():
@@ -185,7 +198,13 @@ class RunRecords:
                 # a chunk stays under SQLite's 32,766 parameters.
                 Photo.objects.bulk_update(updates, UPDATED_FIELDS, batch_size=DB_CHUNK // 2)
             if verified:
-                Photo.objects.filter(pk__in=verified).update(verified_at=timezone.now())
+                Photo.objects.filter(pk__in=verified).update(
+                    verified_at=timezone.now(), excluded_at=None
+                )
+            if excluded:
+                Photo.objects.filter(pk__in=excluded, excluded_at__isnull=True).update(
+                    excluded_at=timezone.now()
+                )
             if forgotten:
                 Photo.objects.filter(pk__in=forgotten).delete()
             SyncRun.objects.filter(pk=self.run.pk).update(**self.progress())

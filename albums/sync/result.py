@@ -89,8 +89,15 @@ class SyncResult(SyncCounts, RunOutcome):
         if self.deferred:
             left = "would not be uploaded" if self.dry_run else "not uploaded"
             parts.append(f"{self.deferred} still changing, {left} this time (the next run will)")
+        if self.excluded:
+            parts.append(f"{self.excluded} excluded")
+        if self.excluded_recorded:
+            count = self.excluded_recorded
+            parts.append(f"{count} recorded {'photo' if count == 1 else 'photos'} now excluded")
         if self.pruned:
             parts.append(f"{self.pruned} {would}pruned from bucket")
+        if self.excluded_pruned:
+            parts.append(f"{self.excluded_pruned} excluded {would}pruned from bucket")
         if self.failed:
             parts.append(f"{self.failed} failed")
         return self._ending(f"{self.album}: " + ", ".join(parts), self.bytes_uploaded)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from operator import itemgetter
 from pathlib import Path
 
+from .exclusions import IGNORE_FILE, Excluded, Exclusions
 from .media import photo_extension
 from .result import FileFailure
 
@@ -38,6 +39,11 @@ class FolderWalk:
     are skipped. Symlinks are followed only while they stay inside the album folder, and a
     folder reached twice through links is walked once, so a link loop ends.
 
+    What `exclusions` leave out comes out of the walk as an `Excluded` marker in its place
+    (a folder's marker where its contents would sort, "name/"), decided from its name and
+    path alone: an excluded folder is neither listed nor followed, an excluded file not
+    stat'ed. The album's .photosite-ignore is read when the album folder's listing shows one.
+
     Folders and files that cannot be read are added to `failures` (and passed to
     `on_failure`) as the walk reaches them, and so before any path under them would have
     come out of the walk.
@@ -48,10 +54,12 @@ class FolderWalk:
         folder: Path,
         extensions: frozenset[str],
         on_failure: Callable[[FileFailure], None] | None = None,
+        exclusions: Exclusions | None = None,
     ):
         self.folder = folder
         self.extensions = extensions
         self.on_failure = on_failure
+        self.exclusions = exclusions
         self.failures: list[FileFailure] = []
         self._unseen: tuple[str, ...] = ()  # unreadable folders so far, as path prefixes
 
@@ -64,17 +72,21 @@ class FolderWalk:
             self._unseen = tuple(failure.path.rstrip("/") + "/" for failure in self.failures)
         return bool(self._unseen) and path.startswith(self._unseen)
 
-    def __iter__(self) -> Iterator[LocalFile]:
-        """The photos found, stat taken as each folder is read. It raises OSError if the
-        album folder itself cannot be read."""
-        for relative, abspath, stat in self._walk(stat=True):
-            yield LocalFile(relative, abspath, stat.st_size, stat.st_mtime_ns)
+    def __iter__(self) -> Iterator[LocalFile | Excluded]:
+        """The photos found, stat taken as each folder is read, and what was left out. It
+        raises OSError if the album folder itself cannot be read."""
+        for relative, abspath, found in self._walk(stat=True):
+            if isinstance(found, Excluded):
+                yield found
+            else:
+                yield LocalFile(relative, abspath, found.st_size, found.st_mtime_ns)
 
-    def paths(self) -> Iterator[str]:
-        """The same walk without a stat of each file: only folders are read. It raises
-        OSError if the album folder itself cannot be read."""
-        for relative, _, _ in self._walk(stat=False):
-            yield relative
+    def paths(self) -> Iterator[tuple[str, bool | Excluded]]:
+        """The same walk without a stat of each file (only folders are read), as (path,
+        True) for a photo and (path, Excluded) for what was left out. It raises OSError if
+        the album folder itself cannot be read."""
+        for relative, _, found in self._walk(stat=False):
+            yield relative, found
 
     def _walk(self, *, stat: bool):
         root = os.path.realpath(self.folder)
@@ -101,18 +113,28 @@ class FolderWalk:
                 raise  # the album folder itself: the caller stops the run
             self._failed(relative, exc)
             return []
+        file_test = None  # what the exclusions ask of each photo file in this folder
+        if self.exclusions is not None:
+            if not relative:
+                for entry in entries:
+                    if entry.name == IGNORE_FILE:
+                        self.exclusions.read_ignore_file(entry)
+            folder = f"{relative}/" if relative else ""
+            file_test = self.exclusions.file_test(folder, self.extensions)
         listing = []
         for entry in entries:
             if entry.name.startswith("."):
                 continue
             path = f"{relative}/{entry.name}" if relative else entry.name
             try:
-                found = self._examine(entry, root, visited, stat)
+                found = self._examine(entry, path, root, visited, stat, file_test)
             except OSError as exc:  # vanished or unreadable between listing and stat
                 self._failed(path, exc)
                 continue
             if found == "dir":
                 listing.append((path + "/", path, entry, found))
+            elif isinstance(found, Excluded) and found.folder:
+                listing.append((found.path, found.path, entry, found))
             elif found is not None:
                 listing.append((path, path, entry, found))
         listing.sort(key=itemgetter(0))
@@ -124,14 +146,25 @@ class FolderWalk:
         if self.on_failure is not None:
             self.on_failure(failure)
 
-    def _examine(self, entry: os.DirEntry, root: str, visited: set[str], stat: bool):
-        """ "dir" for a folder to walk, a stat result (or True) for a photo, None to skip."""
+    def _examine(
+        self,
+        entry: os.DirEntry,
+        path: str,
+        root: str,
+        visited: set[str],
+        stat: bool,
+        file_test: Callable[[str, str], str | None] | None,
+    ):
+        """ "dir" for a folder to walk, a stat result (or True) for a photo, an Excluded
+        marker for what the exclusions leave out, None to skip."""
         if entry.is_symlink():
             target = os.path.realpath(entry.path)
             if not _is_inside(target, root):
                 logger.warning("Skipping link that points outside the album: %s", entry.path)
                 return None
         if entry.is_dir():  # follows links, which are known to stay inside by now
+            if self.exclusions is not None and (why := self.exclusions.folder(path, entry.name)):
+                return Excluded(path + "/", why, folder=True)
             real = os.path.realpath(entry.path)
             if real in visited:
                 return None
@@ -139,6 +172,8 @@ class FolderWalk:
             return "dir"
         if photo_extension(entry.name) not in self.extensions:
             return None
+        if file_test is not None and (why := file_test(path, entry.name)):
+            return Excluded(path, why, folder=False)
         if not entry.is_file():
             return None
         return entry.stat() if stat else True

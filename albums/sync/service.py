@@ -43,6 +43,7 @@ def sync_album(
     album: Album,
     dry_run: bool = False,
     prune: bool = False,
+    prune_excluded: bool = False,
     trigger: str = SyncRun.Trigger.COMMAND,
     run: SyncRun | None = None,
     batch_size: int | None = None,
@@ -57,9 +58,13 @@ def sync_album(
     - Idempotent: a second run with nothing changed on disk uploads nothing and reads no
       file contents; a file is uploaded only when the bucket lacks it, holds a different
       size, or the file changed on disk (size or mtime, to the nanosecond).
-    - Never deletes from the bucket unless `prune` is true, never more than `max_delete`
-      objects (ALBUMS_MAX_DELETE) in one run, and never anything when the album's folder is
-      missing or suddenly empty (it raises instead).
+    - Never deletes from the bucket unless `prune` is true (photos gone from disk) or
+      `prune_excluded` is (recorded photos an exclusion now covers), never more than
+      `max_delete` objects (ALBUMS_MAX_DELETE) in one run, and never anything when the
+      album's folder is missing or suddenly empty (it raises instead).
+    - What an exclusion covers (built-in NAS and OS clutter, ALBUMS_EXCLUDE, the album's
+      .photosite-ignore) is neither read nor sent; a recorded photo it covers keeps its
+      record and its bucket copy (unless `prune_excluded`), and is never taken as deleted.
     - A file modified in the last ALBUMS_SETTLE_SECONDS is synced once it has stopped
       changing (two looks a second apart agree); one still changing after that long is
       left for the next run, and named.
@@ -81,7 +86,12 @@ def sync_album(
     added to it.
     """
     options = SyncOptions.resolve(
-        dry_run=dry_run, prune=prune, batch_size=batch_size, workers=workers, max_delete=max_delete
+        dry_run=dry_run,
+        prune=prune,
+        prune_excluded=prune_excluded,
+        batch_size=batch_size,
+        workers=workers,
+        max_delete=max_delete,
     )
 
     def engine(run: SyncRun, lease: AlbumLease | None) -> AlbumSync:

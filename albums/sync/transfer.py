@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from ..storage import RemoteObject, StorageBucket
-from .media import ImageInfo, content_type_for, read_image_info
+from .media import ImageInfo, content_type_for, is_image, read_image_info
 from .merge import KnownPhoto, Vanished
 from .scan import LocalFile
 
@@ -81,8 +81,9 @@ def transfer(job: Job, bucket: StorageBucket) -> Transferred:
     with open(job.local.abspath, "rb") as file:
         opened = os.fstat(file.fileno())
         content = _Content(file, opened.st_size, small=bucket.small_file)
-        info = read_image_info(content.header())
         content_type = content_type_for(job.local.path)
+        # A video or a sidecar has no dimensions or EXIF: Pillow is not asked.
+        info = read_image_info(content.header()) if is_image(content_type) else ImageInfo()
         sent, etag, source = _send(job, bucket, content, content_type, opened.st_mtime_ns)
         after = os.fstat(file.fileno())
         if (after.st_size, after.st_mtime_ns) != (opened.st_size, opened.st_mtime_ns):

@@ -44,6 +44,20 @@ def test_scan_takes_photos_only_and_never_leaves_the_album(album, local_bucket, 
     assert Photo.objects.get(path="raw.CR2").content_type == "image/x-canon-cr2"
 
 
+def test_extensions_can_be_added_to_the_defaults(album, local_bucket, settings):
+    settings.ALBUMS_PHOTO_EXTENSIONS = "+XMP, .mov"
+    (album.path / "photo1.jpg.xmp").write_text("<xmp/>")
+    (album.path / "clip.MOV").write_bytes(b"\x00\x00\x00\x18ftypqt  ")
+    (album.path / "notes.txt").write_text("not a photo")
+
+    result = sync_album(album=album)
+
+    assert result.scanned == 5  # the three JPEGs, the sidecar and the video
+    assert Photo.objects.get(path="clip.MOV").content_type == "video/quicktime"
+    settings.ALBUMS_PHOTO_EXTENSIONS = "xmp"  # without "+": only these
+    assert sync_album(album=album, dry_run=True).scanned == 1
+
+
 def test_local_storage_keeps_the_same_promises(album, local_bucket):
     first = sync_album(album=album)
     stored = local_bucket / "albums" / "summer-2024" / "day 2" / "100% fun #1.jpg"

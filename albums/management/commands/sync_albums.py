@@ -21,11 +21,13 @@ from albums.sync import (
     worker_seen,
 )
 
-MAX_DELETE_WITHOUT_PRUNE = "--max-delete limits --prune; use them together."
+MAX_DELETE_WITHOUT_PRUNE = (
+    "--max-delete limits --prune and --prune-excluded; use it with one of them."
+)
 DATABASE_ERROR = "Database error: {error}. Check DATABASE_URL and run 'python manage.py migrate'."
 SOME_FAILED = "{failed} of {total} albums did not sync cleanly."
 QUEUED = "{album}: queued as run {run_id}"
-ASYNC_WITH_RUN_OPTIONS = "--async runs use the settings: --batch-size, --workers and --max-delete apply only to a sync run here."
+ASYNC_WITH_RUN_OPTIONS = "--async runs use the settings: --batch-size, --workers, --max-delete and --prune-excluded apply only to a sync run here."
 NO_WORKER = "No worker has been seen recently: the runs wait until `manage.py qcluster` runs."
 LOG_LEVELS = {0: logging.ERROR, 1: logging.WARNING, 2: logging.INFO, 3: logging.DEBUG}
 
@@ -66,6 +68,12 @@ class Command(BaseCommand):
             help="Also delete from the bucket the photos gone from disk.",
         )
         parser.add_argument(
+            "--prune-excluded",
+            action="store_true",
+            help="Delete from the bucket the recorded photos an exclusion now covers "
+            "(built-in clutter, ALBUMS_EXCLUDE, .photosite-ignore), and forget them.",
+        )
+        parser.add_argument(
             "--batch-size",
             type=positive_int,
             help="Files handed to the thread pool at a time (default ALBUMS_SYNC_BATCH_SIZE).",
@@ -78,7 +86,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--max-delete",
             type=positive_int,
-            help="With --prune, refuse to delete more objects than this (default ALBUMS_MAX_DELETE).",
+            help="With --prune or --prune-excluded, refuse to delete more objects than this "
+            "(default ALBUMS_MAX_DELETE).",
         )
         parser.add_argument(
             "--json",
@@ -94,10 +103,10 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         self.options = options
-        if options["max_delete"] and not options["prune"]:
+        if options["max_delete"] and not (options["prune"] or options["prune_excluded"]):
             raise CommandError(MAX_DELETE_WITHOUT_PRUNE)
         if options["queue"] and any(
-            options[name] for name in ("batch_size", "workers", "max_delete")
+            options[name] for name in ("batch_size", "workers", "max_delete", "prune_excluded")
         ):
             raise CommandError(ASYNC_WITH_RUN_OPTIONS)
         try:
@@ -120,6 +129,7 @@ class Command(BaseCommand):
         try:
             conf.batch_size(), conf.workers(), conf.key_prefix(), conf.photo_extensions()
             conf.settle_seconds(), conf.max_delete(), conf.lease_seconds()
+            conf.exclude_patterns()
         except ImproperlyConfigured as exc:
             raise CommandError(str(exc)) from exc
 
@@ -160,6 +170,7 @@ class Command(BaseCommand):
                 albums,
                 dry_run=self.options["dry_run"],
                 prune=self.options["prune"],
+                prune_excluded=self.options["prune_excluded"],
                 batch_size=self.options["batch_size"],
                 workers=self.options["workers"],
                 max_delete=self.options["max_delete"],
