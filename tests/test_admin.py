@@ -324,3 +324,16 @@ def test_a_folder_outside_photos_root_is_refused_by_the_admin_form(
         assert page.status_code == 200  # the form again, with the error
         assert b"PHOTOS_ROOT" in page.content
     assert not Album.objects.exists()
+
+
+def test_the_admin_says_photosite_and_has_no_view_site_link(syncer):
+    client = logged_in(syncer)
+
+    index = client.get(reverse("admin:index")).content.decode()
+    login = Client().get(reverse("admin:login")).content.decode()
+
+    assert "<title>Albums, sync runs and photos | photosite</title>" in index
+    assert '<a href="/admin/">photosite</a>' in index
+    assert "<title>Log in | photosite</title>" in login
+    assert "Django administration" not in index + login
+    assert "View site" not in index
