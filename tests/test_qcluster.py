@@ -59,7 +59,6 @@ class Site:
             "PHOTOS_ROOT": str(self.photos),
             "ALBUMS_LOCAL_BUCKET": str(self.bucket),
             "ALBUMS_THUMBNAIL_DIR": str(tmp_path / "thumbnails"),
-            "Q_STATS_DIR": str(tmp_path / "q-stats"),
             "Q_WORKERS": "1",
             "AWS_CONFIG_FILE": os.devnull,
             "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
