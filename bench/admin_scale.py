@@ -75,17 +75,21 @@ def ensure_database(args) -> None:
     admin.close()
 
 
-# The library, in SQL. Albums 1..A; runs numbered so that ids grow with time across albums
-# (run r of album a has id (r-1)*A + a); the last real run of every album finished a day ago.
-# One album in ten ended its last run partial with 5 failed photos; one photo in a hundred was
-# not verified by its album's last run; one in three was found already in the bucket.
+# The library, in SQL. Albums 1..A with P/A photos each, taken five minutes apart over ten
+# years; R/A runs per album, numbered so that ids grow with time across albums (run r of album
+# a has id (r-1)*A + a), one a day; the last real run of every album started a day ago. As
+# after a bad night: one album in fifty ended its last run failed (the bucket was down), so
+# none of its photos was verified by it; one in ten otherwise ended partial with 5 photos
+# failed (and not verified); the others succeeded. One photo in three was found already in
+# the bucket rather than uploaded. Every album has a run that failed (the 9th, 18th).
 ALBUMS_SQL = """
 INSERT INTO albums_album (id, name, slug, folder, sync_on_schedule, created_at,
     last_synced_at, last_sync_status, sync_lease_token, sync_lease_expires_at)
 SELECT a, 'Album ' || lpad(a::text, 4, '0'), 'album-' || lpad(a::text, 4, '0'),
     'Album ' || lpad(a::text, 4, '0'), a %% 2 = 0, now() - interval '400 days',
     now() - interval '1 day' + a * interval '1 second' + interval '30 seconds',
-    CASE WHEN a %% 10 = 0 THEN 'partial' ELSE 'success' END, '', NULL
+    CASE WHEN a %% 50 = 0 THEN 'failed' WHEN a %% 10 = 0 THEN 'partial' ELSE 'success' END,
+    '', NULL
 FROM generate_series(1, %(albums)s) AS a
 """
 RUNS_SQL = """
@@ -96,14 +100,16 @@ INSERT INTO albums_syncrun (id, album_id, trigger, dry_run, prune, status, queue
 SELECT (r - 1) * %(albums)s + a, a,
     CASE WHEN r %% 3 = 0 THEN 'schedule' WHEN r %% 3 = 1 THEN 'admin' ELSE 'command' END,
     r = %(per_album)s - 1 AND a %% 7 = 0, false,
-    CASE WHEN r = %(per_album)s AND a %% 10 = 0 THEN 'partial'
+    CASE WHEN r = %(per_album)s AND a %% 50 = 0 THEN 'failed'
+         WHEN r = %(per_album)s AND a %% 10 = 0 THEN 'partial'
          WHEN r %% 9 = 0 THEN 'failed' ELSE 'success' END,
     started, started, started + interval '30 seconds',
-    CASE WHEN r %% 9 = 0 AND r < %(per_album)s THEN 'Cannot reach the bucket' ELSE '' END,
+    CASE WHEN r %% 9 = 0 OR (r = %(per_album)s AND a %% 50 = 0)
+         THEN 'Cannot reach the bucket' ELSE '' END,
     %(photos_per_album)s, %(photos_per_album)s, %(photos_per_album)s, 0, %(photos_per_album)s,
     0, r, 0, 0, %(photos_per_album)s - r, 0, 0, 0,
-    CASE WHEN r = %(per_album)s AND a %% 10 = 0 THEN 5 ELSE 0 END, r * 2500000,
-    CASE WHEN r = %(per_album)s AND a %% 10 = 0 THEN (
+    CASE WHEN r = %(per_album)s AND a %% 10 = 0 AND a %% 50 <> 0 THEN 5 ELSE 0 END, r * 2500000,
+    CASE WHEN r = %(per_album)s AND a %% 10 = 0 AND a %% 50 <> 0 THEN (
         SELECT jsonb_agg(jsonb_build_object(
             'path', 'day ' || (n %% 10) || '/IMG_' || lpad(((a - 1) * %(photos_per_album)s + n)::text, 7, '0') || '.jpg',
             'error', 'Permission denied'))
@@ -123,7 +129,8 @@ SELECT album, path, 'albums/album-' || lpad(album::text, 4, '0') || '/' || path,
     'image/jpeg', 4000, 3000,
     timestamp with time zone '2016-01-01 00:00:00+00' + i * interval '5 minutes',
     CASE WHEN i %% 3 = 0 THEN NULL ELSE now() - interval '300 days' END,
-    CASE WHEN i %% 100 = 50 THEN now() - interval '3 days'
+    CASE WHEN album %% 50 = 0 OR (album %% 10 = 0 AND i %% %(photos_per_album)s < 5)
+         THEN now() - interval '2 days' + album * interval '1 second' + interval '10 seconds'
          ELSE now() - interval '1 day' + album * interval '1 second' + interval '10 seconds' END,
     now() - interval '300 days'
 FROM generate_series(0, %(photos)s - 1) AS i,
@@ -181,11 +188,19 @@ def pages(args) -> list[tuple[str, str]]:
         ("photo list, found in the bucket", photos + "?state=found"),
         ("photo list, not verified by the last sync", photos + "?state=unverified"),
         ("photo list, failed in the last sync", photos + "?failed=yes"),
+        ("photo list, last page", photos + f"?p={Photo.objects.count() // 100}"),
         ("photo list, a year (date hierarchy)", photos + "?taken_at__year=2018"),
+        ("photo list, a month", photos + "?taken_at__year=2018&taken_at__month=6"),
+        ("photo list, one album, search", photos + f"?album__id__exact={album.pk}&q=IMG"),
         ("photo list, search for a file name", photos + "?q=" + quote(file_name)),
         ("photo page", reverse("admin:albums_photo_change", args=[photo.pk])),
         ("run list", runs),
         ("run list, failed", runs + "?status__exact=failed"),
+        (
+            "run list, a month",
+            runs + f"?started_at__year={run.started_at.year}"
+            f"&started_at__month={run.started_at.month}",
+        ),
         ("run page", reverse("admin:albums_syncrun_change", args=[run.pk])),
     ]
 
