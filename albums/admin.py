@@ -21,11 +21,10 @@ from django.utils.timesince import timesince
 from django.utils.translation import ngettext
 
 from .admin_scale import (
-    EXACT_COUNT_LIMIT,
     EstimatedCountPaginator,
-    IndexedDatesQuerySet,
     RelatedWithRowsFilter,
     search_by_each_term,
+    with_indexed_dates,
 )
 from .api import run_as_dict
 from .models import Album, ApiToken, Photo, SyncRun, SyncStatus
@@ -274,8 +273,7 @@ class SyncRunAdmin(admin.ModelAdmin):
         ]
 
     def get_queryset(self, request):
-        queryset = super().get_queryset(request)
-        return IndexedDatesQuerySet(model=queryset.model, query=queryset.query, using=queryset.db)
+        return with_indexed_dates(super().get_queryset(request))
 
     def get_fieldsets(self, request, obj=None):
         if obj is not None and obj.diagnosis:
@@ -475,12 +473,11 @@ class PhotoAdmin(admin.ModelAdmin):
         ]
 
     def get_queryset(self, request):
-        queryset = super().get_queryset(request)
-        return IndexedDatesQuerySet(model=queryset.model, query=queryset.query, using=queryset.db)
+        return with_indexed_dates(super().get_queryset(request))
 
     def get_changelist_instance(self, request):
         changelist = super().get_changelist_instance(request)
-        if changelist.result_count <= EXACT_COUNT_LIMIT:  # counted exactly: a short list
+        if changelist.paginator.short:  # the date drill-down reads a short list's dates at once
             changelist.queryset = changelist.queryset.few_rows()
         return changelist
 

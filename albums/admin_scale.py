@@ -29,16 +29,24 @@ class EstimatedCountPaginator(Paginator):
     photos" may read "998,412 photos"; elsewhere (SQLite, one machine) it counts exactly.
     """
 
+    short = False  # True once counted: at most EXACT_COUNT_LIMIT rows
+
     @cached_property
     def count(self) -> int:
         queryset = self.object_list
         if not isinstance(queryset, QuerySet):
             return super().count
         counted = queryset.order_by()[: EXACT_COUNT_LIMIT + 1].count()
+        self.short = counted <= EXACT_COUNT_LIMIT
         if counted <= EXACT_COUNT_LIMIT or connections[queryset.db].vendor != "postgresql":
             return counted if counted <= EXACT_COUNT_LIMIT else super().count
         plan = json.loads(queryset.order_by().explain(format="json"))
         return max(int(plan[0]["Plan"]["Plan Rows"]), counted)
+
+
+def with_indexed_dates(queryset: QuerySet) -> "IndexedDatesQuerySet":
+    """`queryset` as an IndexedDatesQuerySet (for a ModelAdmin's get_queryset)."""
+    return IndexedDatesQuerySet(model=queryset.model, query=queryset.query, using=queryset.db)
 
 
 class RelatedWithRowsFilter(admin.RelatedOnlyFieldListFilter):
