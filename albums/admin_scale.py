@@ -125,8 +125,13 @@ class IndexedDatesQuerySet(QuerySet):
         }
 
     def _dates(self, field_name) -> list:
-        values = self.order_by().filter(**{f"{field_name}__isnull": False})
-        return list(values.values_list(field_name, flat=True))
+        """The field's values in this short list, read once per queryset (the drill-down
+        asks for Min/Max, then for the periods)."""
+        read = self.__dict__.setdefault("_dates_read", {})
+        if field_name not in read:
+            values = self.order_by().filter(**{f"{field_name}__isnull": False})
+            read[field_name] = list(values.values_list(field_name, flat=True))
+        return read[field_name]
 
 
 def _min_max_field(expression) -> str | None:

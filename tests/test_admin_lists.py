@@ -11,6 +11,7 @@ import pytest
 from django.db import connection
 from django.db.models import Max, Min, QuerySet
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -175,6 +176,16 @@ def test_the_date_drill_down_offers_the_years_with_photos(dated, client):
 
     searched = client.get(PHOTOS + "?q=1.jpg&taken_at__year=2019").content.decode()
     assert "taken_at__month=3" in searched and "taken_at__month=11" not in searched
+
+
+def test_a_short_list_reads_its_dates_in_one_query(dated, client):
+    with CaptureQueriesContext(connection) as queries:
+        page = client.get(PHOTOS + "?q=.jpg").content.decode()
+
+    sql = [query["sql"] for query in queries.captured_queries]
+    reads = [text for text in sql if text.startswith('SELECT "albums_photo"."taken_at"')]
+    assert len(reads) == 1 and "DISTINCT" not in reads[0] and "LIMIT" not in reads[0]
+    assert "?q=.jpg&amp;taken_at__year=2019" in page and "taken_at__year=2020" not in page
 
 
 def test_a_long_list_is_counted_up_to_the_limit_then_estimated(db, library, monkeypatch):
