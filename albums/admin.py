@@ -8,7 +8,7 @@ albums.sync.queue_sync and contain none of the sync itself.
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, F, OuterRef, Q, Subquery
+from django.db.models import Count, Exists, F, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 from django.http import FileResponse, Http404, HttpRequest, HttpResponseNotAllowed, JsonResponse
 from django.shortcuts import redirect
@@ -19,6 +19,12 @@ from django.utils.html import format_html, format_html_join
 from django.utils.timesince import timesince
 from django.utils.translation import ngettext
 
+from .admin_scale import (
+    EstimatedCountPaginator,
+    RelatedWithRowsFilter,
+    search_by_each_term,
+    with_indexed_dates,
+)
 from .counts import COUNTS_BY_KIND
 from .exceptions import QueueUnavailable
 from .models import Album, ApiToken, Photo, SyncRun, SyncStatus
@@ -157,7 +163,8 @@ class AlbumAdmin(admin.ModelAdmin):
 
     # Columns and fields
 
-    @admin.display(description="Photos", ordering="photo_total")
+    # Not sortable: sorting 1,000 albums by photos counts a million rows (issue 16).
+    @admin.display(description="Photos")
     def photo_count(self, album: Album):
         url = reverse("admin:albums_photo_changelist") + f"?album__id__exact={album.pk}"
         return format_html('<a href="{}">{}</a>', url, album.photo_total)
@@ -308,6 +315,8 @@ class SyncRunAdmin(admin.ModelAdmin):
     list_select_related = ["album"]
     search_fields = ["album__name", "album__slug", "message"]
     date_hierarchy = "started_at"
+    show_full_result_count = False  # runs pile up: one per album per interval
+    paginator = EstimatedCountPaginator
     fieldsets = [(None, {"fields": ["album", "kind", "status_label", "progress", "message"]})]
 
     def get_urls(self):
@@ -316,6 +325,9 @@ class SyncRunAdmin(admin.ModelAdmin):
             path("<path:object_id>/progress/", view, name="albums_syncrun_progress"),
             *super().get_urls(),
         ]
+
+    def get_queryset(self, request):
+        return with_indexed_dates(super().get_queryset(request))
 
     def get_fieldsets(self, request, obj=None):
         kind = obj.kind if obj is not None else SyncRun.Kind.SYNC
@@ -448,13 +460,32 @@ class PhotoStateFilter(admin.SimpleListFilter):
             case "excluded":
                 return queryset.filter(excluded_at__isnull=False)
             case "unverified":
-                started = SyncRun.objects.filter(
-                    album=OuterRef("album"), dry_run=False, finished_at__isnull=False
-                ).order_by("-id")
-                return queryset.annotate(
-                    last_started=Subquery(started.values("started_at")[:1])
-                ).filter(verified_at__lt=F("last_started"))
+                return queryset.filter(_verified_before_last_run())
         return queryset
+
+
+def _verified_before_last_run() -> Q:
+    """Photos last verified before their album's last finished real run started.
+
+    Found without reading every photo (issue 16): one query finds the albums that have
+    such photos (each album's oldest verified_at, from the (album, verified_at) index,
+    against its last run); the photos of those albums are then matched against their run.
+    """
+    oldest = Photo.objects.filter(album=OuterRef("pk")).order_by("verified_at")
+    albums = (
+        Album.objects.annotate(
+            run=_last_run("pk"),
+            started=_last_run("started_at"),
+            oldest=Subquery(oldest.values("verified_at")[:1]),
+        )
+        .filter(oldest__lt=F("started"))
+        .values_list("pk", "run")
+    )
+    album_ids, run_ids = zip(*albums, strict=True) if albums else ((), ())
+    runs = SyncRun.objects.filter(
+        pk__in=run_ids, album=OuterRef("album"), started_at__gt=OuterRef("verified_at")
+    )
+    return Q(album_id__in=album_ids) & Q(Exists(runs))
 
 
 class PhotoFailedFilter(admin.SimpleListFilter):
@@ -489,10 +520,14 @@ class PhotoAdmin(admin.ModelAdmin):
         "verified_at",
     ]
     list_display_links = ["preview", "path"]
-    list_filter = [("album", admin.RelatedOnlyFieldListFilter), PhotoStateFilter, PhotoFailedFilter]
+    list_filter = [("album", RelatedWithRowsFilter), PhotoStateFilter, PhotoFailedFilter]
     list_select_related = ["album"]
-    search_fields = ["path", "key", "album__name"]
+    search_fields = ["path", "key", "album__name"]  # see get_search_results
     date_hierarchy = "taken_at"
+    # At a million photos (issue 16): the order of the (album, path) index, no full count.
+    ordering = ["album_id", "path"]
+    show_full_result_count = False
+    paginator = EstimatedCountPaginator
     fields = [
         "large_preview", "album", "path", "key", "bucket_link", "file_size", "dimensions",
         "content_type", "taken_at", "modified_at", "uploaded_at", "verified_at", "excluded_at",
@@ -507,6 +542,27 @@ class PhotoAdmin(admin.ModelAdmin):
             path("<path:object_id>/thumbnail/", view, name="albums_photo_thumbnail"),
             *super().get_urls(),
         ]
+
+    def get_queryset(self, request):
+        return with_indexed_dates(super().get_queryset(request))
+
+    def get_changelist_instance(self, request):
+        changelist = super().get_changelist_instance(request)
+        if changelist.paginator.short:  # the date drill-down reads a short list's dates at once
+            changelist.queryset = changelist.queryset.few_rows()
+        return changelist
+
+    def get_search_results(self, request, queryset, search_term):
+        """Photos whose path or key contains each word, or whose album's name does: the
+        fields of `search_fields`, each answered by an index (trigram indexes on
+        PostgreSQL, migration 0009) rather than one OR across the album join. The few
+        matching albums are looked up first, so the database sees a list of ids."""
+
+        def match(term):
+            albums = Album.objects.filter(name__icontains=term).values_list("pk", flat=True)
+            return Q(path__icontains=term) | Q(key__icontains=term) | Q(album_id__in=list(albums))
+
+        return search_by_each_term(queryset, search_term, match), False
 
     def has_add_permission(self, request):
         return False  # photos are recorded by syncs

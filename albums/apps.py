@@ -1,6 +1,8 @@
 import sqlite3
 
 from django.apps import AppConfig
+from django.core.management import call_command
+from django.db import DEFAULT_DB_ALIAS
 from django.db.backends.signals import connection_created
 from django.db.models.signals import post_migrate
 
@@ -21,6 +23,14 @@ def configure_sqlite(sender, connection, **kwargs):
     )
 
 
+def create_cache_tables(sender, using=DEFAULT_DB_ALIAS, verbosity=1, **kwargs):
+    """post_migrate: the tables of the database caches in CACHES, the workers' heartbeat
+    among them (settings.CACHES["django_q"]). `migrate` makes them, so nobody has to
+    remember `createcachetable`; an existing table is left alone.
+    """
+    call_command("createcachetable", database=using, verbosity=max(verbosity - 1, 0))
+
+
 class AlbumsConfig(AppConfig):
     name = "albums"
     verbose_name = "Albums"
@@ -31,4 +41,7 @@ class AlbumsConfig(AppConfig):
         connection_created.connect(configure_sqlite, dispatch_uid="albums_configure_sqlite")
         post_migrate.connect(
             create_schedule_after_migrate, sender=self, dispatch_uid="albums_sync_schedule"
+        )
+        post_migrate.connect(
+            create_cache_tables, sender=self, dispatch_uid="albums_create_cache_tables"
         )

@@ -36,6 +36,9 @@ SECURE_HSTS_SECONDS = env.integer("DJANGO_HSTS_SECONDS", 31_536_000 if HTTPS els
 SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_PRELOAD = HTTPS
 if env.flag("DJANGO_BEHIND_PROXY"):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# The health check answers over plain HTTP too: a load balancer or monitor may poll the
+# server directly, behind the TLS proxy. It is GET-only and shows nothing secret.
+SECURE_REDIRECT_EXEMPT = [r"^api/health/$"]
 X_FRAME_OPTIONS = "DENY"
 
 CSRF_TRUSTED_ORIGINS = [
@@ -52,6 +55,8 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    # WhiteNoise serves static files under runserver too, as in production (scripts/demo).
+    "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django_q",
     "albums",
@@ -59,6 +64,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files from STATIC_ROOT (collectstatic), compressed and cached, without DEBUG.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -117,7 +124,9 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "var" / "static"
+# Filled by `manage.py collectstatic` (scripts/serve and scripts/demo run it); WhiteNoise
+# serves it with hashed names, compressed, cached for a year.
+STATIC_ROOT = Path(os.environ.get("DJANGO_STATIC_ROOT", BASE_DIR / "var" / "static")).expanduser()
 
 # Photos ------------------------------------------------------------------------------
 
@@ -206,7 +215,7 @@ def photos_storage(environ) -> dict:
 
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
     "photos": photos_storage(os.environ),
 }
 
@@ -252,15 +261,18 @@ if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL  # django-q2 passes a string to redis.from_url()
 else:
     Q_CLUSTER["orm"] = "default"
-    # The cluster publishes its heartbeat (django_q Stat) through this cache; a cache
-    # shared between processes lets the admin see whether a worker is running.
+    # Every cluster publishes its heartbeat (django_q Stat) through this cache, which the
+    # admin, the API and the health check read (albums.sync.queue.worker_seen). It is in
+    # the database, so a web server sees the workers of every machine (issue 16). (With
+    # Redis the heartbeat goes to Redis.)
     Q_CLUSTER["cache"] = "django_q"
 
 CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    # Its table is created by `migrate` (albums.apps.create_cache_tables).
     "django_q": {
-        "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
-        "LOCATION": os.environ.get("Q_STATS_DIR", str(BASE_DIR / "var" / "django-q")),
+        "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+        "LOCATION": "photosite_cache",
     },
 }
 

@@ -1,12 +1,19 @@
 from django.contrib import admin
 from django.urls import path
 
-from albums import api
+from albums import api, health
+
+# The admin is the whole site: it says photosite, and has no "View site" link (there is no
+# public site for it to lead to).
+admin.site.site_header = admin.site.site_title = "photosite"
+admin.site.index_title = "Albums, sync runs and photos"
+admin.site.site_url = None
 
 admin.autodiscover()  # see INSTALLED_APPS: the admin is loaded here, for the web only
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("api/health/", health.health, name="api-health"),
     path("api/sync/", api.sync_all, name="api-sync"),
     # The replaced system's scripts post to /api/sync: a redirect would lose the body.
     path("api/sync", api.sync_all),

@@ -25,13 +25,20 @@ os.environ.update(
         "AWS_EC2_METADATA_DISABLED": "true",
         "AWS_DEFAULT_REGION": "us-east-1",
         "DJANGO_HTTPS": "0",  # the test client and live server speak plain HTTP
-        # Cluster heartbeats of this test run only, never a developer's running qcluster.
-        "Q_STATS_DIR": os.path.join(SCRATCH, "qstats"),
+        "DJANGO_STATIC_ROOT": os.path.join(SCRATCH, "static"),
         "ALBUMS_THUMBNAIL_DIR": os.path.join(SCRATCH, "thumbnails"),
     }
 )
 
 from photosite.settings import *  # noqa: E402, F403
+
+# The manifest storage needs `collectstatic` first; tests render pages without it. The
+# production storage is tested through HTTP by tests/test_serve.py.
+STORAGES = {
+    **STORAGES,  # noqa: F405
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+os.makedirs(STATIC_ROOT, exist_ok=True)  # noqa: F405
 
 PHOTOS_ROOT = os.path.join(SCRATCH, "photos")
 os.makedirs(PHOTOS_ROOT)

@@ -445,3 +445,16 @@ def test_videos_and_sidecars_get_an_icon_and_no_image_metadata(
     assert reverse("admin:albums_photo_thumbnail", args=[image.pk]) in listing
     thumbnail = client.get(reverse("admin:albums_photo_thumbnail", args=[video.pk]))
     assert thumbnail.status_code == 404
+
+
+def test_the_admin_says_photosite_and_has_no_view_site_link(syncer):
+    client = logged_in(syncer)
+
+    index = client.get(reverse("admin:index")).content.decode()
+    login = Client().get(reverse("admin:login")).content.decode()
+
+    assert "<title>Albums, sync runs and photos | photosite</title>" in index
+    assert '<a href="/admin/">photosite</a>' in index
+    assert "<title>Log in | photosite</title>" in login
+    assert "Django administration" not in index + login
+    assert "View site" not in index

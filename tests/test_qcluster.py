@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SCHEDULER_WAIT = 75
 RUN_WAIT = 45
 REDIS_ADDRESS = ("127.0.0.1", 6379)
-REDIS_DB = 15  # kept apart from anything else using the local Redis
+REDIS_DB = 11  # kept apart from anything else using the local Redis (its queue has its own name too)
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -60,7 +60,6 @@ class Site:
             "PHOTOS_ROOT": str(self.photos),
             "ALBUMS_LOCAL_BUCKET": str(self.bucket),
             "ALBUMS_THUMBNAIL_DIR": str(tmp_path / "thumbnails"),
-            "Q_STATS_DIR": str(tmp_path / "q-stats"),
             "Q_WORKERS": "1",
             "AWS_CONFIG_FILE": os.devnull,
             "AWS_SHARED_CREDENTIALS_FILE": os.devnull,

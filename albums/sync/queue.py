@@ -170,12 +170,13 @@ def _cause(exc: Exception) -> str:
 
 
 def worker_seen() -> bool:
-    """True when a django-q2 cluster has reported in the last few seconds.
+    """True when a django-q2 cluster, on any machine, has reported in the last few seconds.
 
     Every cluster saves its status (django_q.status.Stat) each guard cycle with a
-    3-second expiry: to Redis with the Redis broker, to Q_CLUSTER["cache"] otherwise
-    (a file cache shared by the processes on this machine, see settings). In sync mode
-    tasks run in the caller, so a worker is always there.
+    3-second expiry: to Redis with the Redis broker, to Q_CLUSTER["cache"] otherwise,
+    a database cache (settings.CACHES["django_q"]), so every machine sharing the database
+    sees every worker; never a local file (issue 16). In sync mode tasks run in the
+    caller, so a worker is always there.
     """
     if Conf.SYNC:
         return True

@@ -1,0 +1,209 @@
+"""The admin's photo and run lists: which rows each filter, search and date step shows.
+
+These lists were rewritten to stay fast on a million photos (issue 16, bench/admin_scale.py);
+the tests pin what they show, on SQLite and on PostgreSQL alike.
+"""
+
+import zoneinfo
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.db import connection
+from django.db.models import Max, Min, QuerySet
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from albums import admin_scale
+from albums.admin_scale import EstimatedCountPaginator, IndexedDatesQuerySet
+from albums.models import Album, Photo, SyncRun, SyncStatus
+
+PHOTOS = reverse("admin:albums_photo_changelist")
+T0 = datetime(2024, 6, 1, 12, tzinfo=UTC)
+
+
+def photo(album, path, *, verified, uploaded=True, taken=None) -> Photo:
+    return Photo.objects.create(
+        album=album, path=path, key=f"albums/{album.slug}/{path}", size=1, mtime_ns=1,
+        verified_at=verified, uploaded_at=verified if uploaded else None, taken_at=taken,
+    )  # fmt: skip
+
+
+def run(album, *, started, finished=True, dry_run=False, errors=()) -> SyncRun:
+    return SyncRun.objects.create(
+        album=album, trigger="schedule", dry_run=dry_run, started_at=started,
+        finished_at=started + timedelta(minutes=5) if finished else None,
+        status=SyncStatus.PARTIAL if errors else SyncStatus.SUCCESS,
+        failed=len(errors), errors=[{"path": path, "error": "Permission denied"} for path in errors],
+    )  # fmt: skip
+
+
+@pytest.fixture
+def library(db):
+    """Three albums whose photos each filter must tell apart; their paths name the answer."""
+    summer = Album.objects.create(name="Summer", slug="summer", folder="Summer")
+    winter = Album.objects.create(name="Winter", slug="winter", folder="Winter")
+    Album.objects.create(name="Empty", slug="empty", folder="Empty")  # no photos
+    never = Album.objects.create(name="Never synced", slug="never", folder="Never")
+
+    run(summer, started=T0 - timedelta(days=1), errors=["old-failure.jpg"])
+    run(summer, started=T0, errors=["failed.jpg", "gone.jpg"])  # the last real run
+    run(summer, started=T0 + timedelta(hours=1), dry_run=True, errors=["dry.jpg"])
+    run(summer, started=T0 + timedelta(hours=2), finished=False)  # still running
+    run(winter, started=T0 + timedelta(days=1), errors=["day 1/failed.jpg"])
+
+    after, before = T0 + timedelta(minutes=1), T0 - timedelta(minutes=1)
+    photo(summer, "verified.jpg", verified=after)
+    photo(summer, "unverified.jpg", verified=before)
+    photo(summer, "found.jpg", verified=after, uploaded=False)
+    photo(summer, "failed.jpg", verified=before)  # failed, so not verified either
+    photo(summer, "old-failure.jpg", verified=after)
+    photo(summer, "dry.jpg", verified=after)
+    photo(winter, "day 1/failed.jpg", verified=before)  # winter's run started a day later
+    photo(winter, "failed.jpg", verified=T0 + timedelta(days=2))  # same name, not failed
+    photo(never, "never.jpg", verified=before, uploaded=False)  # no finished run: verified
+    return summer, winter
+
+
+def listed(client, query: str = "") -> list[str]:
+    response = client.get(PHOTOS + query)
+    assert response.status_code == 200
+    changelist = response.context["cl"]
+    shown = [f"{photo.album.slug}/{photo.path}" for photo in changelist.result_list]
+    assert changelist.result_count == len(shown)
+    return sorted(shown)
+
+
+@pytest.fixture
+def client(admin_user):
+    client = Client()
+    client.force_login(admin_user)
+    return client
+
+
+def test_each_photo_filter_shows_exactly_its_photos(library, client):
+    assert listed(client, "?failed=yes") == ["summer/failed.jpg", "winter/day 1/failed.jpg"]
+    assert listed(client, "?state=unverified") == [
+        "summer/failed.jpg",
+        "summer/unverified.jpg",
+        "winter/day 1/failed.jpg",
+    ]
+    assert listed(client, "?state=found") == ["never/never.jpg", "summer/found.jpg"]
+    assert len(listed(client, "?state=uploaded")) == 7
+    assert listed(client, f"?album__id__exact={library[1].pk}") == [
+        "winter/day 1/failed.jpg",
+        "winter/failed.jpg",
+    ]
+    assert listed(client, f"?failed=yes&album__id__exact={library[1].pk}") == [
+        "winter/day 1/failed.jpg"
+    ]
+
+
+def test_the_album_filter_lists_the_albums_that_have_photos(library, client):
+    choices = client.get(PHOTOS).content.decode()
+
+    for album in Album.objects.exclude(slug="empty"):
+        assert f"?album__id__exact={album.pk}" in choices
+    assert f"?album__id__exact={Album.objects.get(slug='empty').pk}" not in choices
+
+
+@pytest.mark.parametrize(
+    ("search", "expected"),
+    [
+        ("unverified", ["summer/unverified.jpg"]),  # a file name
+        ("FAILED.JPG", ["summer/failed.jpg", "winter/day 1/failed.jpg", "winter/failed.jpg"]),
+        ("winter", ["winter/day 1/failed.jpg", "winter/failed.jpg"]),  # an album's name
+        ("winter day", ["winter/day 1/failed.jpg"]),  # every word must match
+        ('"day 1/"', ["winter/day 1/failed.jpg"]),  # a quoted phrase
+        ("albums/summer/dry", ["summer/dry.jpg"]),  # a key, as the bucket shows it
+        ("nothing-like-this", []),
+    ],
+)
+def test_a_search_matches_path_key_or_album_name_for_every_word(library, client, search, expected):
+    assert listed(client, "?q=" + search) == expected
+
+
+def test_the_photo_list_is_ordered_by_album_then_path(library, client):
+    response = client.get(PHOTOS)
+
+    photos = list(response.context["cl"].result_list)
+    assert [(p.album_id, p.path) for p in photos] == sorted((p.album_id, p.path) for p in photos)
+
+
+@pytest.fixture
+def dated(db):
+    album = Album.objects.create(name="Years", slug="years", folder="Years")
+    moments = [
+        datetime(2019, 3, 5, 10, tzinfo=UTC),
+        datetime(2019, 3, 5, 23, tzinfo=UTC),
+        datetime(2019, 11, 30, 12, tzinfo=UTC),
+        datetime(2021, 1, 1, 3, tzinfo=UTC),  # still 2020 in New York
+        datetime(2021, 7, 14, 12, tzinfo=UTC),
+        None,
+    ]
+    for number, moment in enumerate(moments):
+        photo(album, f"{number}.jpg", verified=T0, taken=moment)
+    return album
+
+
+@pytest.mark.parametrize("zone", ["UTC", "America/New_York", "Pacific/Auckland"])
+@pytest.mark.parametrize("few_rows", [False, True])
+def test_the_date_steps_are_djangos_own(dated, zone, few_rows):
+    fast = IndexedDatesQuerySet(model=Photo)
+    if few_rows:
+        fast = fast.few_rows()
+    with timezone.override(zoneinfo.ZoneInfo(zone)):
+        for kind, lookups in [
+            ("year", {}),
+            ("month", {"taken_at__year": 2019}),
+            ("day", {"taken_at__year": 2019, "taken_at__month": 3}),
+            ("day", {"taken_at__year": 2020, "taken_at__month": 12}),
+        ]:
+            django = list(QuerySet(model=Photo).filter(**lookups).datetimes("taken_at", kind))
+            assert fast.filter(**lookups).datetimes("taken_at", kind) == django, (kind, lookups)
+        taken = [p.taken_at for p in Photo.objects.exclude(taken_at=None)]
+        assert fast.aggregate(first=Min("taken_at"), last=Max("taken_at")) == {
+            "first": min(taken),
+            "last": max(taken),
+        }
+
+
+def test_the_date_drill_down_offers_the_years_with_photos(dated, client):
+    page = client.get(PHOTOS).content.decode()
+    assert "?taken_at__year=2019" in page and "?taken_at__year=2021" in page
+    assert "?taken_at__year=2020" not in page
+
+    searched = client.get(PHOTOS + "?q=1.jpg&taken_at__year=2019").content.decode()
+    assert "taken_at__month=3" in searched and "taken_at__month=11" not in searched
+
+
+def test_a_short_list_reads_its_dates_in_one_query(dated, client):
+    with CaptureQueriesContext(connection) as queries:
+        page = client.get(PHOTOS + "?q=.jpg").content.decode()
+
+    sql = [query["sql"] for query in queries.captured_queries]
+    reads = [text for text in sql if text.startswith('SELECT "albums_photo"."taken_at"')]
+    assert len(reads) == 1 and "DISTINCT" not in reads[0] and "LIMIT" not in reads[0]
+    assert "?q=.jpg&amp;taken_at__year=2019" in page and "taken_at__year=2020" not in page
+
+
+def test_a_long_list_is_counted_up_to_the_limit_then_estimated(db, library, monkeypatch):
+    monkeypatch.setattr(admin_scale, "EXACT_COUNT_LIMIT", 3)
+    paginator = EstimatedCountPaginator(Photo.objects.order_by("pk"), 2)
+
+    if connection.vendor == "postgresql":
+        assert paginator.count >= 4  # the planner's estimate, never below what was counted
+    else:
+        assert paginator.count == Photo.objects.count()  # one machine: counted exactly
+    short = EstimatedCountPaginator(Photo.objects.filter(path="found.jpg"), 2)
+    assert short.count == 1
+
+
+def test_the_photo_list_shows_no_full_count(library, client):
+    response = client.get(PHOTOS + "?q=failed")
+
+    page = response.content.decode()
+    assert "3 results" in page and "Show all" in page
+    assert f"{Photo.objects.count()} total" not in page  # no second count of the whole table
+    assert response.context["cl"].full_result_count is None
