@@ -2,6 +2,7 @@ import sqlite3
 
 from django.apps import AppConfig
 from django.core.management import call_command
+from django.core.signals import setting_changed
 from django.db import DEFAULT_DB_ALIAS
 from django.db.backends.signals import connection_created
 from django.db.models.signals import post_migrate
@@ -31,6 +32,14 @@ def create_cache_tables(sender, using=DEFAULT_DB_ALIAS, verbosity=1, **kwargs):
     call_command("createcachetable", database=using, verbosity=max(verbosity - 1, 0))
 
 
+def forget_clients_when_storage_changes(setting, **kwargs):
+    """setting_changed (tests): the S3 clients shared by a process are made from STORAGES."""
+    if setting == "STORAGES":
+        from .storage import forget_clients
+
+        forget_clients()
+
+
 class AlbumsConfig(AppConfig):
     name = "albums"
     verbose_name = "Albums"
@@ -39,6 +48,9 @@ class AlbumsConfig(AppConfig):
         from .schedule import create_schedule_after_migrate
 
         connection_created.connect(configure_sqlite, dispatch_uid="albums_configure_sqlite")
+        setting_changed.connect(
+            forget_clients_when_storage_changes, dispatch_uid="albums_forget_clients"
+        )
         post_migrate.connect(
             create_schedule_after_migrate, sender=self, dispatch_uid="albums_sync_schedule"
         )

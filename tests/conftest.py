@@ -19,6 +19,7 @@ from moto.server import ThreadedMotoServer
 from PIL import Image
 
 from albums.models import Album
+from albums.storage import forget_clients
 from photosite.settings import photos_storage
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -73,8 +74,10 @@ def s3_requests():
     log = RequestLog()
     entry = ("before-send.s3", log)
     botocore.handlers.BUILTIN_HANDLERS.append(entry)
+    forget_clients()  # a client made before would not have the handler
     yield log
     botocore.handlers.BUILTIN_HANDLERS.remove(entry)
+    forget_clients()
 
 
 class Bucket:

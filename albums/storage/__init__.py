@@ -4,7 +4,7 @@ Below the sync engine: nothing here imports `albums.sync`.
 """
 
 from .backend import STORAGE_ALIAS, describe, key_problem, open_photo_storage
-from .bucket import RemoteObject, S3Bucket, StorageBucket, open_bucket
+from .bucket import RemoteObject, S3Bucket, StorageBucket, forget_clients, open_bucket
 from .errors import ProblemKind, StorageProblem, classify_storage_error
 from .watch import EndpointSilent, EndpointWatch
 
@@ -19,6 +19,7 @@ __all__ = [
     "StorageProblem",
     "classify_storage_error",
     "describe",
+    "forget_clients",
     "key_problem",
     "open_bucket",
     "open_photo_storage",

@@ -54,6 +54,7 @@ class BucketPool:
         self.log = log
         self.bucket = open_bucket(open_photo_storage(workers=workers), workers=workers)
         self.where = describe(self.bucket.storage)  # for messages: never a credential
+        self.answers_at_start = self.bucket.endpoint.answers  # see Failures.judge
         self.pool = ThreadPoolExecutor(workers, thread_name_prefix="albums-sync")
 
     @property

@@ -3,7 +3,7 @@
 import logging
 
 from ..exceptions import SyncError
-from ..storage import EndpointWatch, ProblemKind, StorageProblem, classify_storage_error
+from ..storage import ProblemKind, StorageProblem, classify_storage_error
 from .result import FileFailure
 from .scan import printable
 
@@ -45,14 +45,15 @@ class Failures:
         if isinstance(exc, SyncError):
             raise exc
         problem = classify_storage_error(exc)
-        if problem.stops_run or self._endpoint_down(problem, bucket.endpoint):
+        if problem.stops_run or self._endpoint_down(problem, bucket):
             raise problem.run_error(album=self.album_name, where=bucket.where) from exc
         self.add(path, problem.cause)
 
-    def _endpoint_down(self, problem: StorageProblem, endpoint: EndpointWatch) -> bool:
+    def _endpoint_down(self, problem: StorageProblem, bucket) -> bool:
         if problem.kind is not ProblemKind.UNREACHABLE:
             return False
-        if problem.silent or not endpoint.answers:
+        endpoint = bucket.endpoint  # shared by the process's runs: counted since this one began
+        if problem.silent or endpoint.answers == bucket.answers_at_start:
             return True
         if problem.answered_meanwhile or endpoint.answers != self._answers:
             self._unanswered, self._answers = 0, endpoint.answers
