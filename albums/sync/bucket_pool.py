@@ -35,7 +35,10 @@ LISTING_FAILED = (
 class BucketPool:
     """The bucket of one run of album `album_name` (keys under `prefix`), and the run's pool
     of `workers` threads, with at most `in_flight` requests at a time. `on_wait` is called
-    at least every second while the run's thread waits (progress, the lease, due writes)."""
+    at least every second while the run's thread waits (progress, the lease, due writes).
+
+    With `shared`, another album's BucketPool of the same run, the bucket and the pool are
+    that one's (a run over several albums opens them once): closing is its owner's."""
 
     def __init__(
         self,
@@ -46,16 +49,21 @@ class BucketPool:
         in_flight: int,
         on_wait: Callable[[], None],
         log: logging.Logger | logging.LoggerAdapter,
+        shared: "BucketPool | None" = None,
     ):
         self.album_name = album_name
         self.prefix = prefix
         self.in_flight = in_flight
         self.on_wait = on_wait
         self.log = log
-        self.bucket = open_bucket(open_photo_storage(workers=workers), workers=workers)
+        self._owner = shared is None
+        if shared is None:
+            self.bucket = open_bucket(open_photo_storage(workers=workers), workers=workers)
+            self.pool = ThreadPoolExecutor(workers, thread_name_prefix="albums-sync")
+        else:
+            self.bucket, self.pool = shared.bucket, shared.pool
         self.where = describe(self.bucket.storage)  # for messages: never a credential
         self.answers_at_start = self.bucket.endpoint.answers  # see Failures.judge
-        self.pool = ThreadPoolExecutor(workers, thread_name_prefix="albums-sync")
 
     @property
     def can_list(self) -> bool:
@@ -67,9 +75,10 @@ class BucketPool:
         return self.bucket.endpoint
 
     def close(self) -> None:
-        """Wait for the requests in flight, then let the bucket go."""
-        self.pool.shutdown(wait=True, cancel_futures=True)
-        self.bucket.close()
+        """Wait for the requests in flight, then let the bucket go (its owner only)."""
+        if self._owner:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.bucket.close()
 
     def key_problem(self, key: str) -> str | None:
         return key_problem(self.bucket.storage, key)

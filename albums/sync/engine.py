@@ -13,8 +13,10 @@ The run record's state and the album's lease belong to the caller (albums.sync.s
 import logging
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, ClientError
 from django.core.exceptions import SuspiciousFileOperation
@@ -22,6 +24,7 @@ from django.core.exceptions import SuspiciousFileOperation
 from .. import conf
 from ..exceptions import SyncError
 from ..models import Album, SyncRun, SyncStatus
+from ..storage import RemoteObject
 from .bucket_pool import LIST_PAGE, BucketPool
 from .decide import Action, decide
 from .exclusions import Excluded, ExcludedSpan, Exclusions
@@ -32,7 +35,7 @@ from .merge import Entry, KnownPhoto, merge_by_path
 from .moves import Moves
 from .orphans import Orphans
 from .pool import TICK_SECONDS
-from .records import RunRecords, recorded_photos
+from .records import RecordedPhotos, RecordWriter, RunRecords
 from .result import SyncResult
 from .scan import FolderWalk, printable
 from .settle import Look, Settling
@@ -110,9 +113,18 @@ class AlbumSync:
         lease: AlbumLease | None = None,
         progress: ProgressCallback | None = None,
         kept_vanished: list[int] | None = None,
+        writer: RecordWriter | None = None,
+        listing: Iterable[tuple[str, RemoteObject]] | None = None,
+        known_elsewhere: bool | None = None,
     ):
+        """`lease` is renewed as the run goes; `kept_vanished`, `writer` (a RecordWriter
+        shared by the albums of a run), `listing` (this album's part of a listing of the
+        whole prefix) and `known_elsewhere` (whether other albums have photos known by
+        content) come from a run over several albums (albums.sync.many)."""
         self.album = album
         self.kept_vanished = kept_vanished
+        self.shared_listing = listing
+        self.known_elsewhere = known_elsewhere
         self.options = options
         self.lease = lease
         self.log = DryRunLog(logger, {}) if options.dry_run else logger
@@ -120,8 +132,13 @@ class AlbumSync:
         self.tally = Tally(progress=progress)
         self.failures = Failures(album_name=album.name, log=self.log)
         self.records = RunRecords(
-            album=album, run=run, dry_run=options.dry_run, progress=self._progress_row
+            album=album,
+            run=run,
+            dry_run=options.dry_run,
+            progress=self._progress_row,
+            writer=writer,
         )
+        self.recorded = RecordedPhotos(album)  # read once for the census and the pass
         self.moves: Moves | None = None  # photos gone from disk a new file may turn out to be
         self.orphans: Orphans | None = None
         self.still_changing: list[str] = []  # photos left for the next run
@@ -129,12 +146,37 @@ class AlbumSync:
         self.excluded = ExcludedSpan()
         self.walk: FolderWalk | None = None
         self.bucket: BucketPool | None = None
+        self.folder: Path | None = None
+        self.census: Census | None = None
 
     def run(self) -> SyncResult:
         """Sync the album; its result, or a SyncError once what was done is recorded."""
-        folder = album_folder(self.album)
-        census = take_census(self.album, folder, recorded_photos(self.album), self.exclusions)
-        self.moves = Moves.for_run(self.album, census.vanished, new_photos=census.new)
+        self.prepare()
+        try:
+            if self.options.dry_run:
+                self._count_dry_run(self.jobs())
+            else:
+                try:
+                    self._transfer(self.jobs())
+                    self.finish_pass()
+                finally:
+                    # Also when the pass stops midway (the listing failed, a delete was
+                    # refused, the folder went away): what reached the bucket is recorded
+                    # before the error goes on.
+                    self.records.flush()
+        finally:
+            self.bucket.close()
+        return self.outcome()
+
+    def prepare(self, *, shared: BucketPool | None = None) -> None:
+        """Everything before the first request: the folder found and safe, its census taken
+        (too many deletions refused here), the bucket opened (or `shared`'s, a run over
+        several albums)."""
+        self.folder = folder = album_folder(self.album)
+        self.census = census = take_census(self.album, folder, self.recorded, self.exclusions)
+        self.moves = Moves.for_run(
+            self.album, census.vanished, new_photos=census.new, elsewhere=self.known_elsewhere
+        )
         self.orphans = Orphans(
             album=self.album,
             prune=self.options.prune,
@@ -157,11 +199,11 @@ class AlbumSync:
             in_flight=self.options.in_flight,
             on_wait=self._tick,
             log=self.log,
+            shared=shared,
         )
-        try:
-            self._pass(folder, census)
-        finally:
-            self.bucket.close()
+
+    def outcome(self) -> SyncResult:
+        """The result of a run that went to its end."""
         return self.result(status=SyncStatus.PARTIAL if self.failures else SyncStatus.SUCCESS)
 
     def result(self, *, status: str, message: str = "") -> SyncResult:
@@ -178,8 +220,11 @@ class AlbumSync:
 
     # Deciding ------------------------------------------------------------------------------
 
-    def _pass(self, folder, census: Census) -> None:
-        listing = self._should_list(census)
+    def jobs(self) -> Iterator[Job]:
+        """The pass: every photo decided as it is reached, what the bucket must receive
+        coming out as jobs for the pool (see `take` for their results)."""
+        census, folder = self.census, self.folder
+        listing = self.shared_listing is not None or self._should_list(census)
         if census.new:
             self.log.info(
                 "Processing %d new photos in batches of %d", census.new, self.options.batch_size
@@ -190,27 +235,38 @@ class AlbumSync:
             on_failure=lambda failure: self.failures.add(failure.path, failure.error),
             exclusions=self.exclusions,
         )
+        if self.shared_listing is not None:
+            objects = self.shared_listing
+        else:
+            objects = self.bucket.listing() if listing else ()
         entries = merge_by_path(
             readable(((found.path, found) for found in self.walk), self.album, folder),
-            recorded_photos(self.album),
-            self.bucket.listing() if listing else (),
+            self.recorded,
+            objects,
         )
         jobs = self._photos(entries)
         if not listing:
             jobs = self._check_each(jobs)
         jobs = self.moves.attach(self._plan(jobs))
-        if self.options.dry_run:
-            self._count_dry_run(jobs)
-            return
+        return jobs if self.options.dry_run else self.bucket.cleaned_up_first(jobs)
+
+    def take(self, job: Job, future: Future) -> SyncError | None:
+        """A job back from the pool, recorded (or its failure); and the error that must
+        stop the run, when it is one that says so."""
         try:
-            self._transfer(self.bucket.cleaned_up_first(jobs))
-            self.orphans.after_the_pass()
-            self.orphans.prune_all(self.bucket, self.failures, FILE_ERRORS)
-        finally:
-            # Also when the pass stops midway (the listing failed, a delete was refused,
-            # the folder went away): what reached the bucket is recorded before the error
-            # goes on.
-            self.records.flush()
+            self._record(future.result())
+        except FILE_ERRORS as exc:
+            try:
+                self.failures.judge(job.local.path, exc, self.bucket)
+            except SyncError as stop:
+                return stop
+            self.tally.settle()
+        return None
+
+    def finish_pass(self) -> None:
+        """After the last job: photos gone from disk for good, and the deletions of a prune."""
+        self.orphans.after_the_pass()
+        self.orphans.prune_all(self.bucket, self.failures, FILE_ERRORS)
 
     def _should_list(self, census: Census) -> bool:
         """Whether to learn what the bucket holds from a listing of the album's prefix.
@@ -360,15 +416,8 @@ class AlbumSync:
         """
         stopping: list[SyncError] = []
         for job, future in self.bucket.transfers(jobs, stop=lambda: bool(stopping)):
-            try:
-                self._record(future.result())
-            except FILE_ERRORS as exc:
-                try:
-                    self.failures.judge(job.local.path, exc, self.bucket)
-                except SyncError as stop:
-                    stopping.append(stop)
-                else:
-                    self.tally.settle()
+            if (stop := self.take(job, future)) is not None:
+                stopping.append(stop)
         if stopping:
             raise stopping[0]
 

@@ -24,12 +24,16 @@ class Moves:
     """The move candidates of one run, by size, and which of them a new file has taken."""
 
     @classmethod
-    def for_run(cls, album: Album, vanished: list[Vanished], *, new_photos: int) -> "Moves":
+    def for_run(
+        cls, album: Album, vanished: list[Vanished], *, new_photos: int, elsewhere: bool | None
+    ) -> "Moves":
         """The candidates of a run that found `new_photos` and, gone from disk, `vanished`.
-        With no new photo there is nothing to move to (and no query)."""
+        With no new photo there is nothing to move to (and no query). `elsewhere`, when
+        known already, is whether other albums have photos known by content."""
         if not new_photos:
             return cls(album, [], look_elsewhere=False)
-        elsewhere = Photo.objects.exclude(album=album).exclude(md5="").exists()
+        if elsewhere is None:
+            elsewhere = Photo.objects.exclude(album=album).exclude(md5="").exists()
         return cls(album, vanished, look_elsewhere=elsewhere)
 
     def __init__(self, album: Album, vanished: Iterable[Vanished], *, look_elsewhere: bool):

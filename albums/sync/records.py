@@ -29,6 +29,7 @@ MOVED_FIELDS = [
 ]  # fmt: skip
 
 Progress = Callable[[], dict[str, int]]  # the run row's progress fields, as they stand
+PROGRESS_FIELDS = ["files_done", "files_total", "failed"]
 
 
 def recorded_photos(album: Album) -> Iterator[tuple[str, KnownPhoto]]:
@@ -63,112 +64,53 @@ def forget_vanished(photo_ids_by_album: dict[int, list[int]]) -> None:
             Photo.objects.filter(album_id=album_id, pk__in=chunk).delete()
 
 
-class RunRecords:
-    """The changes a run has decided and not yet written, and the writing of them.
+class RecordedPhotos:
+    """`recorded_photos(album)` for both passes of a run (the census, then the main pass):
+    an album that fits in one page is read once, the second pass replaying it. The rows do
+    not change in between: the run holds the album's lease."""
+
+    def __init__(self, album: Album):
+        self.album = album
+        self._rows: list | None = None
+
+    def __iter__(self) -> Iterator[tuple[str, KnownPhoto]]:
+        if self._rows is not None:
+            yield from self._rows
+            return
+        kept: list | None = []
+        for row in recorded_photos(self.album):
+            if kept is not None:
+                kept.append(row)
+                if len(kept) >= READ_CHUNK:
+                    kept = None  # more than a page: read again when asked again
+            yield row
+        self._rows = kept
+
+
+class RecordWriter:
+    """The changes runs have decided and not yet written, and the writing of them.
 
     Buffered and written a chunk at a time (DB_CHUNK rows, or every FLUSH_SECONDS) in one
-    short transaction, with the run's progress; a few queries per chunk, never one per
-    photo. A dry run writes nothing.
+    short transaction, with the progress of the runs it writes for; a few queries per
+    chunk, never one per photo, and never one per album when a run over several albums
+    shares one writer (albums.sync.many).
     """
 
-    def __init__(self, *, album: Album, run: SyncRun, dry_run: bool, progress: Progress):
-        self.album = album
-        self.run = run
-        self.dry_run = dry_run
-        self.progress = progress
-        self._creates: list[Photo] = []
-        self._updates: list[Photo] = []
-        self._verified: list[int] = []
-        self._forgotten: list[int] = []
-        self._moves: list[Photo] = []
-        self._identified: list[Photo] = []
-        self._excluded: list[int] = []
+    def __init__(self):
+        self.creates: list[Photo] = []
+        self.updates: list[Photo] = []
+        self.moves: list[Photo] = []
+        self.identified: list[Photo] = []
+        self.verified: list[int] = []
+        self.forgotten: list[int] = []
+        self.excluded: list[int] = []
+        self.progress: dict[int, Progress] = {}  # run id -> its progress fields, as they stand
         self._last_flush = time.monotonic()
 
-    def sent(self, done: Transferred) -> None:
-        """Record a photo the pool has uploaded, copied, or found whole in the bucket."""
-        job, now = done.job, timezone.now()
-        photo = Photo(
-            id=job.known.id if job.known else None,
-            album=self.album,
-            path=job.local.path,
-            key=job.key,
-            size=done.size,
-            mtime_ns=done.mtime_ns,
-            content_type=done.content_type,
-            width=done.info.width,
-            height=done.info.height,
-            taken_at=done.info.taken_at,
-            uploaded_at=None if done.sent is Sent.FOUND else now,
-            verified_at=now,
-            md5=done.md5,
-            etag=done.etag,
-            excluded_at=None,
-        )
-        (self._creates if job.known is None else self._updates).append(photo)
-        self._flush_if_full()
-
-    def moved(self, photo_id: int, done: Transferred) -> None:
-        """Re-point the record of a photo gone from disk to the new file it turned out to be."""
-        photo = Photo(
-            id=photo_id,
-            album=self.album,
-            path=done.job.local.path,
-            key=done.job.key,
-            size=done.size,
-            mtime_ns=done.mtime_ns,
-            verified_at=timezone.now(),
-            md5=done.md5,
-            etag=done.etag,
-        )
-        self._moves.append(photo)
-        self._flush_if_full()
-
-    def identified(self, photo_id: int, *, md5: str, etag: str) -> None:
-        """A photo recorded before checksums were kept, found whole: its MD5 and ETag."""
-        self._identified.append(Photo(id=photo_id, md5=md5, etag=etag, verified_at=timezone.now()))
-        self._flush_if_full()
-
-    def restored(self, *, path: str, key: str, size: int, mtime_ns: int, **content: str) -> None:
-        """A photo restored from the bucket alone (no record was left): recorded as it now
-        is on disk, so that the next sync finds it unchanged. `content` is its md5, etag
-        and content_type."""
-        now = timezone.now()
-        photo = Photo(
-            album=self.album,
-            path=path,
-            key=key,
-            size=size,
-            mtime_ns=mtime_ns,
-            uploaded_at=None,
-            verified_at=now,
-            **content,
-        )
-        self._creates.append(photo)
-        self._flush_if_full()
-
-    def verified(self, photo_id: int) -> None:
-        """A recorded photo found unchanged and whole in the bucket."""
-        self._verified.append(photo_id)
-        if len(self._verified) >= DB_CHUNK * 2:
-            self.flush()
-
-    def forgotten(self, photo_id: int) -> None:
-        """A recorded photo gone from disk: its record goes."""
-        self._forgotten.append(photo_id)
-        if len(self._forgotten) >= DB_CHUNK * 2:
-            self.flush()
-
-    def excluded(self, photo_id: int) -> None:
-        """A recorded photo an exclusion now covers: its record is kept, marked excluded
-        (the first run to find it so sets the time). Syncing it again clears the mark."""
-        self._excluded.append(photo_id)
-        if len(self._excluded) >= DB_CHUNK * 2:
-            self.flush()
-
-    def _flush_if_full(self) -> None:
-        buffered = (self._creates, self._updates, self._moves, self._identified)
-        if sum(len(rows) for rows in buffered) >= DB_CHUNK:
+    def flush_if_full(self) -> None:
+        rows = (self.creates, self.updates, self.moves, self.identified)
+        ids = (self.verified, self.forgotten, self.excluded)
+        if sum(map(len, rows)) >= DB_CHUNK or sum(map(len, ids)) >= DB_CHUNK * 2:
             self.flush()
 
     def flush_if_due(self) -> None:
@@ -176,15 +118,14 @@ class RunRecords:
             self.flush()
 
     def flush(self) -> None:
-        """Write what the run has decided and its progress, in one short transaction."""
+        """Write what the runs have decided and their progress, in one short transaction."""
         self._last_flush = time.monotonic()
-        creates, updates, moves = self._creates, self._updates, self._moves
-        verified, forgotten, identified = self._verified, self._forgotten, self._identified
-        excluded = self._excluded
-        self._creates, self._updates, self._moves = [], [], []
-        self._verified, self._forgotten, self._identified, self._excluded = [], [], [], []
-        if self.dry_run:
-            return
+        creates, updates, moves = self.creates, self.updates, self.moves
+        verified, forgotten = self.verified, self.forgotten
+        identified, excluded = self.identified, self.excluded
+        self.creates, self.updates, self.moves, self.identified = [], [], [], []
+        self.verified, self.forgotten, self.excluded = [], [], []
+        progress = [SyncRun(pk=run_id, **fields()) for run_id, fields in self.progress.items()]
         with transaction.atomic():
             if moves:
                 Photo.objects.bulk_update(moves, MOVED_FIELDS, batch_size=DB_CHUNK // 2)
@@ -207,4 +148,119 @@ class RunRecords:
                 )
             if forgotten:
                 Photo.objects.filter(pk__in=forgotten).delete()
-            SyncRun.objects.filter(pk=self.run.pk).update(**self.progress())
+            if len(progress) == 1:
+                run = progress[0]
+                SyncRun.objects.filter(pk=run.pk).update(**self.progress[run.pk]())
+            elif progress:
+                SyncRun.objects.bulk_update(progress, PROGRESS_FIELDS, batch_size=DB_CHUNK // 4)
+
+
+class RunRecords:
+    """What one run of one album has decided about its photos, buffered in a RecordWriter
+    (its own, or one shared by the albums of a run over several) until it is written.
+    A dry run writes nothing."""
+
+    def __init__(
+        self,
+        *,
+        album: Album,
+        run: SyncRun,
+        dry_run: bool,
+        progress: Progress,
+        writer: RecordWriter | None = None,
+    ):
+        self.album = album
+        self.run = run
+        self.dry_run = dry_run
+        self.writer = RecordWriter() if writer is None or dry_run else writer
+        if not dry_run:
+            self.writer.progress[run.pk] = progress
+
+    def sent(self, done: Transferred) -> None:
+        """Record a photo the pool has uploaded, copied, or found whole in the bucket."""
+        job, now = done.job, timezone.now()
+        photo = Photo(
+            id=job.known.id if job.known else None,
+            album=self.album,
+            path=job.local.path,
+            key=job.key,
+            size=done.size,
+            mtime_ns=done.mtime_ns,
+            content_type=done.content_type,
+            width=done.info.width,
+            height=done.info.height,
+            taken_at=done.info.taken_at,
+            uploaded_at=None if done.sent is Sent.FOUND else now,
+            verified_at=now,
+            md5=done.md5,
+            etag=done.etag,
+            excluded_at=None,
+        )
+        self._add(self.writer.creates if job.known is None else self.writer.updates, photo)
+
+    def moved(self, photo_id: int, done: Transferred) -> None:
+        """Re-point the record of a photo gone from disk to the new file it turned out to be."""
+        photo = Photo(
+            id=photo_id,
+            album=self.album,
+            path=done.job.local.path,
+            key=done.job.key,
+            size=done.size,
+            mtime_ns=done.mtime_ns,
+            verified_at=timezone.now(),
+            md5=done.md5,
+            etag=done.etag,
+        )
+        self._add(self.writer.moves, photo)
+
+    def identified(self, photo_id: int, *, md5: str, etag: str) -> None:
+        """A photo recorded before checksums were kept, found whole: its MD5 and ETag."""
+        photo = Photo(id=photo_id, md5=md5, etag=etag, verified_at=timezone.now())
+        self._add(self.writer.identified, photo)
+
+    def restored(self, *, path: str, key: str, size: int, mtime_ns: int, **content: str) -> None:
+        """A photo restored from the bucket alone (no record was left): recorded as it now
+        is on disk, so that the next sync finds it unchanged. `content` is its md5, etag
+        and content_type."""
+        photo = Photo(
+            album=self.album,
+            path=path,
+            key=key,
+            size=size,
+            mtime_ns=mtime_ns,
+            uploaded_at=None,
+            verified_at=timezone.now(),
+            **content,
+        )
+        self._add(self.writer.creates, photo)
+
+    def verified(self, photo_id: int) -> None:
+        """A recorded photo found unchanged and whole in the bucket."""
+        self._add(self.writer.verified, photo_id)
+
+    def forgotten(self, photo_id: int) -> None:
+        """A recorded photo gone from disk: its record goes."""
+        self._add(self.writer.forgotten, photo_id)
+
+    def excluded(self, photo_id: int) -> None:
+        """A recorded photo an exclusion now covers: its record is kept, marked excluded
+        (the first run to find it so sets the time). Syncing it again clears the mark."""
+        self._add(self.writer.excluded, photo_id)
+
+    def flush_if_due(self) -> None:
+        if not self.dry_run:
+            self.writer.flush_if_due()
+
+    def flush(self) -> None:
+        if not self.dry_run:
+            self.writer.flush()
+
+    def done(self) -> None:
+        """The run is over: its progress is written with its outcome, no longer here."""
+        self.writer.progress.pop(self.run.pk, None)
+
+    def _add(self, buffer: list, item) -> None:
+        if self.dry_run:
+            return
+        buffer.append(item)
+        self.writer.flush_if_full()

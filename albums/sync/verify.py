@@ -24,7 +24,7 @@ from .failures import Failures
 from .folders import album_folder, readable, take_census
 from .lease import AlbumLease
 from .merge import KnownPhoto, merge_by_path
-from .records import RunRecords, recorded_photos
+from .records import RecordedPhotos, RunRecords
 from .result import FileFailure, VerifyResult
 from .scan import FolderWalk, LocalFile, printable
 from .tally import ProgressCallback, Tally
@@ -84,7 +84,8 @@ class AlbumVerify:
 
     def run(self) -> VerifyResult:
         folder = album_folder(self.album)
-        census = take_census(self.album, folder, recorded_photos(self.album))
+        recorded = RecordedPhotos(self.album)
+        census = take_census(self.album, folder, recorded)
         self.tally.total = census.recorded
         self.bucket = BucketPool(
             album_name=self.album.name,
@@ -98,7 +99,7 @@ class AlbumVerify:
             walk = FolderWalk(folder, conf.photo_extensions(), on_failure=self._walk_failed)
             entries = merge_by_path(
                 readable(((found.path, found) for found in walk), self.album, folder),
-                recorded_photos(self.album),
+                recorded,
                 self.bucket.listing() if self.bucket.can_list else (),
             )
             photos = self._recorded_on_disk(entries, walk)
