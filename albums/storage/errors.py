@@ -37,16 +37,16 @@ class ProblemKind(StrEnum):
 
 # How a sync run that a problem stopped says what happened; the fix follows (FIXES, S3_CODES).
 RUN_ERRORS = {
-    ProblemKind.UNREACHABLE: "Cannot reach the {where} (syncing album {album!r}): {cause}.",
-    ProblemKind.TLS: "The TLS connection to the {where} failed (syncing album {album!r}): {cause}.",
-    ProblemKind.NO_CREDENTIALS: "No S3 credentials were found (syncing album {album!r}).",
-    ProblemKind.BAD_CREDENTIALS: "The {where} refused the credentials ({code}) while syncing album {album!r}.",
-    ProblemKind.CLOCK: "The {where} refused the request's time ({code}) while syncing album {album!r}.",
-    ProblemKind.ACCOUNT: "The {where} refused the account ({code}) while syncing album {album!r}.",
-    ProblemKind.NO_BUCKET: "The {where} does not exist (syncing album {album!r}).",
-    ProblemKind.DENIED: "The {where} denied {operation} ({code}) while syncing album {album!r}.",
-    ProblemKind.WRONG_REGION: "The {where} is in another region ({code}) (syncing album {album!r}).",
-    ProblemKind.MISCONFIGURED: "The S3 settings cannot be used (syncing album {album!r}): {cause}.",
+    ProblemKind.UNREACHABLE: "Cannot reach the {where} (syncing {subject}): {cause}.",
+    ProblemKind.TLS: "The TLS connection to the {where} failed (syncing {subject}): {cause}.",
+    ProblemKind.NO_CREDENTIALS: "No S3 credentials were found (syncing {subject}).",
+    ProblemKind.BAD_CREDENTIALS: "The {where} refused the credentials ({code}) while syncing {subject}.",
+    ProblemKind.CLOCK: "The {where} refused the request's time ({code}) while syncing {subject}.",
+    ProblemKind.ACCOUNT: "The {where} refused the account ({code}) while syncing {subject}.",
+    ProblemKind.NO_BUCKET: "The {where} does not exist (syncing {subject}).",
+    ProblemKind.DENIED: "The {where} denied {operation} ({code}) while syncing {subject}.",
+    ProblemKind.WRONG_REGION: "The {where} is in another region ({code}) (syncing {subject}).",
+    ProblemKind.MISCONFIGURED: "The S3 settings cannot be used (syncing {subject}): {cause}.",
 }
 # What to do about each kind of problem: the sync's messages and check_storage's "Fix:" both
 # say this, unless the provider's error code says something more precise (S3_CODES).
@@ -216,12 +216,14 @@ class StorageProblem:
         fix = fix or FIXES.get(self.kind, "")
         return fix.format(permission=self.permission, region=self.region)
 
-    def run_error(self, *, album: str, where: str) -> StorageError:
-        """The error that stops a sync of `album` against `where` (describe(storage))."""
+    def run_error(self, *, where: str, album: str = "", subject: str = "") -> StorageError:
+        """The error that stops a sync of `album` (or of `subject`, such as "40 albums")
+        against `where` (describe(storage))."""
         if self.kind is ProblemKind.FILE:
             raise ValueError(f"{self.kind} does not stop a run")
+        subject = subject or f"album {album!r}"
         headline = RUN_ERRORS[self.kind].format(
-            album=album, where=where, cause=self.cause, code=self.code, operation=self.operation
+            subject=subject, where=where, cause=self.cause, code=self.code, operation=self.operation
         )
         error = _RUN_ERROR_CLASSES.get(self.kind, StorageError)(f"{headline} {self.fix}")
         error.problem = self  # for the diagnosis that follows (albums.sync.service)

@@ -27,7 +27,7 @@ from .transfer import Job, file_md5, transfer
 
 LIST_PAGE = 1000  # keys per ListObjectsV2 request: S3's most
 LISTING_FAILED = (
-    "Listing the bucket for album {album!r} failed: {cause}. The run stopped; what it had "
+    "Listing the bucket for {subject} failed: {cause}. The run stopped; what it had "
     "uploaded is recorded, and the next run goes on from there."
 )
 
@@ -50,8 +50,12 @@ class BucketPool:
         on_wait: Callable[[], None],
         log: logging.Logger | logging.LoggerAdapter,
         shared: "BucketPool | None" = None,
+        subject: str = "",
     ):
+        """`subject` names what the run syncs in its errors, for a pool of several albums
+        ("40 albums"); by default the album."""
         self.album_name = album_name
+        self.subject = subject or f"album {album_name!r}"
         self.prefix = prefix
         self.in_flight = in_flight
         self.on_wait = on_wait
@@ -147,7 +151,7 @@ class BucketPool:
             if problem.kind is ProblemKind.UNREACHABLE or (
                 problem.stops_run and problem.kind is not ProblemKind.DENIED
             ):
-                raise problem.run_error(album=self.album_name, where=self.where) from exc
+                raise problem.run_error(subject=self.subject, where=self.where) from exc
             self.log.warning("Could not clean up unfinished uploads: %s", problem.cause)
             return
         if aborted:
@@ -158,9 +162,40 @@ class BucketPool:
     def _listing_error(self, exc: Exception) -> StorageError:
         problem = classify_storage_error(exc)
         if problem.stops_run or problem.kind is ProblemKind.UNREACHABLE:
-            return problem.run_error(album=self.album_name, where=self.where)
-        return StorageError(LISTING_FAILED.format(album=self.album_name, cause=problem.cause))
+            return problem.run_error(subject=self.subject, where=self.where)
+        return StorageError(LISTING_FAILED.format(subject=self.subject, cause=problem.cause))
 
     def map(self, fn, items, *, stop=lambda: False):
         """`fn` over `items` on the pool, as (item, future) pairs in the order they finish."""
         return in_pool(self.pool, fn, items, window=self.in_flight, on_wait=self.on_wait, stop=stop)
+
+
+class SharedListing:
+    """One listing of the albums' common prefix, shared by the albums of a run over several
+    (albums.sync.many): each takes its own objects from it as its pass reaches them, so
+    that the whole run costs ceil(objects / 1000) listing requests, not one or more per
+    album. The albums must ask in the order of their keys; objects of albums not in the run
+    are passed over."""
+
+    def __init__(self, listing: Iterator[tuple[str, RemoteObject]]):
+        self._listing = listing  # (name under the common prefix, object), in key order
+        self._next: tuple[str, RemoteObject] | None = None
+
+    def album(self, name_prefix: str) -> Iterator[tuple[str, RemoteObject]]:
+        """The objects whose names start with `name_prefix` (an album's slug and "/"), as
+        (path in the album, object)."""
+        strip = len(name_prefix)
+        while (item := self._peek()) is not None:
+            name, found = item
+            if name < name_prefix:
+                self._next = None  # an album not in the run, or the rest of one that failed
+                continue
+            if not name.startswith(name_prefix):
+                return  # the next album's
+            self._next = None
+            yield name[strip:], found
+
+    def _peek(self) -> tuple[str, RemoteObject] | None:
+        if self._next is None:
+            self._next = next(self._listing, None)
+        return self._next

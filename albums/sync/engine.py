@@ -175,7 +175,11 @@ class AlbumSync:
         self.folder = folder = album_folder(self.album)
         self.census = census = take_census(self.album, folder, self.recorded, self.exclusions)
         self.moves = Moves.for_run(
-            self.album, census.vanished, new_photos=census.new, elsewhere=self.known_elsewhere
+            self.album,
+            census.vanished,
+            new_photos=census.new,
+            elsewhere=self.known_elsewhere,
+            lease_token=self.lease.token if self.lease is not None else "",
         )
         self.orphans = Orphans(
             album=self.album,

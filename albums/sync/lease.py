@@ -70,3 +70,62 @@ class AlbumLease:
 
     def _expiry(self, now):
         return now + timedelta(seconds=self.seconds)
+
+
+class AlbumLeases:
+    """The leases of several albums, taken for one run with one token: a fixed number of
+    queries for any number of albums (albums.sync.many), with the same conditional UPDATE
+    as AlbumLease."""
+
+    def __init__(self):
+        self.token = uuid.uuid4().hex
+        self.seconds = conf.lease_seconds()
+        self._renewed = 0.0
+        self.held: set[int] = set()  # album ids
+
+    def acquire(self, albums: list[Album]) -> tuple[list[Album], list[Album]]:
+        """(the albums now held, the albums another sync holds)."""
+        now = timezone.now()
+        ids = [album.pk for album in albums]
+        Album.objects.filter(pk__in=ids).free_to_sync(now).update(
+            sync_lease_token=self.token, sync_lease_expires_at=self._expiry(now)
+        )
+        taken = set(
+            Album.objects.filter(pk__in=ids, sync_lease_token=self.token).values_list(
+                "pk", flat=True
+            )
+        )
+        self.held |= taken
+        self._renewed = time.monotonic()
+        return (
+            [album for album in albums if album.pk in taken],
+            [album for album in albums if album.pk not in taken],
+        )
+
+    def refused(self, album: Album) -> SyncAlreadyRunning:
+        return SyncAlreadyRunning(ALREADY_RUNNING.format(album=album.name))
+
+    def renew_if_due(self) -> None:
+        """Extend every lease held once a third of it has passed; cheap to call often.
+        A lease lost (stalled past its expiry, another sync took the album) stops the run."""
+        if not self.held or time.monotonic() - self._renewed < self.seconds / 3:
+            return
+        kept = Album.objects.filter(pk__in=self.held, sync_lease_token=self.token).update(
+            sync_lease_expires_at=self._expiry(timezone.now())
+        )
+        if kept < len(self.held):
+            lost = Album.objects.filter(pk__in=self.held).exclude(sync_lease_token=self.token)
+            album = lost.first()
+            raise SyncLeaseLost(LEASE_LOST.format(album=album.name if album else "?"))
+        self._renewed = time.monotonic()
+
+    def release(self, albums: list[Album]) -> None:
+        ids = [album.pk for album in albums if album.pk in self.held]
+        if ids:
+            Album.objects.filter(pk__in=ids, sync_lease_token=self.token).update(
+                sync_lease_token="", sync_lease_expires_at=None
+            )
+            self.held -= set(ids)
+
+    def _expiry(self, now):
+        return now + timedelta(seconds=self.seconds)

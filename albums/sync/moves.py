@@ -25,20 +25,35 @@ class Moves:
 
     @classmethod
     def for_run(
-        cls, album: Album, vanished: list[Vanished], *, new_photos: int, elsewhere: bool | None
+        cls,
+        album: Album,
+        vanished: list[Vanished],
+        *,
+        new_photos: int,
+        elsewhere: bool | None,
+        lease_token: str = "",
     ) -> "Moves":
         """The candidates of a run that found `new_photos` and, gone from disk, `vanished`.
         With no new photo there is nothing to move to (and no query). `elsewhere`, when
-        known already, is whether other albums have photos known by content."""
+        known already, is whether other albums have photos known by content; `lease_token`
+        the run's, whose albums (a run over several) are as free to move from as idle ones."""
         if not new_photos:
             return cls(album, [], look_elsewhere=False)
         if elsewhere is None:
             elsewhere = Photo.objects.exclude(album=album).exclude(md5="").exists()
-        return cls(album, vanished, look_elsewhere=elsewhere)
+        return cls(album, vanished, look_elsewhere=elsewhere, lease_token=lease_token)
 
-    def __init__(self, album: Album, vanished: Iterable[Vanished], *, look_elsewhere: bool):
+    def __init__(
+        self,
+        album: Album,
+        vanished: Iterable[Vanished],
+        *,
+        look_elsewhere: bool,
+        lease_token: str = "",
+    ):
         self.album = album
         self.look_elsewhere = look_elsewhere  # other albums have photos known by content
+        self.lease_token = lease_token
         self._here: dict[int, list[Vanished]] = defaultdict(list)
         for photo in vanished:
             self._here[photo.size].append(photo)
@@ -94,7 +109,7 @@ class Moves:
         sizes = set(sizes)
         found = {size: list(self._here.get(size, ())) for size in sizes}
         if self.look_elsewhere and sizes:
-            for photo in _gone_elsewhere(self.album, sizes):
+            for photo in _gone_elsewhere(self.album, sizes, self.lease_token):
                 found[photo.size].append(photo)
         return {size: tuple(photos) for size, photos in found.items() if photos}
 
@@ -112,15 +127,18 @@ class Moves:
         ]
 
 
-def _gone_elsewhere(album: Album, sizes: set[int]) -> Iterable[Vanished]:
+def _gone_elsewhere(album: Album, sizes: set[int], lease_token: str) -> Iterable[Vanished]:
     """Photos of other albums with one of `sizes` whose files are gone from disk.
 
     Only albums not being synced right now (a photo must not be moved from under a running
-    sync), and only where the album's folder is there: an unmounted disk is never taken as
-    every photo moved away.
+    sync), or synced by this very run (`lease_token`), and only where the album's folder is
+    there: an unmounted disk is never taken as every photo moved away.
     """
+    albums = Album.objects.free_to_sync()
+    if lease_token:
+        albums = albums | Album.objects.filter(sync_lease_token=lease_token)
     rows = (
-        Photo.objects.filter(size__in=sizes, album__in=Album.objects.free_to_sync())
+        Photo.objects.filter(size__in=sizes, album__in=albums)
         .exclude(album=album)
         .exclude(md5="")
         .values_list("id", "album_id", "album__folder", "path", "key", "size", "md5")

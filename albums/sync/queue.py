@@ -23,12 +23,13 @@ from django_q.tasks import async_task
 
 from .. import conf
 from ..exceptions import QueueUnavailable
-from ..models import Album, SyncRun
+from ..models import Album, SyncRun, SyncStatus
 from . import runs
 
 logger = logging.getLogger("albums")
 
 RUN_SYNC_TASK = "albums.tasks.run_sync"
+RUN_SYNCS_TASK = "albums.tasks.run_syncs"  # several albums, synced as one run
 # A waiting run younger than this is handed back without asking the broker for its task: a
 # worker may be taking it right now (Redis hands a task over before the run is claimed).
 TASK_GRACE_SECONDS = 60
@@ -90,9 +91,62 @@ def queue_sync(
     return run
 
 
-def queue_syncs(*, albums: Iterable[Album], **options) -> list[SyncRun]:
-    """`queue_sync` for each album, in order, with the same `options`."""
-    return [queue_sync(album=album, **options) for album in albums]
+def queue_syncs(
+    *,
+    albums: Iterable[Album],
+    trigger: str,
+    dry_run: bool = False,
+    prune: bool = False,
+    kind: str = SyncRun.Kind.SYNC,
+    repair: bool = False,
+) -> list[SyncRun]:
+    """`queue_sync` for each album, in order, with the same options: the runs.
+
+    Syncs of several albums share one task, which the worker runs as one run over them all
+    (albums.sync.many), at the cost per album of a run over many: a few queries here for
+    any number of albums, one task. A running sync or a waiting run of an album is handed
+    back as `queue_sync` would."""
+    albums = list(albums)
+    options = {"dry_run": dry_run, "prune": prune, "repair": repair}
+    if len(albums) < 2 or kind != SyncRun.Kind.SYNC or dry_run:
+        return [queue_sync(album=a, trigger=trigger, kind=kind, **options) for a in albums]
+    found = _running_or_waiting(albums, options)
+    new = runs.queue_many(
+        [album for album in albums if album.pk not in found], kind=kind, trigger=trigger, **options
+    )
+    if new:
+        transaction.on_commit(lambda: _enqueue_many(new), robust=not transaction.get_autocommit())
+    found.update((run.album_id, run) for run in new)
+    return [found[album.pk] for album in albums]
+
+
+def _running_or_waiting(albums: list[Album], options: dict) -> dict[int, SyncRun]:
+    """The runs `queue_sync` would hand back for these albums, by album id: a sync running
+    (its lease held), or a sync of these options waiting whose task can still come."""
+    now = timezone.now()
+    ids = [album.pk for album in albums]
+    found: dict[int, SyncRun] = {}
+    busy = Album.objects.filter(pk__in=ids).syncing(now).values_list("pk", flat=True)
+    running = SyncRun.objects.filter(album__in=list(busy), status=SyncStatus.RUNNING, dry_run=False)
+    for run in running.order_by("id"):  # the latest wins
+        found[run.album_id] = run
+    fresh = now - timedelta(seconds=conf.queue_retry_seconds())
+    waiting = SyncRun.objects.filter(
+        album__in=ids,
+        kind=SyncRun.Kind.SYNC,
+        status=SyncStatus.QUEUED,
+        queued_at__gte=fresh,
+        **options,
+    ).select_related("album")
+    for run in waiting.order_by("id"):
+        if run.album_id in found:
+            continue
+        if now - run.queued_at < timedelta(seconds=TASK_GRACE_SECONDS) or _task_waiting(run):
+            found[run.album_id] = run
+        else:
+            logger.warning("Run #%s lost its task; queueing a new one.", run.pk)
+            runs.drop(run, message=TASK_LOST.format(broker=broker_name()))
+    return found
 
 
 def queue_scheduled_syncs() -> list[SyncRun]:
@@ -114,14 +168,32 @@ def _enqueue(run: SyncRun) -> None:
         raise _unreachable(run.album, exc) from exc
 
 
+def _enqueue_many(queued: list[SyncRun]) -> None:
+    """`_enqueue` for runs that share one task."""
+    ids = [run.pk for run in queued]
+    try:
+        async_task(RUN_SYNCS_TASK, ids, task_name=f"sync {len(ids)} albums #{ids[0]}-{ids[-1]}")
+    except Exception as exc:  # whatever the broker raised, the task was not queued
+        if Conf.SYNC:
+            raise
+        for run in queued:
+            runs.drop(run, message=NOT_QUEUED.format(broker=broker_name(), cause=_cause(exc)))
+        raise _unreachable(queued[0].album, exc) from exc
+
+
 def _task_waiting(run: SyncRun) -> bool:
     """Whether the broker still holds the task of `run` (queued, or taken by a worker that
-    has not acknowledged it yet). Raises QueueUnavailable when the broker cannot be asked."""
+    has not acknowledged it yet), alone or with other runs. Raises QueueUnavailable when the
+    broker cannot be asked."""
+
+    def carries(task: dict) -> bool:
+        args = tuple(task.get("args", ()))
+        if task.get("func") == RUN_SYNC_TASK:
+            return args == (run.pk,)
+        return task.get("func") == RUN_SYNCS_TASK and bool(args) and run.pk in args[0]
+
     try:
-        return any(
-            task.get("func") == RUN_SYNC_TASK and tuple(task.get("args", ())) == (run.pk,)
-            for task in _queued_tasks()
-        )
+        return any(carries(task) for task in _queued_tasks())
     except Exception as exc:  # a broker we cannot ask
         raise _unreachable(run.album, exc) from exc
 

@@ -6,6 +6,7 @@ from typing import ClassVar
 from django.utils.translation import ngettext
 
 from ..counts import Counts, RestoreCounts, SyncCounts, VerifyCounts
+from ..models import Album
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +155,19 @@ class RestoreResult(RestoreCounts, RunOutcome):
         if self.failed:
             parts.append(f"{self.failed} failed")
         return self._ending(f"{self.album}: " + ", ".join(parts), self.bytes_downloaded)
+
+
+@dataclass(frozen=True, slots=True)
+class AlbumOutcome:
+    """One album of `sync_albums`: its result, and the error that stopped it, if any."""
+
+    album: Album
+    result: SyncResult | None
+    error: Exception | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.result is not None and self.result.ok
 
 
 def _human_bytes(count: int) -> str:

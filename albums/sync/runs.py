@@ -10,12 +10,18 @@ is created running (`start`). The doors, the task and the service change a run o
 through these functions.
 """
 
+import logging
+from dataclasses import dataclass
 from datetime import datetime
 
 from django.utils import timezone
 
 from ..models import Album, SyncRun, SyncStatus
+from ..storage import StorageProblem
+from ..storage.diagnostics import diagnose_storage
 from .result import RunOutcome
+
+logger = logging.getLogger("albums")
 
 MAX_RECORDED_ERRORS = 1000  # per-file errors kept on the run; the count stays exact
 ABANDONED = (
@@ -36,6 +42,23 @@ def queue(album: Album, *, kind: str, trigger: str, **options: bool) -> SyncRun:
         queued_at=timezone.now(),
         **options,
     )
+
+
+def queue_many(albums: list[Album], *, kind: str, trigger: str, **options: bool) -> list[SyncRun]:
+    """`queue` for several albums, in one query."""
+    now = timezone.now()
+    new = [
+        SyncRun(
+            album=album,
+            kind=kind,
+            trigger=trigger,
+            status=SyncStatus.QUEUED,
+            queued_at=now,
+            **options,
+        )
+        for album in albums
+    ]
+    return SyncRun.objects.bulk_create(new, batch_size=500)
 
 
 def drop(run: SyncRun, *, message: str) -> None:
@@ -81,6 +104,46 @@ def skip(run: SyncRun, *, message: str) -> None:
 def finish(run: SyncRun, album: Album, result: RunOutcome, *, done: int, found: int) -> None:
     """Store the outcome on the run and, for real syncs, on the album. `found` is how many
     photos the run found to handle, `done` how many it finished."""
+    _set_outcome(run, result, done=done, found=found)
+    run.save()
+    if _counts_for_the_album(run, result):
+        Album.objects.filter(pk=album.pk).update(
+            last_synced_at=run.finished_at, last_sync_status=result.status
+        )
+        album.last_synced_at, album.last_sync_status = run.finished_at, result.status
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """A run's outcome, waiting to be stored with others (`finish_many`)."""
+
+    run: SyncRun
+    album: Album
+    result: RunOutcome
+    done: int
+    found: int
+
+
+def finish_many(finished: list[Finished]) -> None:
+    """`finish` for the runs of a run over several albums, in a few queries."""
+    for item in finished:
+        _set_outcome(item.run, item.result, done=item.done, found=item.found)
+    fields = sorted(
+        {name for item in finished for name in item.result.COUNTS.names()}
+        | {"failed", "errors", "status", "message", "finished_at", "files_total", "files_done"}
+    )
+    SyncRun.objects.bulk_update([item.run for item in finished], fields, batch_size=100)
+    albums = []
+    for item in finished:
+        if _counts_for_the_album(item.run, item.result):
+            item.album.last_synced_at = item.run.finished_at
+            item.album.last_sync_status = item.result.status
+            albums.append(item.album)
+    if albums:
+        Album.objects.bulk_update(albums, ["last_synced_at", "last_sync_status"], batch_size=500)
+
+
+def _set_outcome(run: SyncRun, result: RunOutcome, *, done: int, found: int) -> None:
     for name in result.COUNTS.names():
         setattr(run, name, getattr(result, name))
     run.failed = result.failed
@@ -88,12 +151,22 @@ def finish(run: SyncRun, album: Album, result: RunOutcome, *, done: int, found: 
     run.errors = [{"path": f.path, "error": f.error} for f in reported]
     run.status, run.message, run.finished_at = result.status, result.message, timezone.now()
     run.files_total, run.files_done = max(found, done), done
-    run.save()
-    if run.kind == SyncRun.Kind.SYNC and not result.dry_run:
-        Album.objects.filter(pk=album.pk).update(
-            last_synced_at=run.finished_at, last_sync_status=result.status
-        )
-        album.last_synced_at, album.last_sync_status = run.finished_at, result.status
+
+
+def _counts_for_the_album(run: SyncRun, result: RunOutcome) -> bool:
+    """The album shows the outcome of its last real sync."""
+    return run.kind == SyncRun.Kind.SYNC and not result.dry_run
+
+
+def diagnose(problem: StorageProblem | None) -> dict:
+    """check_storage's findings, without asking again what `problem` (what stopped the run)
+    has shown; a diagnosis that fails is left out, never hiding the error that stopped the
+    run."""
+    try:
+        return diagnose_storage(known=problem).as_dict()
+    except Exception:
+        logger.exception("Could not diagnose the storage after a failed sync")
+        return {}
 
 
 def add_diagnosis(run_id: int, diagnosis: dict) -> None:
@@ -107,6 +180,34 @@ def fail_unstarted(run_id: int, error: Exception) -> None:
     SyncRun.objects.filter(pk=run_id, finished_at__isnull=True).update(
         status=SyncStatus.FAILED, message=UNEXPECTED.format(error=error), finished_at=timezone.now()
     )
+
+
+def start_many(
+    albums: list[Album], *, kind: str, trigger: str, queued: dict[int, SyncRun], **options: bool
+) -> dict[int, SyncRun]:
+    """`start` for the albums of a run over several (their runs by album id), in a few
+    queries: `queued` holds the runs a worker claimed for some of them."""
+    now = timezone.now()
+    claimed = [queued[album.pk] for album in albums if album.pk in queued]
+    for run in claimed:
+        run.status, run.started_at = SyncStatus.RUNNING, now
+    if claimed:
+        SyncRun.objects.bulk_update(claimed, ["status", "started_at"], batch_size=500)
+    new = [
+        SyncRun(album=album, kind=kind, trigger=trigger, started_at=now, **options)
+        for album in albums
+        if album.pk not in queued
+    ]
+    SyncRun.objects.bulk_create(new, batch_size=500)
+    return {run.album_id: run for run in [*claimed, *new]}
+
+
+def close_abandoned_many(albums: list[Album], *, starting: list[SyncRun]) -> None:
+    """`close_abandoned` for the albums of a run over several, whose leases it holds."""
+    abandoned = SyncRun.objects.filter(
+        album__in=albums, status=SyncStatus.RUNNING, dry_run=False
+    ).exclude(pk__in=[run.pk for run in starting])
+    abandoned.update(status=SyncStatus.FAILED, finished_at=timezone.now(), message=ABANDONED)
 
 
 def close_abandoned(album: Album, *, starting: SyncRun | None) -> None:

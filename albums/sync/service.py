@@ -7,7 +7,6 @@ Each takes the album's lease, keeps the run record (albums.sync.runs) and lets t
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import nullcontext
-from dataclasses import dataclass
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured, ValidationError
@@ -15,15 +14,14 @@ from django.core.exceptions import ImproperlyConfigured, ValidationError
 from .. import conf
 from ..exceptions import AlbumsNotFound, StorageError, SyncAlreadyRunning, SyncError
 from ..models import Album, SyncRun, SyncStatus
-from ..storage import StorageProblem
-from ..storage.diagnostics import diagnose_storage
 from . import runs
 from .discover import discover_albums
 from .engine import AlbumSync, SyncOptions
 from .lease import AlbumLease
+from .many import ManyAlbums
 from .records import forget_vanished
 from .restore import AlbumRestore
-from .result import RestoreResult, SyncResult, VerifyResult
+from .result import AlbumOutcome, RestoreResult, SyncResult, VerifyResult
 from .tally import ProgressCallback
 from .verify import AlbumVerify
 
@@ -284,7 +282,7 @@ def _run(album, run, engine, *, kind, trigger, lease, options, skipped):
         # Taken once the lease is released: the diagnosis makes requests of its own, and the
         # album need not wait for them.
         if getattr(exc, "result", None) is not None:
-            runs.add_diagnosis(exc.result.run_id, _diagnose(getattr(exc, "problem", None)))
+            runs.add_diagnosis(exc.result.run_id, runs.diagnose(getattr(exc, "problem", None)))
         raise
 
 
@@ -308,30 +306,6 @@ def _run_and_record(engine: AlbumSync | AlbumVerify, run: SyncRun):
         raise
     runs.finish(run, album, result, done=tally.done, found=tally.found_count)
     return result
-
-
-def _diagnose(problem: StorageProblem | None) -> dict:
-    """check_storage's findings, without asking again what `problem` (what stopped the run)
-    has shown; a diagnosis that fails is left out, never hiding the error that stopped the
-    run."""
-    try:
-        return diagnose_storage(known=problem).as_dict()
-    except Exception:
-        logger.exception("Could not diagnose the storage after a failed sync")
-        return {}
-
-
-@dataclass(frozen=True, slots=True)
-class AlbumOutcome:
-    """One album of `sync_albums`: its result, and the error that stopped it, if any."""
-
-    album: Album
-    result: SyncResult | None
-    error: Exception | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None and self.result is not None and self.result.ok
 
 
 def select_albums(
@@ -358,22 +332,45 @@ def sync_albums(
     albums: Iterable[Album],
     *,
     progress: Callable[[Album], ProgressCallback | None] = lambda album: None,
+    trigger: str = SyncRun.Trigger.COMMAND,
+    queued: dict[int, SyncRun] | None = None,
     **options,
 ) -> Iterator[AlbumOutcome]:
-    """Sync each album in turn (see `sync_album` for `options`), yielding how each went.
+    """Sync the albums (see `sync_album` for `options`), yielding how each went as it ends.
 
-    An album that fails, or that a setting keeps from syncing, does not stop the others.
-    The records of photos gone from an album's folder are deleted once every album has been
-    synced, not before: a photo moved to an album synced later is then found there by its
-    content, and copied inside the bucket rather than uploaded again.
+    Several albums are synced as one run (albums.sync.many): one client, one listing where
+    it serves them all, the albums side by side, the bookkeeping in bulk; a dry run goes
+    album by album. An album that fails, or that a setting keeps from syncing, does not stop
+    the others; one that finds the bucket unusable stops them all. The records of photos
+    gone from an album's folder are deleted once every album has been synced, not before: a
+    photo moved to an album synced later is then found there by its content, and copied
+    inside the bucket rather than uploaded again. `queued` holds runs a worker claimed.
     """
+    albums = list(albums)
     kept_vanished: dict[int, list[int]] = {}
     try:
+        if len(albums) > 1 and not options.get("dry_run"):
+            try:
+                sync_options = SyncOptions.resolve(**options)
+            except ImproperlyConfigured as exc:
+                yield from (AlbumOutcome(album, None, exc) for album in albums)
+                return
+            yield from ManyAlbums(
+                albums,
+                options=sync_options,
+                trigger=trigger,
+                queued=queued,
+                progress=progress,
+                kept_vanished=kept_vanished,
+            ).run()
+            return
         for album in albums:
             try:
                 result = sync_album(
                     album=album,
                     progress=progress(album),
+                    trigger=trigger,
+                    run=(queued or {}).get(album.pk),
                     kept_vanished=kept_vanished.setdefault(album.pk, []),
                     **options,
                 )
@@ -383,6 +380,29 @@ def sync_albums(
                 yield AlbumOutcome(album, result)
     finally:
         forget_vanished(kept_vanished)
+
+
+def run_queued_syncs(run_ids: list[int]) -> dict[str, int]:
+    """Run the queued syncs `run_ids` (a task of `queue_syncs`) as one run over their
+    albums; how many runs ended in each status. Each run is claimed as `run_queued_sync`
+    claims one: a task delivered twice syncs each album once."""
+    claimed = [run for run in map(runs.claim, run_ids) if run is not None]
+    statuses: dict[str, int] = {}
+    try:
+        outcomes = sync_albums(
+            [run.album for run in claimed],
+            trigger=claimed[0].trigger if claimed else SyncRun.Trigger.TASK,
+            queued={run.album_id: run for run in claimed},
+            prune=any(run.prune for run in claimed),
+        )
+        for outcome in outcomes:
+            status = outcome.result.status if outcome.result else SyncStatus.FAILED
+            statuses[status] = statuses.get(status, 0) + 1
+    except Exception as exc:
+        for run in claimed:
+            runs.fail_unstarted(run.pk, exc)
+        raise
+    return statuses
 
 
 def run_queued_sync(run_id: int) -> SyncResult | VerifyResult | None:

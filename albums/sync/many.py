@@ -1,0 +1,270 @@
+"""One run over several albums (the command over all or several, the schedule, the admin's
+bulk action), whose cost grows with the photos, not with the albums.
+
+- One S3 client and one thread pool for the whole run.
+- When the run covers every album, one listing of the albums' common prefix: each album
+  takes its own objects from it (SharedListing), so that the run costs ceil(objects / 1000)
+  listing requests, not one or more per album.
+- The albums side by side: their jobs go through one window of the pool, so that an
+  album's last uploads overlap with the next album's first and nothing waits for a tail.
+- The bookkeeping in bulk: the leases taken and released, the runs started and finished and
+  the records written for many albums at a time, in a few queries; each album's own cost is
+  the reading of its recorded photos.
+
+Each album is still its own AlbumSync, with its own run record, counts, failures, orphans and
+moves, and one that fails (its folder gone, say) fails alone. An error that says the bucket
+cannot be used stops them all, as it would stop each.
+"""
+
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from .. import conf
+from ..exceptions import StorageError, SyncError
+from ..models import Album, Photo, SyncRun, SyncStatus
+from . import runs
+from .bucket_pool import BucketPool, SharedListing
+from .engine import AlbumSync, SyncOptions
+from .lease import AlbumLeases
+from .pool import in_pool
+from .records import RecordWriter
+from .result import AlbumOutcome, SyncResult
+from .runs import diagnose
+from .tally import ProgressCallback
+from .transfer import transfer
+
+logger = logging.getLogger("albums")
+
+FINISH_EVERY = 50  # albums whose outcomes are stored (and leases released) together
+INTERRUPTED = "Interrupted; what was uploaded is recorded."
+
+
+@dataclass(eq=False)
+class _Album:
+    """One album of the run, and how far it has got."""
+
+    album: Album
+    run: SyncRun
+    sync: AlbumSync | None = None
+    pending: int = 0  # jobs on the pool
+    submitted: bool = False  # every job handed to the pool, or it stopped
+    error: SyncError | None = None
+    result: SyncResult | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.submitted and not self.pending and self.result is None
+
+
+class ManyAlbums:
+    """A sync of `albums` as one run; `run()` yields each album's outcome as it ends."""
+
+    def __init__(
+        self,
+        albums: list[Album],
+        *,
+        options: SyncOptions,
+        trigger: str,
+        queued: dict[int, SyncRun] | None = None,
+        progress: Callable[[Album], ProgressCallback | None] = lambda album: None,
+        kept_vanished: dict[int, list[int]] | None = None,
+    ):
+        """`queued` holds the runs a worker claimed, by album id; `kept_vanished` the ids of
+        photos gone from disk, forgotten once the run is over (see service.sync_albums)."""
+        # In the order of their keys, which the shared listing comes in.
+        self.albums = sorted(albums, key=lambda album: f"{album.slug}/")
+        self.options = options
+        self.trigger = trigger
+        self.queued = queued or {}
+        self.progress = progress
+        self.kept_vanished = {} if kept_vanished is None else kept_vanished
+        self.leases = AlbumLeases()
+        self.writer = RecordWriter()
+        self.ready: list[_Album] = []  # every job back: to end
+        self.finished: list[_Album] = []  # ended, their outcomes not stored yet
+
+    def run(self) -> Iterator[AlbumOutcome]:
+        held, refused = self.leases.acquire(self.albums)
+        for album in refused:
+            yield self._refused(album)
+        if not held:
+            return
+        try:
+            runs.close_abandoned_many(held, starting=list(self.queued.values()))
+            started = runs.start_many(
+                held,
+                kind=SyncRun.Kind.SYNC,
+                trigger=self.trigger,
+                queued=self.queued,
+                dry_run=False,
+                prune=self.options.prune,
+            )
+            items = [_Album(album, started[album.pk]) for album in held]
+            yield from self._sync(items)
+        finally:
+            self.leases.release(held)  # those still held: the run stopped early
+
+    def _sync(self, items: list[_Album]) -> Iterator[AlbumOutcome]:
+        owner = BucketPool(
+            album_name="",
+            subject=f"{len(items)} albums",
+            prefix=f"{conf.key_prefix()}/",
+            workers=self.options.workers,
+            in_flight=self.options.in_flight,
+            on_wait=self._tick,
+            log=logger,
+        )
+        # One listing of the common prefix when the run covers most albums (it then reads
+        # few objects of albums not in it); otherwise one per album, of its own prefix.
+        most = 2 * len(items) >= Album.objects.count()
+        listing = SharedListing(owner.listing()) if most and owner.can_list else None
+        # Whether any photo is known by its content: if none is, no album looks for moves.
+        known = Photo.objects.exclude(md5="").exists()
+        stopping: list[SyncError] = []
+        jobs = self._jobs(items, owner, listing, known, stopping)
+        try:
+            for (item, job), future in in_pool(
+                owner.pool,
+                lambda pair: transfer(pair[1], owner.bucket),
+                jobs,
+                window=self.options.in_flight,
+                on_wait=self._tick,
+                stop=lambda: bool(stopping),
+            ):
+                if (stop := item.sync.take(job, future)) is not None:
+                    stopping.append(stop)
+                item.pending -= 1
+                if item.done:
+                    self.ready.append(item)
+                yield from self._end_ready()
+        except (KeyboardInterrupt, GeneratorExit):
+            # Ctrl-C, or the caller stopped listening: the albums not ended end failed,
+            # with what went up recorded; nothing more is yielded.
+            self._stop_all(items, message=INTERRUPTED)
+            self._write()
+            raise
+        except BaseException as exc:
+            self._stop_all(items, message=f"Unexpected error: {exc!r}")
+            self._write()
+            raise
+        finally:
+            owner.close()
+        if stopping:
+            self._stop_all(items, error=stopping[0])
+        yield from self._end_ready(last=True)
+        if stopping and isinstance(stopping[0], StorageError):
+            self._diagnose(items, stopping[0])
+
+    def _jobs(self, items, owner, listing, known, stopping) -> Iterator[tuple[_Album, object]]:
+        """Every album's jobs, one album after the other, as (album, job)."""
+        for item in items:
+            self._tick()
+            if stopping:
+                break
+            item.sync = AlbumSync(
+                album=item.album,
+                run=item.run,
+                options=self.options,
+                lease=self.leases,
+                progress=self.progress(item.album),
+                kept_vanished=self.kept_vanished.setdefault(item.album.pk, []),
+                writer=self.writer,
+                listing=listing.album(f"{item.album.slug}/") if listing else None,
+                known_elsewhere=known,
+            )
+            try:
+                item.sync.prepare(shared=owner)
+                for job in item.sync.jobs():
+                    item.pending += 1
+                    yield item, job
+                    if stopping:
+                        break
+            except StorageError as exc:  # the bucket cannot be used: by any album
+                item.error = exc
+                stopping.append(exc)
+            except SyncError as exc:  # this album's: its folder, its deletion limit
+                item.error = exc
+            item.submitted = True
+            if item.done:
+                self.ready.append(item)
+
+    def _end_ready(self, *, last: bool = False) -> Iterator[AlbumOutcome]:
+        """End the albums whose every job is back; store their outcomes a batch at a time."""
+        ready, self.ready = self.ready, []
+        for item in ready:
+            self._end(item)
+        if len(self.finished) >= FINISH_EVERY or (last and self.finished):
+            yield from self._write()
+
+    def _end(self, item: _Album) -> None:
+        sync = item.sync
+        if item.error is None:
+            try:
+                sync.finish_pass()  # photos gone for good, the deletions of a prune
+            except SyncError as exc:
+                item.error = exc
+        if item.error is None:
+            item.result = sync.outcome()
+        else:
+            item.result = sync.result(status=SyncStatus.FAILED, message=str(item.error))
+            item.error.result = item.result
+            logger.error("Sync of album %r failed: %s", item.album.name, item.error)
+        sync.records.done()
+        self.finished.append(item)
+
+    def _stop_all(self, items: list[_Album], *, error: SyncError | None = None, message=""):
+        """The run stopped: every album not ended yet ends failed, with `error` (or a
+        message), what its jobs sent being recorded."""
+        for item in items:
+            if item.result is not None:
+                continue
+            if item.sync is None:  # never started: its run says why
+                item.sync = AlbumSync(
+                    album=item.album, run=item.run, options=self.options, writer=self.writer
+                )
+            item.error = item.error or error or SyncError(message)
+            item.pending, item.submitted = 0, True
+            self._end(item)
+
+    def _write(self) -> list[AlbumOutcome]:
+        """Write the records, then the outcomes of the albums ended, and free them."""
+        finished, self.finished = self.finished, []
+        self.writer.flush()
+        runs.finish_many(
+            [
+                runs.Finished(
+                    item.run,
+                    item.album,
+                    item.result,
+                    item.sync.tally.done,
+                    item.sync.tally.found_count,
+                )
+                for item in finished
+            ]
+        )
+        self.leases.release([item.album for item in finished])
+        return [AlbumOutcome(item.album, item.result, item.error) for item in finished]
+
+    def _diagnose(self, items: list[_Album], error: StorageError) -> None:
+        """What check_storage finds, kept on the runs the bucket stopped (once the leases
+        are free: the diagnosis makes requests of its own)."""
+        diagnosis = diagnose(getattr(error, "problem", None))
+        for item in items:
+            if isinstance(item.error, StorageError):
+                runs.add_diagnosis(item.run.pk, diagnosis)
+
+    def _refused(self, album: Album) -> AlbumOutcome:
+        """Another sync holds the album: its queued run, if any, is skipped."""
+        exc = self.leases.refused(album)
+        run = self.queued.get(album.pk)
+        if run is not None:
+            runs.skip(run, message=str(exc))
+            exc.result = SyncResult(
+                album=album.slug, run_id=run.pk, status=SyncStatus.SKIPPED, message=str(exc)
+            )
+        return AlbumOutcome(album, getattr(exc, "result", None), exc)
+
+    def _tick(self) -> None:
+        self.leases.renew_if_due()
+        self.writer.flush_if_due()
