@@ -20,6 +20,8 @@ import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from django.db import transaction
+
 from .. import conf
 from ..exceptions import StorageError, SyncError
 from ..models import Album, Photo, SyncRun, SyncStatus
@@ -230,6 +232,11 @@ class ManyAlbums:
     def _write(self) -> list[AlbumOutcome]:
         """Write the records, then the outcomes of the albums ended, and free them."""
         finished, self.finished = self.finished, []
+        with transaction.atomic():  # one commit: records, outcomes and leases together
+            self._store(finished)
+        return [AlbumOutcome(item.album, item.result, item.error) for item in finished]
+
+    def _store(self, finished: list[_Album]) -> None:
         self.writer.flush()
         runs.finish_many(
             [
@@ -244,7 +251,6 @@ class ManyAlbums:
             ]
         )
         self.leases.release([item.album for item in finished])
-        return [AlbumOutcome(item.album, item.result, item.error) for item in finished]
 
     def _diagnose(self, items: list[_Album], error: StorageError) -> None:
         """What check_storage finds, kept on the runs the bucket stopped (once the leases

@@ -13,8 +13,6 @@ from urllib.parse import urlsplit
 from django.db import transaction
 from django.utils import timezone
 from django_q.brokers import get_broker
-from django_q.brokers.orm import ORM
-from django_q.brokers.redis_broker import Redis
 from django_q.conf import Conf
 from django_q.models import OrmQ
 from django_q.signing import SignedPackage
@@ -201,6 +199,10 @@ def _task_waiting(run: SyncRun) -> bool:
 def _queued_tasks() -> Iterator[dict]:
     """The tasks the broker holds. django-q2 has no API to look into its queue: this reads
     the two brokers photosite configures (settings.Q_CLUSTER) as their enqueue writes."""
+    # Here, not at import: redis-py costs every command's start-up a sixth of a second.
+    from django_q.brokers.orm import ORM
+    from django_q.brokers.redis_broker import Redis
+
     broker = get_broker()
     if isinstance(broker, Redis):
         payloads = broker.connection.lrange(broker.list_key, 0, -1)
