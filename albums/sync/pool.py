@@ -1,5 +1,7 @@
 """Run a function over a stream of items on a thread pool, a bounded window at a time."""
 
+import signal
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 
@@ -21,40 +23,73 @@ def in_pool(
     Stops taking new items once `stop()`, and drops the items handed to the pool that have
     not started yet: they are as if never taken. If taking the next item raises, the items in
     flight are still yielded, then the error is raised: what already went to the bucket gets
-    recorded. Ctrl-C while waiting is taken the same way: nothing new starts, what is in
-    flight finishes and is yielded, then KeyboardInterrupt is raised (a second Ctrl-C raises it
-    at once). Memory holds the window, never the stream.
+    recorded. Ctrl-C is taken the same way, wherever the caller's thread is (waiting here or
+    handling what was yielded): nothing new starts, what is in flight finishes and is
+    yielded, then KeyboardInterrupt is raised; a second Ctrl-C raises it at once. Memory holds
+    the window, never the stream.
     """
     items = iter(items)
     pending: dict[Future, object] = {}
     broken: list[BaseException] = []  # what stopped `items`, raised once `pending` is done
+    with _CtrlC() as ctrl_c:
 
-    def fill():
-        while len(pending) < window and not broken and not stop():
-            try:
-                item = next(items)
-            except StopIteration:
-                return
-            except (Exception, KeyboardInterrupt) as exc:
-                broken.append(exc)
-                return
-            pending[pool.submit(fn, item)] = item
+        def stopping() -> bool:
+            return bool(broken) or ctrl_c.pressed or stop()
 
-    fill()
-    while pending:
-        if broken or stop():
-            for future in [future for future in pending if future.cancel()]:
-                del pending[future]
-        try:
-            finished, _ = wait(pending, timeout=TICK_SECONDS, return_when=FIRST_COMPLETED)
-        except KeyboardInterrupt as exc:
-            if any(isinstance(earlier, KeyboardInterrupt) for earlier in broken):
-                raise  # a second Ctrl-C: stop now
-            broken.append(exc)
-            continue
-        on_wait()
-        for future in finished:
-            yield pending.pop(future), future
+        def fill():
+            while len(pending) < window and not stopping():
+                try:
+                    item = next(items)
+                except StopIteration:
+                    return
+                except (Exception, KeyboardInterrupt) as exc:
+                    broken.append(exc)
+                    return
+                pending[pool.submit(fn, item)] = item
+
         fill()
+        while pending:
+            if stopping():
+                for future in [future for future in pending if future.cancel()]:
+                    del pending[future]
+            try:
+                finished, _ = wait(pending, timeout=TICK_SECONDS, return_when=FIRST_COMPLETED)
+            except KeyboardInterrupt as exc:  # where _CtrlC could not take the signal
+                if any(isinstance(earlier, KeyboardInterrupt) for earlier in broken):
+                    raise  # a second Ctrl-C: stop now
+                broken.append(exc)
+                continue
+            on_wait()
+            for future in finished:
+                yield pending.pop(future), future
+            fill()
+        if ctrl_c.pressed and not broken:
+            broken.append(KeyboardInterrupt())
     if broken:
         raise broken[0]
+
+
+class _CtrlC:
+    """While in effect, the first Ctrl-C (SIGINT) only sets `pressed`, so that the uploads in
+    flight finish and are recorded, however busy the thread is when it comes; the second
+    raises KeyboardInterrupt as usual. Signals reach the main thread only: elsewhere (a web
+    request, a worker's thread) this does nothing."""
+
+    def __init__(self):
+        self.pressed = False
+        self._previous = None
+
+    def __enter__(self) -> "_CtrlC":
+        main = threading.current_thread() is threading.main_thread()
+        if main and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            self._previous = signal.signal(signal.SIGINT, self._pressed)
+        return self
+
+    def _pressed(self, signum, frame) -> None:
+        if self.pressed:
+            raise KeyboardInterrupt
+        self.pressed = True
+
+    def __exit__(self, *exc) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
