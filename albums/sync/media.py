@@ -89,8 +89,9 @@ def read_image_info(file) -> ImageInfo:
         with Image.open(file) as image:
             width, height = image.size
             exif = image.getexif()
-            taken = exif.get_ifd(EXIF_IFD).get(DATETIME_ORIGINAL) or exif.get(DATETIME)
-            offset = exif.get_ifd(EXIF_IFD).get(OFFSET_TIME_ORIGINAL)
+            details = exif.get_ifd(EXIF_IFD)
+            taken = details.get(DATETIME_ORIGINAL) or exif.get(DATETIME)
+            offset = details.get(OFFSET_TIME_ORIGINAL)
     except Exception as exc:  # Pillow raises many types for files it does not understand
         logger.debug("No image metadata for %s: %s", getattr(file, "name", file), exc)
         return ImageInfo()

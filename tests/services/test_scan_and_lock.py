@@ -139,6 +139,20 @@ def test_discover_makes_one_album_per_new_top_level_folder(photos_root):
     assert discover_albums() == []
 
 
+def test_discover_costs_three_queries_however_many_folders_are_new(
+    photos_root, django_assert_num_queries
+):
+    for number in range(120):
+        (photos_root / f"Event {number:03}").mkdir()
+    Album.objects.create(name="Old", slug="event-007", folder="elsewhere")
+
+    with django_assert_num_queries(3):
+        created = discover_albums()
+
+    assert len(created) == 120
+    assert [a.slug for a in created[6:9]] == ["event-006", "event-007-2", "event-008"]
+
+
 def test_folder_validation_rejects_escapes(photos_root, tmp_path):
     from django.core.exceptions import ValidationError
 
