@@ -94,11 +94,17 @@ class StorageBucket:
         md5: bytes | None,
         mtime_ns: int | None = None,
     ) -> str:
-        """Store `body` (bytes, or a file at its start) under `key`; the object's ETag as the
+        """Store `body` (bytes, or the name of a file) under `key`; the object's ETag as the
         bucket reports it ("" where the storage has none). `md5`, when known, lets the server
         check what it received; `mtime_ns`, the file's time, is kept with the object where
         the storage can (for a restore with no database)."""
-        content = File(io.BytesIO(body) if isinstance(body, bytes) else body, name=key)
+        if isinstance(body, bytes):
+            return self._save(key, io.BytesIO(body), content_type)
+        with open(body, "rb") as file:
+            return self._save(key, file, content_type)
+
+    def _save(self, key: str, file, content_type: str) -> str:
+        content = File(file, name=key)
         content.content_type = content_type
         self._saved_as(key, self.storage.save(key, content))
         return ""
@@ -234,6 +240,8 @@ class S3Bucket(StorageBucket):
             heard = UploadHeard(io.BytesIO(body), self.endpoint)
             answer = self.client.put_object(Bucket=self.name, Key=name, Body=heard, **params)
             return answer.get("ETag", "").strip('"')
+        # From the file's name, s3transfer reads each part as it sends it: no part is held
+        # in memory (from a file object, every part in flight would be).
         upload = self._transfer_manager().upload(
             body, self.name, name, extra_args=params, subscribers=[UploadProgress(self.endpoint)]
         )

@@ -3,11 +3,12 @@
 Nothing here touches the database (this module does not import the models): results go back
 to the run's own thread, which records them (albums.sync.records).
 
-Each file is read once where that is possible: a file below the bucket's `small_file` size is
-read into memory, and that one read gives its MD5 (the record's checksum and the upload's
-Content-MD5), its image header and the bytes sent; a larger one is hashed while it streams
-up in parts. Only a large file that may be a moved photo is read twice (once to know its
-MD5, once more if it turns out not to be).
+A file below the bucket's `small_file` size is read once, into memory, and that one read
+gives its MD5 (the record's checksum and the upload's Content-MD5), its image header and the
+bytes sent. A larger one (a RAW file, a video) goes up in parts, several at a time, which
+s3transfer reads from the file as each is sent: its MD5 comes from a read of its own just
+before, in order, so that no part is held in memory for it (the upload's reads then come
+from the page cache). Memory stays at about `workers` small files and the parts in flight.
 """
 
 import hashlib
@@ -80,13 +81,14 @@ def transfer(job: Job, bucket: StorageBucket) -> Transferred:
     """
     with open(job.local.abspath, "rb") as file:
         opened = os.fstat(file.fileno())
-        content = _Content(file, opened.st_size, small=bucket.small_file)
+        content = _Content(file, job.local.abspath, opened.st_size, small=bucket.small_file)
         content_type = content_type_for(job.local.path)
         # A video or a sidecar has no dimensions or EXIF: Pillow is not asked.
         info = read_image_info(content.header()) if is_image(content_type) else ImageInfo()
         sent, etag, source = _send(job, bucket, content, content_type, opened.st_mtime_ns)
-        after = os.fstat(file.fileno())
-        if (after.st_size, after.st_mtime_ns) != (opened.st_size, opened.st_mtime_ns):
+        if _changed(opened, os.fstat(file.fileno())) or (
+            content.data is None and _changed(opened, _stat_or_none(job.local.abspath))
+        ):  # a large file is sent from its name: it must still be the file opened here
             if sent is not Sent.FOUND:
                 bucket.delete(job.key)
             raise FileChanged(CHANGED_WHILE_UPLOADING)
@@ -94,6 +96,23 @@ def transfer(job: Job, bucket: StorageBucket) -> Transferred:
     return Transferred(
         job, opened.st_size, opened.st_mtime_ns, content_type, info, sent, md5, etag, source
     )
+
+
+def _changed(opened: os.stat_result, now: os.stat_result | None) -> bool:
+    if now is None:
+        return True
+    return (now.st_ino, now.st_size, now.st_mtime_ns) != (
+        opened.st_ino,
+        opened.st_size,
+        opened.st_mtime_ns,
+    )
+
+
+def _stat_or_none(path: str) -> os.stat_result | None:
+    try:
+        return os.stat(path)
+    except OSError:
+        return None
 
 
 def file_md5(path: str) -> str:
@@ -151,13 +170,13 @@ def _same_content(remote: RemoteObject, content: "_Content") -> bool:
 
 
 class _Content:
-    """A photo file's bytes as the transfer needs them, read once where that is possible."""
+    """A photo file's bytes as the transfer needs them, read as few times as possible."""
 
-    def __init__(self, file, size: int, *, small: int):
+    def __init__(self, file, path: str, size: int, *, small: int):
         self.file = file
+        self.path = path
         self.size = size
         self.data = file.read(small) if size < small else None
-        self._hashing: _HashingReader | None = None
         self.known_md5 = hashlib.md5(self.data).digest() if self.data is not None else None  # noqa: S324 - an ETag, not security
 
     def header(self):
@@ -168,58 +187,16 @@ class _Content:
         return self.file
 
     def body(self):
-        """What to upload: the bytes read, or the file, hashed as it is read."""
+        """What to upload: the bytes read, or the file's name (for s3transfer to read the
+        parts from), once its MD5 is known."""
         if self.data is not None:
             return self.data
-        self.file.seek(0)
-        if self.known_md5 is not None:
-            return self.file
-        self._hashing = _HashingReader(self.file)
-        return self._hashing
+        self.md5()
+        return self.path
 
     def md5(self) -> bytes:
         """The file's MD5: from the read already done, or from a read now."""
-        if self.known_md5 is None and self._hashing is not None:
-            self.known_md5 = self._hashing.digest()
         if self.known_md5 is None:
             self.file.seek(0)
             self.known_md5 = hashlib.file_digest(self.file, "md5").digest()
         return self.known_md5
-
-
-class _HashingReader:
-    """A file, hashed as an upload reads it from start to end (s3transfer reads the parts of
-    a seekable file in order, and keeps each part in memory for its retries)."""
-
-    def __init__(self, file):
-        self.file = file
-        self._md5 = hashlib.md5()  # noqa: S324 - an ETag, not security
-        self._hashed = 0  # bytes hashed, from the start
-        self._whole = True  # every byte was hashed once, in order
-
-    def read(self, size: int = -1) -> bytes:
-        start = self.file.tell()
-        data = self.file.read(size)
-        if start == self._hashed:
-            self._md5.update(data)
-            self._hashed += len(data)
-        elif start + len(data) > self._hashed:
-            self._whole = False  # a gap or a jump back past the end: hash it afresh
-        return data
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        return self.file.seek(offset, whence)
-
-    def tell(self) -> int:
-        return self.file.tell()
-
-    def seekable(self) -> bool:
-        return True
-
-    def readable(self) -> bool:
-        return True
-
-    def digest(self) -> bytes | None:
-        """The MD5 of the whole file, or None when the reads did not cover it in order."""
-        end = os.fstat(self.file.fileno()).st_size
-        return self._md5.digest() if self._whole and self._hashed == end else None

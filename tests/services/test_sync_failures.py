@@ -292,6 +292,39 @@ def test_a_file_changed_while_uploading_is_not_recorded_nor_left_half_sent(album
     assert sync_album(album=album).uploaded == 1
 
 
+def test_a_large_file_replaced_while_its_parts_go_up_is_not_recorded_nor_left(
+    album, s3, s3_requests
+):
+    """A file sent in parts is read from its name: an editor that saves by writing a new
+    file and renaming it over the old one (same size, same time) is still caught."""
+    target = album.path / "large.tif"
+    target.write_bytes(os.urandom(1024) * (9 * 1024))
+    replaced = []
+
+    def replace_while_sending(op, request):
+        if op == "UploadPart" and not replaced:
+            before = target.stat()
+            saved = album.path / ".large.tif.tmp"
+            saved.write_bytes(os.urandom(before.st_size))
+            os.utime(saved, ns=(before.st_atime_ns, before.st_mtime_ns))
+            os.replace(saved, target)
+            replaced.append(True)
+
+    s3_requests.fault = replace_while_sending
+
+    result = sync_album(album=album)
+
+    assert (result.status, result.uploaded) == ("partial", 3)
+    assert result.failures[0].path == "large.tif"
+    assert "changed while it was being uploaded" in result.failures[0].error
+    assert "albums/summer-2024/large.tif" not in s3.object_keys()
+    assert not Photo.objects.filter(path="large.tif").exists()
+    s3_requests.fault = None
+    assert sync_album(album=album).uploaded == 1
+    stored = s3.client.get_object(Bucket=s3.name, Key="albums/summer-2024/large.tif")
+    assert stored["Body"].read() == target.read_bytes()
+
+
 def test_unfinished_multipart_uploads_of_a_killed_run_are_aborted(album, s3, s3_requests):
     large = album.path / "large.tif"
     large.write_bytes(os.urandom(1024) * (9 * 1024))
