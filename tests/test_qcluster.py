@@ -25,7 +25,9 @@ ROOT = Path(__file__).resolve().parent.parent
 SCHEDULER_WAIT = 75
 RUN_WAIT = 45
 REDIS_ADDRESS = ("127.0.0.1", 6379)
-REDIS_DB = 11  # kept apart from anything else using the local Redis (its queue has its own name too)
+REDIS_DB = (
+    11  # kept apart from anything else using the local Redis (its queue has its own name too)
+)
 
 pytestmark = pytest.mark.timeout(240)
 
