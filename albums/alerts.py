@@ -48,8 +48,7 @@ The sync of album {album} {outcome}.
 Album:       {album} (slug {slug}, folder {folder})
 Run:         #{run_id}, queued by {trigger}, finished {finished}
 What failed: {what}
-Message:     {message}
-In a row:    {in_a_row} sync(s) of this album in a row failed or partly failed; last success: {last_success}.
+{message}In a row:    {in_a_row} sync(s) of this album in a row failed or partly failed; last success: {last_success}.
 {link}{files}
 No other email will be sent about this album until one of its syncs succeeds again.
 """
@@ -60,10 +59,11 @@ partly failed.
 Album:       {album} (slug {slug}, folder {folder})
 Run:         #{run_id}, queued by {trigger}, finished {finished}
 {link}"""
-WHOLE_RUN = "the whole run: it stopped, and nothing after the stop was synced"
+WHOLE_RUN = "the whole run: it stopped (see the message)"
+MESSAGE = "Message:     {message}\n"
 SOME_FILES = "{count} file(s); the rest of the album synced"
-LINK = "See the run:  {url}\n"
-NO_LINK = "See the run:  Sync runs, #{run_id}, in the admin (set PHOTOSITE_URL for a link)\n"
+LINK = "See the run: {url}\n"
+NO_LINK = "See the run: Sync runs, #{run_id}, in the admin (set PHOTOSITE_URL for a link)\n"
 NEVER = "never"
 MORE_FILES = "… and {count} more, on the run's page.\n"
 NOT_SENT = (
@@ -90,7 +90,7 @@ def failure_email(run: SyncRun, streak: Streak) -> tuple[str, str]:
     body = FAILED_BODY.format(
         outcome=outcome,
         what=SOME_FILES.format(count=run.failed) if partial else WHOLE_RUN,
-        message=_one_line(run.message) or "-",
+        message=MESSAGE.format(message=_one_line(run.message)) if run.message else "",
         in_a_row=streak.failures,
         last_success=_last_success(album),
         files=_files(run) if partial else "",
@@ -109,7 +109,8 @@ def _send(run: SyncRun, subject: str, body: str) -> bool:
     try:
         mail_admins(subject, body, fail_silently=False)
     except Exception as exc:  # whatever the mail server or the network did: never the run's
-        logger.error(NOT_SENT, run.album.name, run.pk, f"{type(exc).__name__}: {exc}")
+        cause = f"{type(exc).__name__}: {exc}".rstrip(". ")
+        logger.error(NOT_SENT, run.album.name, run.pk, cause)
         return False
     return True
 

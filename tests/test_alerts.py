@@ -3,20 +3,29 @@ once when it recovers (issue 16). Sent for real, over SMTP, to a server on 127.0
 
 import email
 import email.policy
+import ipaddress
 import logging
+import re
 import smtplib
+import ssl
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from io import StringIO
+from pathlib import Path
 
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from django.core import mail
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management import CommandError, call_command
 from django.http import HttpResponse
 from django.test import Client
-from django.urls import path
+from django.urls import path, reverse
 from django.utils import timezone
 
 from albums import alerts
@@ -39,6 +48,7 @@ class Received:
     sender: str
     recipients: list[str]
     raw: bytes
+    tls: bool
 
     @property
     def message(self) -> email.message.EmailMessage:
@@ -54,10 +64,11 @@ class Received:
 
 
 class MailServer:
-    """An SMTP server (aiosmtpd, on its own thread) that wants the login alerts/FAKE_SECRET;
-    `refuse` is a reply it then gives to every message instead of taking it."""
+    """An SMTP server (aiosmtpd, on its own thread) that wants the login alerts/FAKE_SECRET,
+    over STARTTLS if given a `tls` context; `refuse` is a reply it then gives to every
+    message instead of taking it."""
 
-    def __init__(self):
+    def __init__(self, tls: ssl.SSLContext | None = None):
         self.received: list[Received] = []
         self.refuse: str | None = None
         self.controller = Controller(
@@ -67,7 +78,9 @@ class MailServer:
             server_hostname="smtp.test",  # not the machine's name, which may need DNS
             authenticator=self.authenticate,
             auth_required=True,
-            auth_require_tls=False,  # no certificate here; the login is still checked
+            tls_context=tls,
+            require_starttls=tls is not None,
+            auth_require_tls=tls is not None,  # without a certificate, a login in clear
         )
 
     @property
@@ -82,7 +95,12 @@ class MailServer:
         if self.refuse:
             return self.refuse
         self.received.append(
-            Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content)
+            Received(
+                envelope.mail_from,
+                list(envelope.rcpt_tos),
+                envelope.original_content,
+                tls=session.ssl is not None,
+            )
         )
         return "250 Message accepted for delivery"
 
@@ -206,6 +224,7 @@ def test_each_albums_streak_is_its_own_and_a_partial_run_names_its_files(
     assert "What failed: 1 file(s); the rest of the album synced" in partial
     assert "  back\\slash.jpg: " in partial
     assert "fine.jpg" not in partial
+    assert "Message:" not in partial  # a partial run has no message of its own
 
     scheduled()  # both fail again: nothing new
 
@@ -327,15 +346,72 @@ def test_no_secret_in_any_email(album, alerting, scheduled, settings, photos_roo
         assert settings.SECRET_KEY not in text
 
 
-def test_alerts_can_be_turned_off(album, alerting, scheduled, settings):
+def test_alerts_can_be_turned_off(album, alerting, scheduled, settings, admin_client):
     settings.ALBUMS_ALERTS = False
     break_folder(album)
 
     scheduled()
+    scheduled()
 
     assert alerting.received == []
     album.refresh_from_db()
-    assert album.sync_failures_in_row == 1  # still counted, as the admin shows it
+    assert album.sync_failures_in_row == 2  # still counted, and shown on the album's page
+    page = admin_client.get(reverse("admin:albums_album_change", args=[album.pk]))
+    assert re.search(r"Failed syncs in a row:</label>\s*<div class=\"readonly\">2<", page.text)
+
+
+def test_the_login_and_the_email_go_over_starttls_when_asked(
+    album, settings, local_bucket, scheduled, tmp_path, monkeypatch
+):
+    cert, key = self_signed_certificate(tmp_path, "127.0.0.1")
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(cert, key)
+    server = MailServer(tls)  # refuses a login, or a message, before STARTTLS
+    server.controller.start()
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # the client trusts this certificate only
+    use_email(settings, server.port, DJANGO_EMAIL_USE_TLS="1")
+    break_folder(album)
+    try:
+        scheduled()
+    finally:
+        server.controller.stop()
+
+    [sent] = server.received
+    assert sent.tls
+    assert sent.subject == '[photosite] Album "Summer 2024": sync failed'
+
+
+def self_signed_certificate(folder: Path, address: str) -> tuple[Path, Path]:
+    """A certificate for `address` (an IP address), and its key, as PEM files."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, address)])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(address))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    cert, key_file = folder / "smtp.pem", folder / "smtp.key"
+    cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert, key_file
 
 
 def test_without_admins_nothing_is_sent(album, alerting, scheduled, settings):
