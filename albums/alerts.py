@@ -50,7 +50,8 @@ Run:         #{run_id}, queued by {trigger}, finished {finished}
 What failed: {what}
 {message}In a row:    {in_a_row} sync(s) of this album in a row failed or partly failed; last success: {last_success}.
 {link}{files}
-No other email will be sent about this album until one of its syncs succeeds again.
+No other email will come about this album until one of its background syncs succeeds
+again: that one will.
 """
 RECOVERED_BODY = """\
 The sync of album {album} succeeded again, after {ended} sync(s) in a row that failed or
