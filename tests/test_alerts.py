@@ -487,13 +487,19 @@ def test_good_email_settings_are_read_as_django_wants_them():
     assert env.host_name("H", "::1", example="x") == "::1"
 
 
-def test_a_bad_email_setting_stops_a_command_without_a_traceback():
-    outcome = run_manage(
-        "check", env={"DJANGO_SECRET_KEY": "k", "DJANGO_ADMINS": "Ada <ada@example>"}
-    )
+@pytest.mark.parametrize(
+    ("name", "value", "said"),
+    [
+        ("DJANGO_ADMINS", "Ada <ada@example>", "email addresses separated by commas"),
+        ("PHOTOSITE_URL", "photos.example.org", "a URL with its scheme, such as https://"),
+        ("ALBUMS_ALERTS", "sometimes", "true or false (or 1 or 0)"),
+    ],
+)
+def test_a_bad_alert_setting_stops_a_command_without_a_traceback(name, value, said):
+    outcome = run_manage("check", env={"DJANGO_SECRET_KEY": "k", name: value})
 
     assert outcome.returncode == 1
-    assert outcome.stderr.startswith("Configuration error: DJANGO_ADMINS must be email")
+    assert outcome.stderr.startswith(f"Configuration error: {name} must be {said}")
     assert "Traceback" not in outcome.stderr
 
 
