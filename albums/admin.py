@@ -111,7 +111,13 @@ class AlbumAdmin(admin.ModelAdmin):
     ]
     search_fields = ["name", "slug", "folder"]
     prepopulated_fields = {"slug": ["name"]}
-    readonly_fields = ["last_synced_at", "last_sync_status", "recent_runs"]
+    readonly_fields = [
+        "last_synced_at",
+        "last_sync_status",
+        "sync_failures_in_row",
+        "failure_alert_sent_at",
+        "recent_runs",
+    ]
     fields = ["name", "slug", "folder", "sync_on_schedule", *readonly_fields]
     actions = ["sync_selected", "restore_selected"]
     list_per_page = 50

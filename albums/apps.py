@@ -45,7 +45,9 @@ class AlbumsConfig(AppConfig):
     verbose_name = "Albums"
 
     def ready(self):
+        from .alerts import on_streak_counted
         from .schedule import create_schedule_after_migrate
+        from .sync.runs import streak_counted
 
         connection_created.connect(configure_sqlite, dispatch_uid="albums_configure_sqlite")
         setting_changed.connect(
@@ -57,3 +59,5 @@ class AlbumsConfig(AppConfig):
         post_migrate.connect(
             create_cache_tables, sender=self, dispatch_uid="albums_create_cache_tables"
         )
+        # The sync layer counts a background sync's streak of failures; the email is ours.
+        streak_counted.connect(on_streak_counted, dispatch_uid="albums_alerts")

@@ -145,6 +145,12 @@ def thumbnail_dir() -> Path:
     return Path(getattr(settings, "ALBUMS_THUMBNAIL_DIR", default)).expanduser()
 
 
+def alerts_enabled() -> bool:
+    """ALBUMS_ALERTS: whether the admins are emailed about failing background syncs
+    (photosite.settings reads it with the other flags, naming a bad value at start-up)."""
+    return bool(getattr(settings, "ALBUMS_ALERTS", True))
+
+
 def queue_retry_seconds() -> int:
     """How long django-q2 waits before delivering an unacknowledged task again."""
     return _positive_int("Q_CLUSTER['retry']", settings.Q_CLUSTER.get("retry", 60), example=22200)

@@ -69,6 +69,23 @@ class Album(models.Model):
         max_length=16, choices=SyncStatus.choices, blank=True, editable=False
     )
 
+    # The streak of background syncs that failed or ended partial (albums.sync.runs), of which
+    # the admins are emailed once, and again when a sync succeeds (albums.alerts).
+    sync_failures_in_row = models.PositiveIntegerField(
+        "failed syncs in a row",
+        default=0,
+        editable=False,
+        help_text="Background syncs (schedule, admin, API) that failed or ended partial in a "
+        "row; 0 once one succeeds.",
+    )
+    failure_alert_sent_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="When the admins were emailed about this streak of failures; empty when "
+        "they were not (yet).",
+    )
+
     # The per-album lock: a lease taken with one conditional UPDATE, renewed while a
     # sync runs and released at its end; a sync that died frees the album when its
     # lease expires. Works alike on SQLite and PostgreSQL (see albums.sync.lease).
@@ -223,6 +240,13 @@ class SyncRun(RunCounts):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} of {self.album} #{self.pk}"
+
+    @property
+    def in_background(self) -> bool:
+        """Run by a worker, queued by a door (the schedule, the admin, the API, `sync_albums
+        --async`), rather than by the command here and now: the runs nobody watches, whose
+        failures the admins are emailed about."""
+        return self.trigger != self.Trigger.COMMAND or self.queued_at is not None
 
     @property
     def counts_class(self):

@@ -219,6 +219,69 @@ STORAGES = {
     "photos": photos_storage(os.environ),
 }
 
+# Email: the admins are told when background syncs fail, and when they recover (albums.alerts),
+# and Django mails them its report of a server error (500). Nothing is sent without ADMINS.
+
+
+def email_settings(environ) -> dict:
+    """ADMINS and Django's EMAIL_* settings from DJANGO_ADMINS and DJANGO_EMAIL_*, each
+    checked as it is read."""
+    use_tls = env.flag("DJANGO_EMAIL_USE_TLS", environ=environ)  # STARTTLS, usually port 587
+    use_ssl = env.flag("DJANGO_EMAIL_USE_SSL", environ=environ)  # TLS at once, usually 465
+    if use_tls and use_ssl:
+        raise ImproperlyConfigured(
+            "DJANGO_EMAIL_USE_TLS and DJANGO_EMAIL_USE_SSL cannot both be on: set "
+            "DJANGO_EMAIL_USE_TLS=1 for STARTTLS (usually port 587) or DJANGO_EMAIL_USE_SSL=1 "
+            "for TLS from the start (usually port 465)."
+        )
+    user = environ.get("DJANGO_EMAIL_HOST_USER", "")
+    password = environ.get("DJANGO_EMAIL_HOST_PASSWORD", "")
+    if bool(user) != bool(password):
+        # Django logs in only with both: one alone would send without logging in, and fail.
+        raise ImproperlyConfigured(
+            "DJANGO_EMAIL_HOST_USER and DJANGO_EMAIL_HOST_PASSWORD must be set together (the "
+            "mail server's login, such as alerts@example.org and its password), or neither."
+        )
+    from_email = env.email_address(
+        "DJANGO_DEFAULT_FROM_EMAIL", "photosite@localhost", environ=environ
+    )
+    return {
+        "ADMINS": env.email_addresses("DJANGO_ADMINS", environ=environ),
+        "EMAIL_HOST": env.host_name(
+            "DJANGO_EMAIL_HOST", "localhost", example="smtp.example.org", environ=environ
+        ),
+        "EMAIL_PORT": env.integer(
+            "DJANGO_EMAIL_PORT",
+            465 if use_ssl else 587 if use_tls else 25,
+            minimum=1,
+            maximum=65535,
+            environ=environ,
+        ),
+        "EMAIL_USE_TLS": use_tls,
+        "EMAIL_USE_SSL": use_ssl,
+        "EMAIL_HOST_USER": user,
+        "EMAIL_HOST_PASSWORD": password,
+        # Django's default is to wait for ever: a mail server that never answers would hold
+        # a worker.
+        "EMAIL_TIMEOUT": env.integer("DJANGO_EMAIL_TIMEOUT", 10, minimum=1, environ=environ),
+        "DEFAULT_FROM_EMAIL": from_email,
+        # The sender of the emails to the admins.
+        "SERVER_EMAIL": env.email_address("DJANGO_SERVER_EMAIL", from_email, environ=environ),
+    }
+
+
+globals().update(email_settings(os.environ))
+EMAIL_SUBJECT_PREFIX = "[photosite] "
+# Django's 500 report lists the settings, hiding those named like secrets; this also hides a
+# URL's password wherever it is (REDIS_URL, Q_CLUSTER["redis"]).
+DEFAULT_EXCEPTION_REPORTER_FILTER = "photosite.error_reports.ExceptionReporterFilter"
+# The site's address, for links in the emails (to a run in the admin).
+PHOTOSITE_URL = env.url(
+    "PHOTOSITE_URL", schemes=("https", "http"), example="https://photos.example.org"
+)
+# Albums: ALBUMS_ALERTS=0 turns the emails about failed syncs off.
+ALBUMS_ALERTS = env.flag("ALBUMS_ALERTS", default=True)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -17,6 +17,11 @@ for name in list(os.environ):
     if name.startswith(("AWS_", "ALBUMS_", "Q_")) and name != "AWS_DEFAULT_REGION":
         del os.environ[name]
 os.environ.pop("REDIS_URL", None)  # the tests' broker is the ORM (and sync mode)
+for name in list(os.environ):  # no email to a developer's real admins, whatever the shell says
+    if name.startswith("DJANGO_EMAIL_") or name in (
+        "DJANGO_ADMINS", "DJANGO_SERVER_EMAIL", "DJANGO_DEFAULT_FROM_EMAIL", "PHOTOSITE_URL"
+    ):  # fmt: skip
+        del os.environ[name]
 os.environ.update(
     {
         "DJANGO_SECRET_KEY": "tests-only-secret-key",

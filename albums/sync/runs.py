@@ -8,12 +8,20 @@
 A run made by a door for the worker starts queued (`queue`); a run the command starts itself
 is created running (`start`). The doors, the task and the service change a run only
 through these functions.
+
+The outcome of a real sync run in the background (`SyncRun.in_background`) is also counted in
+its album's streak of failures (`Album.sync_failures_in_row`), here, where the outcome is
+stored; once that is written, `streak_counted` tells whoever listens (albums.alerts, which
+emails the admins: this layer knows nothing of email).
 """
 
 import logging
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.db import transaction
+from django.db.models import F
+from django.dispatch import Signal
 from django.utils import timezone
 
 from ..models import Album, SyncRun, SyncStatus
@@ -39,6 +47,26 @@ ABANDONED = (
 )
 UNEXPECTED = "Unexpected error: {error}"
 ACTIVE = (SyncStatus.QUEUED, SyncStatus.RUNNING)
+FAILING = (SyncStatus.FAILED, SyncStatus.PARTIAL)  # what makes or lengthens a streak
+
+# Sent with `run` and `streak` (a Streak) once a background sync's outcome has changed its
+# album's streak and the database is written (on commit). Receivers must not raise; those
+# that do are logged (send_robust), never failing the run.
+streak_counted = Signal()
+
+
+@dataclass(frozen=True, slots=True)
+class Streak:
+    """How a background sync changed its album's streak of failures.
+
+    `failures` is the streak's length after the run (0: it succeeded); `ended`, for a
+    success, the length of the streak it ended; `alerted`, whether the admins were told of
+    the streak (a failure alert was sent for it)."""
+
+    album_id: int
+    failures: int
+    ended: int = 0
+    alerted: bool = False
 
 
 def queue(album: Album, *, kind: str, trigger: str, **options: bool) -> SyncRun:
@@ -120,6 +148,7 @@ def finish(run: SyncRun, album: Album, result: RunOutcome, *, done: int, found: 
             last_synced_at=run.finished_at, last_sync_status=result.status
         )
         album.last_synced_at, album.last_sync_status = run.finished_at, result.status
+        _count_in_streaks([run])
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +181,9 @@ def finish_many(finished: list[Finished]) -> None:
             albums.append(item.album)
     if albums:
         Album.objects.bulk_update(albums, ["last_synced_at", "last_sync_status"], batch_size=500)
+        _count_in_streaks(
+            [item.run for item in finished if _counts_for_the_album(item.run, item.result)]
+        )
 
 
 def _set_outcome(run: SyncRun, result: RunOutcome, *, done: int, found: int) -> None:
@@ -187,10 +219,23 @@ def add_diagnosis(run_id: int, diagnosis: dict) -> None:
 
 def fail_unstarted(run_id: int, error: Exception) -> None:
     """A claimed run whose sync raised before it took the run over (a bad setting, say):
-    failed, never left "running" for ever."""
-    SyncRun.objects.filter(pk=run_id, finished_at__isnull=True).update(
+    failed, never left "running" for ever, and counted in its album's streak: a setting that
+    breaks every scheduled sync is what the admins must hear of."""
+    failed = SyncRun.objects.filter(pk=run_id, finished_at__isnull=True).update(
         status=SyncStatus.FAILED, message=UNEXPECTED.format(error=error), finished_at=timezone.now()
     )
+    if failed:
+        run = SyncRun.objects.select_related("album").get(pk=run_id)
+        if run.kind == SyncRun.Kind.SYNC and not run.dry_run:
+            _count_in_streaks([run])
+
+
+def mark_alerted(streak: Streak) -> None:
+    """The admins were told of `streak` (a failure alert went out): no other alert until it
+    ends. Left alone if the streak ended meanwhile."""
+    Album.objects.filter(
+        pk=streak.album_id, sync_failures_in_row__gt=0, failure_alert_sent_at__isnull=True
+    ).update(failure_alert_sent_at=timezone.now())
 
 
 def start_many(
@@ -269,6 +314,46 @@ def run_as_dict(run: SyncRun) -> dict:
         **{name: getattr(run, name) for name in run.counts_class.names()},
         "failed": run.failed,
     }
+
+
+def _count_in_streaks(finished: list[SyncRun]) -> None:
+    """Real syncs' outcomes, each counted in its album's streak if it ran in the background:
+    a failed or partial run lengthens it, a success ends it (a skipped run, or one the command
+    ran, changes nothing). Then, once committed, `streak_counted` is sent for each change.
+
+    One query for the streaks as they stand, then one for each streak that changes (most
+    runs are a success after a success, which change nothing). Read then written: only one
+    real sync of an album runs at a time (its lease)."""
+    counted = [
+        run
+        for run in finished
+        if run.in_background and run.status in (SyncStatus.SUCCESS, *FAILING)
+    ]
+    if not counted:
+        return
+    standing = {
+        pk: (failures, alerted_at is not None)
+        for pk, failures, alerted_at in Album.objects.filter(
+            pk__in=[run.album_id for run in counted]
+        ).values_list("pk", "sync_failures_in_row", "failure_alert_sent_at")
+    }
+    for run in counted:
+        failures, alerted = standing[run.album_id]
+        album = Album.objects.filter(pk=run.album_id)
+        if run.status in FAILING:
+            album.update(sync_failures_in_row=F("sync_failures_in_row") + 1)
+            streak = Streak(album_id=run.album_id, failures=failures + 1, alerted=alerted)
+        elif failures:
+            album.update(sync_failures_in_row=0, failure_alert_sent_at=None)
+            streak = Streak(album_id=run.album_id, failures=0, ended=failures, alerted=alerted)
+        else:
+            continue  # a success after a success: nothing to tell
+        transaction.on_commit(
+            lambda run=run, streak=streak: streak_counted.send_robust(
+                sender=SyncRun, run=run, streak=streak
+            ),
+            robust=True,
+        )
 
 
 def _close(run: SyncRun, *, status: str, message: str) -> None:
