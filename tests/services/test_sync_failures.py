@@ -1,6 +1,7 @@
 """What a run does when files, folders or the bucket misbehave."""
 
 import os
+import threading
 import time
 
 import pytest
@@ -299,16 +300,18 @@ def test_a_large_file_replaced_while_its_parts_go_up_is_not_recorded_nor_left(
     file and renaming it over the old one (same size, same time) is still caught."""
     target = album.path / "large.tif"
     target.write_bytes(os.urandom(1024) * (9 * 1024))
+    replacing = threading.Lock()  # the parts go up side by side: the first one replaces it
     replaced = []
 
     def replace_while_sending(op, request):
-        if op == "UploadPart" and not replaced:
-            before = target.stat()
-            saved = album.path / ".large.tif.tmp"
-            saved.write_bytes(os.urandom(before.st_size))
-            os.utime(saved, ns=(before.st_atime_ns, before.st_mtime_ns))
-            os.replace(saved, target)
-            replaced.append(True)
+        with replacing:
+            if op == "UploadPart" and not replaced:
+                before = target.stat()
+                saved = album.path / ".large.tif.tmp"
+                saved.write_bytes(os.urandom(before.st_size))
+                os.utime(saved, ns=(before.st_atime_ns, before.st_mtime_ns))
+                os.replace(saved, target)
+                replaced.append(True)
 
     s3_requests.fault = replace_while_sending
 
