@@ -2,9 +2,10 @@
 
 The sync uses `size()`, `save()` and `delete()` on the "photos" storage alias, which every
 backend has (StorageBucket). Where the backend is django-storages' S3Storage, the fast path
-(S3Bucket) does the same through one boto3 client per run, configured as the storage
-configures its own: one listing of an album's prefix instead of a HEAD per photo, uploads
-without a transfer manager per file, and the clean-up of unfinished multipart uploads.
+(S3Bucket) does the same through one boto3 client per process (shared_client), configured
+as the storage configures its own: one listing of an album's prefix instead of a HEAD per
+photo, uploads without a transfer manager per file, and the clean-up of unfinished
+multipart uploads.
 """
 
 import base64
@@ -152,7 +153,7 @@ class StorageBucket:
 
 
 class S3Bucket(StorageBucket):
-    """Fast path (S3Storage): listings, uploads and deletes of a run through one boto3 client.
+    """Fast path (S3Storage): listings, uploads and deletes through the process's boto3 client.
 
     - A listing of an album's prefix answers for 1,000 photos per request, where
       Storage.listdir() lists one level and exists() costs a HEAD per photo; where a HEAD

@@ -67,7 +67,11 @@ class BucketPool:
         else:
             self.bucket, self.pool = shared.bucket, shared.pool
         self.where = describe(self.bucket.storage)  # for messages: never a credential
-        self.answers_at_start = self.bucket.endpoint.answers  # see Failures.judge
+        # Where the endpoint's answers stood when the run began (see Failures.judge); for an
+        # album of a run over several, when that run began: its shared listing was answered.
+        self.answers_at_start = (
+            shared.answers_at_start if shared is not None else self.bucket.endpoint.answers
+        )
 
     @property
     def can_list(self) -> bool:

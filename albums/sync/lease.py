@@ -82,6 +82,7 @@ class AlbumLeases:
         self.seconds = conf.lease_seconds()
         self._renewed = 0.0
         self.held: set[int] = set()  # album ids
+        self.lost: set[int] = set()  # album ids whose lease another sync took: see renew
 
     def acquire(self, albums: list[Album]) -> tuple[list[Album], list[Album]]:
         """(the albums now held, the albums another sync holds)."""
@@ -107,17 +108,29 @@ class AlbumLeases:
 
     def renew_if_due(self) -> None:
         """Extend every lease held once a third of it has passed; cheap to call often.
-        A lease lost (stalled past its expiry, another sync took the album) stops the run."""
+
+        A lease lost (the run stalled past its expiry and another sync took the album) is no
+        longer held and its album id goes to `lost`, for the run to stop that album alone
+        (`take_lost`): the others go on."""
         if not self.held or time.monotonic() - self._renewed < self.seconds / 3:
             return
         kept = Album.objects.filter(pk__in=self.held, sync_lease_token=self.token).update(
             sync_lease_expires_at=self._expiry(timezone.now())
         )
         if kept < len(self.held):
-            lost = Album.objects.filter(pk__in=self.held).exclude(sync_lease_token=self.token)
-            album = lost.first()
-            raise SyncLeaseLost(LEASE_LOST.format(album=album.name if album else "?"))
+            still = Album.objects.filter(pk__in=self.held, sync_lease_token=self.token)
+            lost = self.held - set(still.values_list("pk", flat=True))
+            self.held -= lost
+            self.lost |= lost
         self._renewed = time.monotonic()
+
+    def take_lost(self) -> list[int]:
+        """The albums whose lease was lost since the last call."""
+        lost, self.lost = list(self.lost), set()
+        return lost
+
+    def lost_error(self, album: Album) -> SyncLeaseLost:
+        return SyncLeaseLost(LEASE_LOST.format(album=album.name))
 
     def release(self, albums: list[Album]) -> None:
         ids = [album.pk for album in albums if album.pk in self.held]

@@ -29,9 +29,9 @@ from . import runs
 from .bucket_pool import BucketPool, SharedListing
 from .engine import AlbumSync, SyncOptions
 from .lease import AlbumLeases
-from .pool import in_pool
+from .pool import CtrlC, in_pool
 from .records import RecordWriter
-from .result import AlbumOutcome, SyncResult
+from .result import INTERRUPTED, AlbumOutcome, SyncResult
 from .runs import diagnose
 from .tally import ProgressCallback
 from .transfer import transfer
@@ -39,7 +39,6 @@ from .transfer import transfer
 logger = logging.getLogger("albums")
 
 FINISH_EVERY = 50  # albums whose outcomes are stored (and leases released) together
-INTERRUPTED = "Interrupted; what was uploaded is recorded."
 
 
 @dataclass(eq=False)
@@ -51,7 +50,8 @@ class _Album:
     sync: AlbumSync | None = None
     pending: int = 0  # jobs on the pool
     submitted: bool = False  # every job handed to the pool, or it stopped
-    error: SyncError | None = None
+    error: SyncError | None = None  # what stops this album (the first, if several)
+    lease_lost: bool = False  # another sync took the album meanwhile
     result: SyncResult | None = None
 
     @property
@@ -83,16 +83,18 @@ class ManyAlbums:
         self.kept_vanished = {} if kept_vanished is None else kept_vanished
         self.leases = AlbumLeases()
         self.writer = RecordWriter()
-        self.ready: list[_Album] = []  # every job back: to end
+        self.items: dict[int, _Album] = {}  # by album id
+        self.stopping: list[StorageError] = []  # what says the bucket cannot be used
         self.finished: list[_Album] = []  # ended, their outcomes not stored yet
+        self.outcomes: list[AlbumOutcome] = []  # stored, not yielded yet
 
     def run(self) -> Iterator[AlbumOutcome]:
         held, refused = self.leases.acquire(self.albums)
-        for album in refused:
-            yield self._refused(album)
-        if not held:
-            return
         try:
+            for album in refused:
+                yield self._refused(album)
+            if not held:
+                return
             runs.close_abandoned_many(held, starting=list(self.queued.values()))
             started = runs.start_many(
                 held,
@@ -102,8 +104,8 @@ class ManyAlbums:
                 dry_run=False,
                 prune=self.options.prune,
             )
-            items = [_Album(album, started[album.pk]) for album in held]
-            yield from self._sync(items)
+            self.items = {album.pk: _Album(album, started[album.pk]) for album in held}
+            yield from self._sync(list(self.items.values()))
         finally:
             self.leases.release(held)  # those still held: the run stopped early
 
@@ -123,89 +125,111 @@ class ManyAlbums:
         listing = SharedListing(owner.listing()) if most and owner.can_list else None
         # Whether any photo is known by its content: if none is, no album looks for moves.
         known = Photo.objects.exclude(md5="").exists()
-        stopping: list[SyncError] = []
-        jobs = self._jobs(items, owner, listing, known, stopping)
-        try:
-            for (item, job), future in in_pool(
-                owner.pool,
-                lambda pair: transfer(pair[1], owner.bucket),
-                jobs,
-                window=self.options.in_flight,
-                on_wait=self._tick,
-                stop=lambda: bool(stopping),
-            ):
-                if (stop := item.sync.take(job, future)) is not None:
-                    stopping.append(stop)
-                item.pending -= 1
-                if item.done:
-                    self.ready.append(item)
-                yield from self._end_ready()
-        except (KeyboardInterrupt, GeneratorExit):
-            # Ctrl-C, or the caller stopped listening: the albums not ended end failed,
-            # with what went up recorded; nothing more is yielded.
-            self._stop_all(items, message=INTERRUPTED)
-            self._write()
-            raise
-        except BaseException as exc:
-            self._stop_all(items, message=f"Unexpected error: {exc!r}")
-            self._write()
-            raise
-        finally:
-            owner.close()
-        if stopping:
-            self._stop_all(items, error=stopping[0])
-        yield from self._end_ready(last=True)
-        if stopping and isinstance(stopping[0], StorageError):
-            self._diagnose(items, stopping[0])
+        # Ctrl-C is taken here rather than in in_pool: it must also stop the albums between
+        # two of them, and while the caller handles an outcome.
+        with CtrlC() as ctrl_c:
 
-    def _jobs(self, items, owner, listing, known, stopping) -> Iterator[tuple[_Album, object]]:
+            def stop() -> bool:
+                return bool(self.stopping) or ctrl_c.pressed
+
+            jobs = self._jobs(items, owner, listing, known, stop)
+            try:
+                for (item, job), future in in_pool(
+                    owner.pool,
+                    lambda pair: transfer(pair[1], owner.bucket),
+                    jobs,
+                    window=self.options.in_flight,
+                    on_wait=self._tick,
+                    stop=stop,
+                ):
+                    if (error := item.sync.take(job, future)) is not None:
+                        self._stop(item, error)
+                    item.pending -= 1
+                    self._end_if_done(item)
+                    yield from self._take_outcomes()
+                if ctrl_c.pressed:
+                    raise KeyboardInterrupt
+            except (KeyboardInterrupt, GeneratorExit):
+                # Ctrl-C, or the caller stopped listening: the albums not ended end failed,
+                # with what went up recorded; nothing more is yielded.
+                self._stop_all(items, message=INTERRUPTED)
+                self._write()
+                raise
+            except BaseException as exc:
+                self._stop_all(items, message=f"Unexpected error: {exc!r}")
+                self._write()
+                raise
+            finally:
+                owner.close()
+        if self.stopping:
+            self._stop_all(items, error=self.stopping[0])
+        self._write()
+        yield from self._take_outcomes()
+        if self.stopping:
+            self._diagnose(items, self.stopping[0])
+
+    def _jobs(self, items, owner, listing, known, stop) -> Iterator[tuple[_Album, object]]:
         """Every album's jobs, one album after the other, as (album, job)."""
         for item in items:
             self._tick()
-            if stopping:
+            if stop():
                 break
-            item.sync = AlbumSync(
-                album=item.album,
-                run=item.run,
-                options=self.options,
-                lease=self.leases,
-                progress=self.progress(item.album),
-                kept_vanished=self.kept_vanished.setdefault(item.album.pk, []),
-                writer=self.writer,
-                listing=listing.album(f"{item.album.slug}/") if listing else None,
-                known_elsewhere=known,
-            )
-            try:
-                item.sync.prepare(shared=owner)
-                for job in item.sync.jobs():
-                    item.pending += 1
-                    yield item, job
-                    if stopping:
-                        break
-            except StorageError as exc:  # the bucket cannot be used: by any album
-                item.error = exc
-                stopping.append(exc)
-            except SyncError as exc:  # this album's: its folder, its deletion limit
-                item.error = exc
+            if item.error is None:  # its lease may be lost already
+                item.sync = AlbumSync(
+                    album=item.album,
+                    run=item.run,
+                    options=self.options,
+                    lease=self.leases,
+                    progress=self.progress(item.album),
+                    kept_vanished=self.kept_vanished.setdefault(item.album.pk, []),
+                    writer=self.writer,
+                    listing=listing.album(f"{item.album.slug}/") if listing else None,
+                    known_elsewhere=known,
+                )
+                try:
+                    item.sync.prepare(shared=owner)
+                    for job in item.sync.jobs():
+                        item.pending += 1
+                        yield item, job
+                        if item.error is not None or stop():
+                            break
+                except SyncError as exc:  # its folder, its deletion limit; or the bucket's
+                    self._stop(item, exc)
             item.submitted = True
-            if item.done:
-                self.ready.append(item)
+            self._end_if_done(item)
 
-    def _end_ready(self, *, last: bool = False) -> Iterator[AlbumOutcome]:
-        """End the albums whose every job is back; store their outcomes a batch at a time."""
-        ready, self.ready = self.ready, []
-        for item in ready:
+    def _stop(self, item: _Album, error: SyncError) -> None:
+        """`error` stops the album (its jobs on the pool still come back and are recorded);
+        and the whole run, when it says that the bucket cannot be used."""
+        item.error = item.error or error
+        if isinstance(error, StorageError):
+            self.stopping.append(error)
+
+    def _end_if_done(self, item: _Album) -> None:
+        """End the album once its every job is back, and store the outcomes of the albums
+        ended a batch at a time (they are yielded by the next `_take_outcomes`)."""
+        if item.done:
             self._end(item)
-        if len(self.finished) >= FINISH_EVERY or (last and self.finished):
-            yield from self._write()
+        if len(self.finished) >= FINISH_EVERY:
+            self._write()
+
+    def _take_outcomes(self) -> list[AlbumOutcome]:
+        outcomes, self.outcomes = self.outcomes, []
+        return outcomes
 
     def _end(self, item: _Album) -> None:
+        if item.result is not None:
+            return
+        if item.sync is None:  # stopped before it started: its run says why
+            item.sync = AlbumSync(
+                album=item.album, run=item.run, options=self.options, writer=self.writer
+            )
         sync = item.sync
         if item.error is None:
             try:
                 sync.finish_pass()  # photos gone for good, the deletions of a prune
             except SyncError as exc:
-                item.error = exc
+                self._stop(item, exc)
         if item.error is None:
             item.result = sync.outcome()
         else:
@@ -219,22 +243,17 @@ class ManyAlbums:
         """The run stopped: every album not ended yet ends failed, with `error` (or a
         message), what its jobs sent being recorded."""
         for item in items:
-            if item.result is not None:
-                continue
-            if item.sync is None:  # never started: its run says why
-                item.sync = AlbumSync(
-                    album=item.album, run=item.run, options=self.options, writer=self.writer
-                )
-            item.error = item.error or error or SyncError(message)
-            item.pending, item.submitted = 0, True
-            self._end(item)
+            if item.result is None:
+                item.error = item.error or error or SyncError(message)
+                item.pending, item.submitted = 0, True
+                self._end(item)
 
-    def _write(self) -> list[AlbumOutcome]:
+    def _write(self) -> None:
         """Write the records, then the outcomes of the albums ended, and free them."""
         finished, self.finished = self.finished, []
         with transaction.atomic():  # one commit: records, outcomes and leases together
             self._store(finished)
-        return [AlbumOutcome(item.album, item.result, item.error) for item in finished]
+        self.outcomes += [AlbumOutcome(item.album, item.result, item.error) for item in finished]
 
     def _store(self, finished: list[_Album]) -> None:
         self.writer.flush()
@@ -246,6 +265,7 @@ class ManyAlbums:
                     item.result,
                     item.sync.tally.done,
                     item.sync.tally.found_count,
+                    holds_album=not item.lease_lost,
                 )
                 for item in finished
             ]
@@ -255,10 +275,8 @@ class ManyAlbums:
     def _diagnose(self, items: list[_Album], error: StorageError) -> None:
         """What check_storage finds, kept on the runs the bucket stopped (once the leases
         are free: the diagnosis makes requests of its own)."""
-        diagnosis = diagnose(getattr(error, "problem", None))
-        for item in items:
-            if isinstance(item.error, StorageError):
-                runs.add_diagnosis(item.run.pk, diagnosis)
+        stopped = [item.run.pk for item in items if isinstance(item.error, StorageError)]
+        runs.add_diagnosis(stopped, diagnose(getattr(error, "problem", None)))
 
     def _refused(self, album: Album) -> AlbumOutcome:
         """Another sync holds the album: its queued run, if any, is skipped."""
@@ -272,5 +290,11 @@ class ManyAlbums:
         return AlbumOutcome(album, getattr(exc, "result", None), exc)
 
     def _tick(self) -> None:
+        """While the run goes on: the leases renewed, the records written when due."""
         self.leases.renew_if_due()
+        for album_id in self.leases.take_lost():
+            item = self.items[album_id]
+            item.lease_lost = True  # its outcome no longer speaks for the album
+            if item.result is None:
+                self._stop(item, self.leases.lost_error(item.album))
         self.writer.flush_if_due()

@@ -31,7 +31,7 @@ def in_pool(
     items = iter(items)
     pending: dict[Future, object] = {}
     broken: list[BaseException] = []  # what stopped `items`, raised once `pending` is done
-    with _CtrlC() as ctrl_c:
+    with CtrlC() as ctrl_c:
 
         def stopping() -> bool:
             return bool(broken) or ctrl_c.pressed or stop()
@@ -54,7 +54,7 @@ def in_pool(
                     del pending[future]
             try:
                 finished, _ = wait(pending, timeout=TICK_SECONDS, return_when=FIRST_COMPLETED)
-            except KeyboardInterrupt as exc:  # where _CtrlC could not take the signal
+            except KeyboardInterrupt as exc:  # where CtrlC could not take the signal
                 if any(isinstance(earlier, KeyboardInterrupt) for earlier in broken):
                     raise  # a second Ctrl-C: stop now
                 broken.append(exc)
@@ -69,7 +69,7 @@ def in_pool(
         raise broken[0]
 
 
-class _CtrlC:
+class CtrlC:
     """While in effect, the first Ctrl-C (SIGINT) only sets `pressed`, so that the uploads in
     flight finish and are recorded, however busy the thread is when it comes; the second
     raises KeyboardInterrupt as usual. Signals reach the main thread only: elsewhere (a web
@@ -79,7 +79,7 @@ class _CtrlC:
         self.pressed = False
         self._previous = None
 
-    def __enter__(self) -> "_CtrlC":
+    def __enter__(self) -> "CtrlC":
         main = threading.current_thread() is threading.main_thread()
         if main and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
             self._previous = signal.signal(signal.SIGINT, self._pressed)

@@ -55,9 +55,8 @@ def recorded_photos(album: Album) -> Iterator[tuple[str, KnownPhoto]]:
 
 
 def forget_vanished(photo_ids_by_album: dict[int, list[int]]) -> None:
-    """Delete the records of photos gone from disk that a run kept (see
-    albums.sync.service.sync_albums), except those a later album's run moved: a moved
-    record belongs to its new album now."""
+    """Delete the records of photos gone from disk, by album, except those another album's
+    run moved meanwhile: a moved record belongs to its new album now."""
     for album_id, photo_ids in photo_ids_by_album.items():
         for start in range(0, len(photo_ids), DB_CHUNK):
             chunk = photo_ids[start : start + DB_CHUNK]
@@ -102,7 +101,7 @@ class RecordWriter:
         self.moves: list[Photo] = []
         self.identified: list[Photo] = []
         self.verified: list[int] = []
-        self.forgotten: list[int] = []
+        self.forgotten: list[tuple[int, int]] = []  # (album id, photo id)
         self.excluded: list[int] = []
         self.progress: dict[int, Progress] = {}  # run id -> its progress fields, as they stand
         self._last_flush = time.monotonic()
@@ -147,7 +146,10 @@ class RecordWriter:
                     excluded_at=timezone.now()
                 )
             if forgotten:
-                Photo.objects.filter(pk__in=forgotten).delete()
+                by_album: dict[int, list[int]] = {}
+                for album_id, photo_id in forgotten:
+                    by_album.setdefault(album_id, []).append(photo_id)
+                forget_vanished(by_album)
             if len(progress) == 1:
                 run = progress[0]
                 SyncRun.objects.filter(pk=run.pk).update(**self.progress[run.pk]())
@@ -239,8 +241,9 @@ class RunRecords:
         self._add(self.writer.verified, photo_id)
 
     def forgotten(self, photo_id: int) -> None:
-        """A recorded photo gone from disk: its record goes."""
-        self._add(self.writer.forgotten, photo_id)
+        """A recorded photo gone from disk: its record goes, unless meanwhile another album
+        of the same run found it moved there (the record is that album's now)."""
+        self._add(self.writer.forgotten, (self.album.pk, photo_id))
 
     def excluded(self, photo_id: int) -> None:
         """A recorded photo an exclusion now covers: its record is kept, marked excluded

@@ -8,6 +8,8 @@ from django.utils.translation import ngettext
 from ..counts import Counts, RestoreCounts, SyncCounts, VerifyCounts
 from ..models import Album
 
+INTERRUPTED = "Interrupted; what was uploaded is recorded."  # a run stopped by Ctrl-C
+
 
 @dataclass(frozen=True, slots=True)
 class FileFailure:

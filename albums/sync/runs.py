@@ -160,6 +160,9 @@ class Finished:
     result: RunOutcome
     done: int
     found: int
+    # False once the album's lease was lost: another sync has it, whose outcome is the one
+    # its album shows and counts in its streak.
+    holds_album: bool = True
 
 
 def finish_many(finished: list[Finished]) -> None:
@@ -173,17 +176,18 @@ def finish_many(finished: list[Finished]) -> None:
         run = item.run
         fields = [*item.result.COUNTS.names(), *FINISHED_FIELDS]
         SyncRun.objects.filter(pk=run.pk).update(**{name: getattr(run, name) for name in fields})
-    albums = []
-    for item in finished:
-        if _counts_for_the_album(item.run, item.result):
-            item.album.last_synced_at = item.run.finished_at
-            item.album.last_sync_status = item.result.status
-            albums.append(item.album)
-    if albums:
+    counted = [
+        item
+        for item in finished
+        if item.holds_album and _counts_for_the_album(item.run, item.result)
+    ]
+    for item in counted:
+        item.album.last_synced_at = item.run.finished_at
+        item.album.last_sync_status = item.result.status
+    if counted:
+        albums = [item.album for item in counted]
         Album.objects.bulk_update(albums, ["last_synced_at", "last_sync_status"], batch_size=500)
-        _count_in_streaks(
-            [item.run for item in finished if _counts_for_the_album(item.run, item.result)]
-        )
+        _count_in_streaks([item.run for item in counted])
 
 
 def _set_outcome(run: SyncRun, result: RunOutcome, *, done: int, found: int) -> None:
@@ -212,17 +216,18 @@ def diagnose(problem: StorageProblem | None) -> dict:
         return {}
 
 
-def add_diagnosis(run_id: int, diagnosis: dict) -> None:
-    """Keep check_storage's findings on a run the bucket stopped, for the admin to show."""
-    SyncRun.objects.filter(pk=run_id).update(diagnosis=diagnosis)
+def add_diagnosis(run_ids: list[int], diagnosis: dict) -> None:
+    """Keep check_storage's findings on the runs the bucket stopped, for the admin to show."""
+    SyncRun.objects.filter(pk__in=run_ids).update(diagnosis=diagnosis)
 
 
-def fail_unstarted(run_id: int, error: Exception) -> None:
+def fail_unstarted(run_id: int, error: Exception, *, unexpected: bool = True) -> None:
     """A claimed run whose sync raised before it took the run over (a bad setting, say):
     failed, never left "running" for ever, and counted in its album's streak: a setting that
     breaks every scheduled sync is what the admins must hear of."""
+    message = UNEXPECTED.format(error=error) if unexpected else str(error)
     failed = SyncRun.objects.filter(pk=run_id, finished_at__isnull=True).update(
-        status=SyncStatus.FAILED, message=UNEXPECTED.format(error=error), finished_at=timezone.now()
+        status=SyncStatus.FAILED, message=message, finished_at=timezone.now()
     )
     if failed:
         run = SyncRun.objects.select_related("album").get(pk=run_id)

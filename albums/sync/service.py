@@ -21,7 +21,7 @@ from .lease import AlbumLease
 from .many import ManyAlbums
 from .records import forget_vanished
 from .restore import AlbumRestore
-from .result import AlbumOutcome, RestoreResult, SyncResult, VerifyResult
+from .result import INTERRUPTED, AlbumOutcome, RestoreResult, SyncResult, VerifyResult
 from .tally import ProgressCallback
 from .verify import AlbumVerify
 
@@ -32,7 +32,6 @@ BAD_NEW_ALBUM = "Cannot make album {slug!r} from the bucket: {errors}"
 ALREADY_RECORDED = (
     "Album {slug!r} already has {count} recorded photos: restore them without --from-bucket."
 )
-INTERRUPTED = "Interrupted; what was uploaded is recorded."
 NO_ALBUMS = "No albums to sync. Create one in the admin, or run with --discover to make one per folder of PHOTOS_ROOT."
 
 
@@ -282,7 +281,7 @@ def _run(album, run, engine, *, kind, trigger, lease, options, skipped):
         # Taken once the lease is released: the diagnosis makes requests of its own, and the
         # album need not wait for them.
         if getattr(exc, "result", None) is not None:
-            runs.add_diagnosis(exc.result.run_id, runs.diagnose(getattr(exc, "problem", None)))
+            runs.add_diagnosis([exc.result.run_id], runs.diagnose(getattr(exc, "problem", None)))
         raise
 
 
@@ -353,6 +352,8 @@ def sync_albums(
             try:
                 sync_options = SyncOptions.resolve(**options)
             except ImproperlyConfigured as exc:
+                for run in (queued or {}).values():
+                    runs.fail_unstarted(run.pk, exc, unexpected=False)  # never left "running"
                 yield from (AlbumOutcome(album, None, exc) for album in albums)
                 return
             yield from ManyAlbums(
@@ -365,16 +366,19 @@ def sync_albums(
             ).run()
             return
         for album in albums:
+            run = (queued or {}).get(album.pk)
             try:
                 result = sync_album(
                     album=album,
                     progress=progress(album),
                     trigger=trigger,
-                    run=(queued or {}).get(album.pk),
+                    run=run,
                     kept_vanished=kept_vanished.setdefault(album.pk, []),
                     **options,
                 )
             except (SyncError, ImproperlyConfigured) as exc:
+                if isinstance(exc, ImproperlyConfigured) and run is not None:
+                    runs.fail_unstarted(run.pk, exc, unexpected=False)  # never left "running"
                 yield AlbumOutcome(album, getattr(exc, "result", None), exc)
             else:
                 yield AlbumOutcome(album, result)

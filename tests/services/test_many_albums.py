@@ -2,18 +2,26 @@
 prefix, the albums side by side, the bookkeeping in bulk; each album still ends on its own."""
 
 import math
+import os
+import signal
 
 import pytest
+from botocore.exceptions import ConnectionClosedError
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django_q.conf import Conf
 from django_q.models import OrmQ
 
-from albums.exceptions import AlbumFolderMissing, StorageAccessDenied, SyncAlreadyRunning
+from albums.exceptions import (
+    AlbumFolderMissing,
+    StorageAccessDenied,
+    SyncAlreadyRunning,
+    SyncLeaseLost,
+)
 from albums.models import Album, Photo, SyncRun
 from albums.storage import bucket as bucket_module
-from albums.sync import queue_scheduled_syncs, sync_albums
-from albums.sync.lease import AlbumLease
+from albums.sync import INTERRUPTED, queue_scheduled_syncs, queue_syncs, sync_albums
+from albums.sync.lease import AlbumLease, AlbumLeases
 from tests.conftest import s3_error, write_photo
 
 pytestmark = pytest.mark.django_db
@@ -32,8 +40,23 @@ def library(photos_root):
     return albums
 
 
-def sync_all(albums):
-    return {outcome.album.slug: outcome for outcome in sync_albums(albums)}
+def sync_all(albums, **options):
+    """Each album's outcome, by slug; every album has exactly one."""
+    outcomes = list(sync_albums(albums, **options))
+    by_slug = {outcome.album.slug: outcome for outcome in outcomes}
+    assert len(outcomes) == len(by_slug) == len(albums)
+    return by_slug
+
+
+def recorded_is_in_bucket(s3, *, refused=()) -> bool:
+    """Every object of a photo is recorded, and every record has its object (`refused`:
+    keys whose upload was answered with an error, which the mock stores all the same)."""
+    recorded = {f"albums/{photo.album.slug}/{photo.path}" for photo in Photo.objects.all()}
+    return recorded == set(s3.object_keys()) - set(refused)
+
+
+def no_run_left_open() -> bool:
+    return not SyncRun.objects.filter(finished_at__isnull=True).exists()
 
 
 def test_every_album_is_synced_and_ends_on_its_own(library, s3):
@@ -141,3 +164,113 @@ def test_the_schedules_task_syncs_every_album_as_one_run(library, s3, s3_request
     assert {(run.status, run.trigger) for run in runs} == {("success", "schedule")}
     assert s3_requests.counts["ListObjectsV2"] == 1
     assert len(s3.object_keys()) == ALBUMS * PHOTOS
+
+
+def test_uploads_refused_midway_stop_every_album_not_ended_and_keep_what_went_up(
+    library, s3, s3_requests
+):
+    puts = {"allowed": ALBUMS * PHOTOS // 2}
+    refused = []
+
+    def refuse_after_half(op, request):
+        if op == "PutObject" and "/albums/" in request.url:
+            if puts["allowed"] == 0:
+                refused.append(request.url.split(".com/", 1)[1])
+                return s3_error(request, 403, "AccessDenied")
+            puts["allowed"] -= 1
+        return None
+
+    s3_requests.fault = refuse_after_half
+
+    outcomes = sync_all(library, workers=2)
+
+    statuses = {o.result.status for o in outcomes.values()}
+    assert statuses == {"success", "failed"}
+    stopped = [o for o in outcomes.values() if o.result.status == "failed"]
+    assert {type(o.error) for o in stopped} == {StorageAccessDenied}
+    assert "s3:PutObject" in stopped[0].result.message
+    assert recorded_is_in_bucket(s3, refused=refused)
+    assert Photo.objects.count() == ALBUMS * PHOTOS // 2
+    assert no_run_left_open()
+    assert not Album.objects.filter(sync_lease_token__gt="").exists()
+
+
+def test_an_upload_without_an_answer_fails_alone_in_the_first_album(library, s3, s3_requests):
+    """The run's listing was answered: a dropped upload, even the first of all, is that
+    file's failure, not a sign that the endpoint is gone."""
+
+    def drop_one(op, request):
+        if op == "PutObject" and "/event-000/0.jpg" in request.url:
+            raise ConnectionClosedError(endpoint_url=request.url)
+
+    s3_requests.fault = drop_one
+
+    outcomes = sync_all(library, workers=1)
+
+    first = outcomes["event-000"]
+    assert (first.result.status, first.result.failed, first.result.uploaded) == ("partial", 1, 2)
+    others = [o for slug, o in outcomes.items() if slug != "event-000"]
+    assert {o.result.status for o in others} == {"success"}
+    assert Photo.objects.count() == ALBUMS * PHOTOS - 1
+
+
+def test_an_album_whose_lease_another_sync_took_stops_alone(library, s3, monkeypatch):
+    """The run stalled past the lease's expiry and another sync took event-020 over: that
+    album stops (what it sent is recorded), the others go on, and the other sync's lease and
+    the album's last status are left to the other sync."""
+    renew = AlbumLeases.renew_if_due
+    calls = {"n": 0}
+
+    def taken_over_midway(self):
+        calls["n"] += 1
+        if calls["n"] == 20:
+            Album.objects.filter(slug="event-020").update(sync_lease_token="another-sync")
+            self._renewed = 0.0  # due now
+        renew(self)
+
+    monkeypatch.setattr(AlbumLeases, "renew_if_due", taken_over_midway)
+
+    outcomes = sync_all(library)
+
+    lost = outcomes["event-020"]
+    assert isinstance(lost.error, SyncLeaseLost) and lost.result.status == "failed"
+    others = [o for slug, o in outcomes.items() if slug != "event-020"]
+    assert {o.result.status for o in others} == {"success"}
+    album = Album.objects.get(slug="event-020")
+    assert (album.sync_lease_token, album.last_sync_status) == ("another-sync", "")
+    assert recorded_is_in_bucket(s3) and no_run_left_open()
+
+
+def test_ctrl_c_between_albums_ends_the_run_with_what_went_up_recorded(library, s3):
+    def press_ctrl_c_at_event_010(album):
+        if album.slug != "event-010":
+            return None
+        return lambda done, total: os.kill(os.getpid(), signal.SIGINT) if done == 1 else None
+
+    seen = []
+    with pytest.raises(KeyboardInterrupt):
+        for outcome in sync_albums(library, progress=press_ctrl_c_at_event_010):
+            seen.append(outcome.album.slug)
+
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert recorded_is_in_bucket(s3) and no_run_left_open()
+    assert not Album.objects.filter(sync_lease_token__gt="").exists()
+    interrupted = SyncRun.objects.filter(message=INTERRUPTED)
+    assert interrupted.filter(album__slug="event-039").exists()  # never started
+    assert not Photo.objects.filter(album__slug="event-039").exists()
+    assert {run.status for run in interrupted} == {"failed"}
+    assert "event-039" not in seen
+
+
+def test_a_bad_setting_fails_the_queued_runs_of_a_task_instead_of_leaving_them(
+    library, s3, settings, on_commit
+):
+    settings.ALBUMS_SYNC_WORKERS = "many"
+
+    with on_commit():  # Q_CLUSTER sync mode: the task runs here, when the queue commits
+        queued = queue_syncs(albums=library[:3], trigger=SyncRun.Trigger.ADMIN)
+
+    runs = SyncRun.objects.filter(pk__in=[run.pk for run in queued])
+    assert {run.status for run in runs} == {"failed"}
+    assert all("ALBUMS_SYNC_WORKERS" in run.message for run in runs)
+    assert not Photo.objects.exists()
