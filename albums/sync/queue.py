@@ -136,10 +136,14 @@ def _running_or_waiting(albums: list[Album], options: dict) -> dict[int, SyncRun
         queued_at__gte=fresh,
         **options,
     ).select_related("album")
+    in_queue: set[int] | None = None  # the broker's queue, read once if at all
     for run in waiting.order_by("id"):
         if run.album_id in found:
             continue
-        if now - run.queued_at < timedelta(seconds=TASK_GRACE_SECONDS) or _task_waiting(run):
+        young = now - run.queued_at < timedelta(seconds=TASK_GRACE_SECONDS)
+        if not young and in_queue is None:
+            in_queue = _runs_in_queue(run.album)
+        if young or run.pk in in_queue:
             found[run.album_id] = run
         else:
             logger.warning("Run #%s lost its task; queueing a new one.", run.pk)
@@ -183,17 +187,23 @@ def _task_waiting(run: SyncRun) -> bool:
     """Whether the broker still holds the task of `run` (queued, or taken by a worker that
     has not acknowledged it yet), alone or with other runs. Raises QueueUnavailable when the
     broker cannot be asked."""
+    return run.pk in _runs_in_queue(run.album)
 
-    def carries(task: dict) -> bool:
-        args = tuple(task.get("args", ()))
-        if task.get("func") == RUN_SYNC_TASK:
-            return args == (run.pk,)
-        return task.get("func") == RUN_SYNCS_TASK and bool(args) and run.pk in args[0]
 
+def _runs_in_queue(album: Album) -> set[int]:
+    """The ids of the runs whose tasks the broker holds, read in one go; QueueUnavailable
+    (naming `album`) when the broker cannot be asked."""
+    ids: set[int] = set()
     try:
-        return any(carries(task) for task in _queued_tasks())
+        for task in _queued_tasks():
+            func, args = task.get("func"), tuple(task.get("args", ()))
+            if func == RUN_SYNC_TASK and len(args) == 1:
+                ids.add(args[0])
+            elif func == RUN_SYNCS_TASK and args and isinstance(args[0], list | tuple):
+                ids.update(args[0])
     except Exception as exc:  # a broker we cannot ask
-        raise _unreachable(run.album, exc) from exc
+        raise _unreachable(album, exc) from exc
+    return ids
 
 
 def _queued_tasks() -> Iterator[dict]:

@@ -4,10 +4,12 @@ prefix, the albums side by side, the bookkeeping in bulk; each album still ends 
 import math
 import os
 import signal
+from datetime import timedelta
 
 import pytest
 from botocore.exceptions import ConnectionClosedError
 from django.db import connection
+from django.db.models import F
 from django.test.utils import CaptureQueriesContext
 from django_q.conf import Conf
 from django_q.models import OrmQ
@@ -274,3 +276,22 @@ def test_a_bad_setting_fails_the_queued_runs_of_a_task_instead_of_leaving_them(
     assert {run.status for run in runs} == {"failed"}
     assert all("ALBUMS_SYNC_WORKERS" in run.message for run in runs)
     assert not Photo.objects.exists()
+
+
+def test_the_next_slot_finds_a_waiting_task_by_one_read_of_the_queue(
+    library, s3, monkeypatch, on_commit
+):
+    """The schedule fires while its last task still waits for a worker: each album's run is
+    handed back (its task will come), and the broker's queue is read once, not once an album."""
+    monkeypatch.setattr(Conf, "SYNC", False)  # a real broker: the task waits for a worker
+    with on_commit():
+        first = queue_scheduled_syncs()
+    SyncRun.objects.update(queued_at=F("queued_at") - timedelta(minutes=5))  # past the grace
+
+    with CaptureQueriesContext(connection) as queries, on_commit():
+        again = queue_scheduled_syncs()
+
+    assert [run.pk for run in again] == [run.pk for run in first]
+    assert OrmQ.objects.count() == 1
+    reads = [q for q in queries.captured_queries if "django_q_ormq" in q["sql"]]
+    assert len(reads) == 1, [q["sql"][:80] for q in reads]
