@@ -211,6 +211,10 @@ def test_an_upload_without_an_answer_fails_alone_in_the_first_album(library, s3,
 
     first = outcomes["event-000"]
     assert (first.result.status, first.result.failed, first.result.uploaded) == ("partial", 1, 2)
+    run = SyncRun.objects.get(album__slug="event-000")  # as stored, and as the admin shows it
+    assert (run.status, run.failed, run.uploaded, run.files_done) == ("partial", 1, 2, 3)
+    assert [error["path"] for error in run.errors] == ["0.jpg"] and run.finished_at
+    assert Album.objects.get(slug="event-000").last_sync_status == "partial"
     others = [o for slug, o in outcomes.items() if slug != "event-000"]
     assert {o.result.status for o in others} == {"success"}
     assert Photo.objects.count() == ALBUMS * PHOTOS - 1
