@@ -6,6 +6,7 @@ touches the database.
 """
 
 import logging
+import math
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -76,6 +77,21 @@ class BucketPool:
     @property
     def can_list(self) -> bool:
         return self.bucket.can_list
+
+    def listing_is_cheaper(self, *, photos: int, recorded: int, batch_size: int) -> bool:
+        """Whether to learn what the bucket holds from a listing of the prefix rather than
+        a HEAD per photo (in batches of `batch_size`).
+
+        Where the backend can list (S3), a listing costs ceil(objects / 1000) requests
+        against one HEAD per photo; it is used whenever that is fewer requests. The
+        objects under the prefix are about the photos recorded (or found, on a first run).
+        """
+        pages = math.ceil(max(photos, recorded) / LIST_PAGE)
+        if self.can_list and pages < photos:
+            self.log.info("Listing %s to check %d photos", self.prefix, photos)
+            return True
+        self.log.info("Checking %d photos in the bucket in batches of %d", photos, batch_size)
+        return False
 
     @property
     def endpoint(self) -> EndpointWatch:

@@ -11,47 +11,31 @@ The run record's state and the album's lease belong to the caller (albums.sync.s
 """
 
 import logging
-import math
-import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
-
-from botocore.exceptions import BotoCoreError, ClientError
-from django.core.exceptions import SuspiciousFileOperation
 
 from .. import conf
 from ..exceptions import SyncError
 from ..models import Album, SyncRun, SyncStatus
 from ..storage import RemoteObject
-from .bucket_pool import LIST_PAGE, BucketPool
-from .decide import Action, decide
-from .exclusions import Excluded, ExcludedSpan, Exclusions
-from .failures import Failures
+from .bucket_pool import BucketPool
+from .exclusions import ExcludedSpan, Exclusions
+from .failures import FILE_ERRORS, Failures
 from .folders import Census, album_folder, readable, take_census
 from .lease import AlbumLease
-from .merge import Entry, KnownPhoto, merge_by_path
+from .merge import merge_by_path
 from .moves import Moves
 from .orphans import Orphans
-from .pool import TICK_SECONDS
+from .photo_pass import PhotoPass
 from .records import RecordedPhotos, RecordWriter, RunRecords
 from .result import SyncResult
-from .scan import FolderWalk, printable
-from .settle import Look, Settling
+from .scan import FolderWalk
 from .tally import ProgressCallback, Tally
-from .transfer import FileChanged, Job, Sent, Transferred
+from .transfer import Job, Sent, Transferred
 
 logger = logging.getLogger("albums")
-
-# What the work on a file may raise that the run understands: that file's failure, or (a
-# StorageError, or a backend error that says so) the end of the run. Anything else is a bug
-# and stops the run as an unexpected error.
-FILE_ERRORS = (OSError, ClientError, BotoCoreError, FileChanged, SuspiciousFileOperation, SyncError)
-
-WATCHING = "Photo modified moments ago, syncing it once it stops changing: %s"
-WAITING_TO_SETTLE = "Waiting for photos written moments ago to stop changing (%d)"
-STILL_CHANGING = "Still changing after %d seconds, not uploaded this time (the next run will): %s"
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,7 +212,9 @@ class AlbumSync:
         """The pass: every photo decided as it is reached, what the bucket must receive
         coming out as jobs for the pool (see `take` for their results)."""
         census, folder = self.census, self.folder
-        listing = self.shared_listing is not None or self._should_list(census)
+        listing = self.shared_listing is not None or self.bucket.listing_is_cheaper(
+            photos=census.photos, recorded=census.recorded, batch_size=self.options.batch_size
+        )
         if census.new:
             self.log.info(
                 "Processing %d new photos in batches of %d", census.new, self.options.batch_size
@@ -248,10 +234,24 @@ class AlbumSync:
             self.recorded,
             objects,
         )
-        jobs = self._photos(entries)
+        decide_each = PhotoPass(
+            walk=self.walk,
+            excluded=self.excluded,
+            orphans=self.orphans,
+            records=self.records,
+            bucket=self.bucket,
+            tally=self.tally,
+            failures=self.failures,
+            log=self.log,
+            prefix=self.prefix,
+            dry_run=self.options.dry_run,
+            tick=self._tick,
+            still_changing=self.still_changing,
+        )
+        jobs = decide_each.photos(entries)
         if not listing:
-            jobs = self._check_each(jobs)
-        jobs = self.moves.attach(self._plan(jobs))
+            jobs = decide_each.checked_one_by_one(jobs)
+        jobs = self.moves.attach(decide_each.planned(jobs))
         return jobs if self.options.dry_run else self.bucket.cleaned_up_first(jobs)
 
     def take(self, job: Job, future: Future) -> SyncError | None:
@@ -271,119 +271,6 @@ class AlbumSync:
         """After the last job: photos gone from disk for good, and the deletions of a prune."""
         self.orphans.after_the_pass()
         self.orphans.prune_all(self.bucket, self.failures, FILE_ERRORS)
-
-    def _should_list(self, census: Census) -> bool:
-        """Whether to learn what the bucket holds from a listing of the album's prefix.
-
-        Where the backend can list (S3), a listing costs ceil(objects / 1000) requests
-        against one HEAD per photo; it is used whenever that is fewer requests. The
-        objects under the prefix are about the photos recorded (or found, on a first run).
-        """
-        photos = census.photos
-        pages = math.ceil(max(photos, census.recorded) / LIST_PAGE)
-        if self.bucket.can_list and pages < photos:
-            self.log.info("Listing %s to check %d photos", self.prefix, photos)
-            return True
-        self.log.info(
-            "Checking %d photos in the bucket in batches of %d", photos, self.options.batch_size
-        )
-        return False
-
-    def _photos(self, entries: Iterator[Entry]) -> Iterator[Job]:
-        """The photos on disk this run can sync, as jobs; everything else is settled here.
-
-        One whose name cannot become a key byte for byte is a failure (never renamed), a
-        recorded photo gone from disk is an orphan, and one an exclusion now covers is left
-        alone. A photo modified moments ago is watched until it stops changing while the
-        pass goes on (albums.sync.settle), then synced; the pass ends by waiting for the
-        last of them.
-        """
-        settling = Settling(conf.settle_seconds())
-        for entry in entries:
-            self._tick()
-            yield from self._settled(settling)
-            local, known = entry.local, entry.known
-            if excluded := self.excluded.covering(entry.path, local):
-                self._exclude(excluded if excluded is local else None, known)
-                continue
-            if local is None:
-                if known is not None:
-                    self._orphan(known)
-                continue  # only in the bucket: not this run's to judge
-            self.tally.found()
-            job = Job(local, self.prefix + local.path, known, entry.remote)
-            if problem := self.bucket.key_problem(job.key):
-                self.failures.add(local.path, problem)
-                self.tally.settle()
-            elif settling.is_fresh(local.mtime_ns):
-                self.log.info(WATCHING, local.path)
-                settling.watch(job)
-            else:
-                self.tally.add("new" if known is None else "existing")
-                yield job
-        if settling:
-            self.log.info(WAITING_TO_SETTLE, len(settling))
-        while settling:
-            time.sleep(min(settling.next_look_in(), TICK_SECONDS))
-            self._tick()
-            yield from self._settled(settling)
-
-    def _settled(self, settling: Settling) -> Iterator[Job]:
-        """The watched photos whose watch is over: the stable ones as jobs."""
-        for look, job, error in settling.looked_again():
-            path = job.local.path
-            if look is Look.STABLE:
-                self.tally.add("new" if job.known is None else "existing")
-                yield job
-            elif look is Look.GONE:
-                self.failures.judge(path, error, self.bucket)
-                self.tally.settle()
-            else:
-                self.log.warning(STILL_CHANGING, settling.longest, printable(path))
-                self.still_changing.append(printable(path))
-                self.tally.settle("deferred")
-
-    def _check_each(self, jobs: Iterator[Job]) -> Iterator[Job]:
-        """Where a listing would cost more: one size check (a HEAD) per photo, on the pool."""
-        for job, future in self.bucket.sizes(jobs):
-            try:
-                found = future.result()
-            except FILE_ERRORS as exc:
-                self.failures.judge(job.local.path, exc, self.bucket)
-                self.tally.settle()
-                continue
-            yield replace(job, remote=found)
-
-    def _plan(self, jobs: Iterator[Job]) -> Iterator[Job]:
-        """Decide each photo's fate: unchanged ones are recorded as verified on the spot,
-        the rest go on as jobs to upload (or, when the bucket already has them, to record)."""
-        for job in jobs:
-            decision = decide(job.local, job.known, job.remote)
-            for level, note in decision.notes:
-                self.log.log(level, note, job.local.path)
-            if decision.action is Action.UNCHANGED:
-                self.tally.settle("unchanged")
-                self.records.verified(job.known.id)
-            else:
-                upload = decision.action is Action.UPLOAD
-                yield replace(job, upload=upload, also_count=decision.also_count)
-
-    def _exclude(self, left_out: Excluded | None, known: KnownPhoto | None) -> None:
-        """What an exclusion covers: a file or folder the walk left out (`left_out`, named
-        at -v 2), and a recorded photo it covers, which is neither synced nor taken as gone
-        from disk: its record is kept, marked excluded, and its bucket copy stays unless
-        the run prunes excluded photos."""
-        if left_out is not None:
-            self.tally.add("excluded")
-            self.log.info("Excluded (%s): %s", left_out.reason, left_out.path)
-        if known is not None:
-            self.orphans.excluded(known, dry_run=self.options.dry_run)
-
-    def _orphan(self, photo: KnownPhoto) -> None:
-        """A recorded photo the walk did not find. Under a folder that could not be read it
-        is not an orphan: it may well be there."""
-        if not self.walk.may_hide(photo.path):
-            self.orphans.found(photo, dry_run=self.options.dry_run)
 
     def _count_dry_run(self, jobs: Iterator[Job]) -> None:
         """What a real run would do, reading only the new files that may be moved photos."""

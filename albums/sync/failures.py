@@ -2,10 +2,19 @@
 
 import logging
 
+from botocore.exceptions import BotoCoreError, ClientError
+from django.core.exceptions import SuspiciousFileOperation
+
 from ..exceptions import SyncError
 from ..storage import ProblemKind, StorageProblem, classify_storage_error
 from .result import FileFailure
 from .scan import printable
+from .transfer import FileChanged
+
+# What the work on a file in a sync may raise that the run understands: that file's failure,
+# or (a StorageError, or a backend error that says so) the end of the run; see
+# Failures.judge. Anything else is a bug and stops the run as an unexpected error.
+FILE_ERRORS = (OSError, ClientError, BotoCoreError, FileChanged, SuspiciousFileOperation, SyncError)
 
 # Requests in a row that got no answer, with nothing heard from the endpoint between them,
 # after which the endpoint as a whole is taken to be down (issue #12).

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from albums.models import Album, Photo
-from albums.sync import engine, sync_album
+from albums.sync import photo_pass, sync_album
 from tests.conftest import Appender, write_photo
 
 pytestmark = pytest.mark.django_db
@@ -112,6 +112,6 @@ def test_no_photo_outside_the_settle_window_is_watched(photos_root, local_bucket
         result = sync_album(album=album)
 
     assert (result.unchanged, result.deferred) == (1000, 0)
-    watched = [m for m in caplog.messages if m.startswith(engine.WATCHING.split("%s")[0])]
+    watched = [m for m in caplog.messages if m.startswith(photo_pass.WATCHING.split("%s")[0])]
     waited = [m for m in caplog.messages if m.startswith("Waiting for")]
     assert (watched, waited) == ([], [])
