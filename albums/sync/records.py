@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from ..models import Album, Photo, SyncRun
 from .merge import KnownPhoto
+from .rows import update_each
 from .transfer import Sent, Transferred
 
 DB_CHUNK = 2000  # rows per bulk write: a fixed number of queries per chunk
@@ -127,16 +128,13 @@ class RecordWriter:
         progress = [SyncRun(pk=run_id, **fields()) for run_id, fields in self.progress.items()]
         with transaction.atomic():
             if moves:
-                Photo.objects.bulk_update(moves, MOVED_FIELDS, batch_size=DB_CHUNK // 2)
+                update_each(Photo, moves, MOVED_FIELDS)
             if identified:
-                fields = ["md5", "etag", "verified_at"]
-                Photo.objects.bulk_update(identified, fields, batch_size=DB_CHUNK // 2)
+                update_each(Photo, identified, ("md5", "etag", "verified_at"))
             if creates:
                 Photo.objects.bulk_create(creates, batch_size=DB_CHUNK)
             if updates:
-                # A CASE per field takes two parameters per row (Django counts one): half
-                # a chunk stays under SQLite's 32,766 parameters.
-                Photo.objects.bulk_update(updates, UPDATED_FIELDS, batch_size=DB_CHUNK // 2)
+                update_each(Photo, updates, UPDATED_FIELDS)
             if verified:
                 Photo.objects.filter(pk__in=verified).update(
                     verified_at=timezone.now(), excluded_at=None
@@ -150,11 +148,7 @@ class RecordWriter:
                 for album_id, photo_id in forgotten:
                     by_album.setdefault(album_id, []).append(photo_id)
                 forget_vanished(by_album)
-            if len(progress) == 1:
-                run = progress[0]
-                SyncRun.objects.filter(pk=run.pk).update(**self.progress[run.pk]())
-            elif progress:
-                SyncRun.objects.bulk_update(progress, PROGRESS_FIELDS, batch_size=DB_CHUNK // 4)
+            update_each(SyncRun, progress, PROGRESS_FIELDS)
 
 
 class RunRecords:

@@ -19,7 +19,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import connections, router, transaction
+from django.db import transaction
 from django.db.models import F
 from django.dispatch import Signal
 from django.utils import timezone
@@ -28,6 +28,7 @@ from ..models import Album, SyncRun, SyncStatus
 from ..storage import StorageProblem
 from ..storage.diagnostics import diagnose_storage
 from .result import RunOutcome
+from .rows import update_each
 
 logger = logging.getLogger("albums")
 
@@ -166,15 +167,16 @@ class Finished:
 
 
 def finish_many(finished: list[Finished]) -> None:
-    """`finish` for the runs of a run over several albums: a query a run, one for the
-    albums (in the caller's transaction)."""
+    """`finish` for the runs of a run over several albums: one statement for the runs and
+    one for their albums, each run for every row (rows.update_each), in the caller's
+    transaction."""
     for item in finished:
         _set_outcome(item.run, item.result, done=item.done, found=item.found)
     by_kind: dict[tuple[str, ...], list[SyncRun]] = {}
     for item in finished:
         by_kind.setdefault((*item.result.COUNTS.names(), *FINISHED_FIELDS), []).append(item.run)
     for fields, finished_runs in by_kind.items():
-        _update_each(SyncRun, finished_runs, fields)
+        update_each(SyncRun, finished_runs, fields)
     counted = [
         item
         for item in finished
@@ -185,29 +187,8 @@ def finish_many(finished: list[Finished]) -> None:
         item.album.last_sync_status = item.result.status
     if counted:
         albums = [item.album for item in counted]
-        _update_each(Album, albums, ("last_synced_at", "last_sync_status"))
+        update_each(Album, albums, ("last_synced_at", "last_sync_status"))
         _count_in_streaks([item.run for item in counted])
-
-
-def _update_each(model, objs: list, fields: tuple[str, ...]) -> None:
-    """Write `fields` of each of `objs` to its row: one statement, run for every row.
-
-    For the thousands of outcomes of a run over many albums, where building an ORM update()
-    for each row, or bulk_update()'s CASE for each column, costs far more CPU than the
-    statements themselves (a no-op over 2,000 albums spent a quarter of its time there)."""
-    connection = connections[router.db_for_write(model)]
-    meta, quote = model._meta, connection.ops.quote_name
-    columns = [meta.get_field(name) for name in fields]
-    assignments = ", ".join(f"{quote(field.column)} = %s" for field in columns)
-    # Names from the model's own metadata, quoted; every value a parameter.
-    sql = f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {quote(meta.pk.column)} = %s"  # noqa: S608
-    rows = [
-        [field.get_db_prep_save(getattr(obj, field.attname), connection) for field in columns]
-        + [obj.pk]
-        for obj in objs
-    ]
-    with connection.cursor() as cursor:
-        cursor.executemany(sql, rows)
 
 
 def _set_outcome(run: SyncRun, result: RunOutcome, *, done: int, found: int) -> None:
