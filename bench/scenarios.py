@@ -198,13 +198,15 @@ def op_count(sample: Sample, *operations: str) -> int:
     return sum(sample.requests.get(op, 0) for op in operations)
 
 
-def write_results(args, title: str, dataset: str, sections: list[str], elapsed: float) -> None:
+def write_results(args, title, dataset, sections, elapsed: float, done: int) -> None:
+    """The results file; written after every repeat of a long scenario, then at the end."""
+    repeats = f"{args.repeat}" if done == args.repeat else f"{done} of {args.repeat} (so far)"
     command = "python bench/scenarios.py " + " ".join(sys.argv[1:])
     text = "\n".join([
         f"# Benchmark results: {title}",
         "",
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, `{command.strip()}`, {elapsed / 60:.1f} min.",
-        f"{dataset}; {args.repeat} interleaved repeat(s), each starting one contender later; "
+        f"{dataset}; {repeats} interleaved repeat(s), each starting one contender later; "
         "medians over the repeats, wall spread min-max.",
         "Server: moto's S3 app on werkzeug's threaded server, in its own process, counting "
         "requests and the body bytes of uploads (bench/s3server.py).",
@@ -285,6 +287,7 @@ def run_rename(args, server: Server) -> list[str]:
                                     harness.plain_env())  # fmt: skip
             finally:
                 rename_folders(album, forward=False)
+        args.checkpoint(rename_sections(args, harness, tools), repeat + 1)
     return rename_sections(args, harness, tools)
 
 
@@ -609,16 +612,21 @@ def main(argv=None) -> None:
     args.workdir.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     title, scenario = SCENARIOS[args.scenario]
+    dataset = (f"Album `single`: `bench-album/<year>/<month>/IMG_*.jpg`, {args.photos:,} "
+               f"photos of {args.size_kb} KB mean (75 % to 125 %)")  # fmt: skip
+
+    def checkpoint(sections: list[str], done: int) -> None:
+        write_results(args, title, dataset, sections, time.monotonic() - started, done)
+
+    args.checkpoint = checkpoint
     server = Server(sys.executable, Path(__file__).parent / "s3server.py",
                     args.workdir / f"server-{args.scenario}.log")  # fmt: skip
     try:
         sections = scenario(args, server)
     finally:
         server.stop()
-    dataset = (f"Album `single`: `bench-album/<year>/<month>/IMG_*.jpg`, {args.photos:,} "
-               f"photos of {args.size_kb} KB mean (75 % to 125 %)")  # fmt: skip
     print("\n" + "\n".join(sections))
-    write_results(args, title, dataset, sections, time.monotonic() - started)
+    checkpoint(sections, args.repeat)
 
 
 if __name__ == "__main__":
