@@ -29,10 +29,15 @@ class Sample:
     query_kinds: dict[str, int]
     exit_code: int
     notes: list[str] = field(default_factory=list)
+    uploaded: dict[str, int] = field(default_factory=dict)  # body bytes by upload operation
 
     @property
     def request_total(self) -> int:
         return sum(self.requests.values())
+
+    @property
+    def uploaded_bytes(self) -> int:
+        return sum(self.uploaded.values())
 
 
 class PhotoReads:
@@ -125,6 +130,11 @@ class Server:
         with urllib.request.urlopen(url) as response:  # noqa: S310 - a local http URL
             return json.loads(response.read())
 
+    def uploaded(self) -> dict[str, int]:
+        """Request body bytes of the uploads since the last reset of the counts."""
+        with urllib.request.urlopen(self.url + "/_bench/bytes") as response:  # noqa: S310
+            return json.loads(response.read())
+
     def reset_state(self) -> None:
         reset = self.url + "/moto-api/reset"
         request = urllib.request.Request(reset, method="POST")  # noqa: S310 - local http URL
@@ -213,6 +223,7 @@ def run_process(argv, *, env, cwd, log: Path, server: Server, reads: PhotoReads,
         queries=queries.get("total"),
         query_kinds=queries.get("kinds", {}),
         exit_code=process.returncode,
+        uploaded=server.uploaded(),
     )
     if overflowed:
         sample.notes.append("inotify queue overflowed: photo reads undercounted")

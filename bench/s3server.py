@@ -3,7 +3,9 @@
 The same server as `moto_server` (moto's WSGI app on werkzeug's threaded server, with moto's
 request handler), plus a counter in front of it. Counting at the server sees every
 contender alike, whatever its language or client library. `GET /_bench/requests` returns the
-counts as JSON; `?reset=1` also zeroes them.
+counts as JSON; `?reset=1` also zeroes them (and the byte counts). `GET /_bench/bytes` returns
+the request body bytes of every upload (PutObject and UploadPart, by operation): what a tool
+sent of its photos, which a copy inside the bucket (CopyObject) does not count in.
 
 Run: python bench/s3server.py [--port 0]; it prints {"port": N} on its first line.
 """
@@ -24,6 +26,8 @@ from moto.moto_server.werkzeug_app import (
 from werkzeug.serving import make_server
 
 COUNTS_PATH = "/_bench/requests"
+BYTES_PATH = "/_bench/bytes"
+UPLOADS = ("PutObject", "UploadPart")
 
 
 def bucket_operation(method: str, query: set[str], has_bucket: bool) -> str:
@@ -59,6 +63,12 @@ def object_operation(method: str, query: set[str], copy: bool) -> str:
     return "HeadObject" if method == "HEAD" else f"{method} object"
 
 
+def body_bytes(environ: dict) -> int:
+    """The payload bytes of a request: aws-chunked bodies declare the decoded length."""
+    declared = environ.get("HTTP_X_AMZ_DECODED_CONTENT_LENGTH") or environ.get("CONTENT_LENGTH")
+    return int(declared) if declared and declared.isdigit() else 0
+
+
 def classify(environ: dict) -> str:
     """The S3 operation of a path-style request (every contender here uses path style)."""
     method = environ["REQUEST_METHOD"]
@@ -73,16 +83,22 @@ class CountingApp:
     def __init__(self, app):
         self.app = app
         self.counts: Counter[str] = Counter()
+        self.uploaded: Counter[str] = Counter()  # request body bytes by upload operation
         self.lock = threading.Lock()
 
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO", "")
         if path == COUNTS_PATH:
             return self.report(environ, start_response)
+        if path == BYTES_PATH:
+            with self.lock:
+                return self._json(start_response, dict(self.uploaded))
         if not path.startswith("/moto-api"):  # the harness's own resets are not counted
             operation = classify(environ)
+            size = body_bytes(environ) if operation in UPLOADS else 0
             with self.lock:
                 self.counts[operation] += 1
+                self.uploaded[operation] += size
         return self.app(environ, start_response)
 
     def report(self, environ, start_response):
@@ -90,6 +106,13 @@ class CountingApp:
             body = json.dumps(dict(self.counts)).encode()
             if "reset=1" in environ.get("QUERY_STRING", ""):
                 self.counts.clear()
+                self.uploaded.clear()
+        return self._json(start_response, body)
+
+    @staticmethod
+    def _json(start_response, body):
+        if not isinstance(body, bytes):
+            body = json.dumps(body).encode()
         start_response("200 OK", [("Content-Type", "application/json")])
         return [body]
 
