@@ -182,6 +182,11 @@ def table(rows) -> str:
     return "\n".join(lines)
 
 
+def targets_section(issue: int, found: list[Target]) -> list[str]:
+    """The closing lines of a results file: the issue's targets, each PASS or FAIL."""
+    return [f"## Targets (issue {issue})", "", report.targets_text(found), ""]
+
+
 def check(text: str, ok: bool | None, detail: str) -> Target:
     return Target(text, "not checked" if ok is None else ("PASS" if ok else "FAIL"), detail)
 
@@ -317,10 +322,7 @@ def rename_sections(args, harness: Harness, tools) -> list[str]:
         "",
         table(rows),
         "",
-        "## Targets (issue 13)",
-        "",
-        report.targets_text(found),
-        "",
+        *targets_section(13, found),
     ]
 
 
@@ -403,10 +405,7 @@ def verify_sections(harness: Harness) -> list[str]:
         "",
         table(rows),
         "",
-        "## Targets (issue 13)",
-        "",
-        report.targets_text(found),
-        "",
+        *targets_section(13, found),
     ]
 
 
@@ -565,7 +564,7 @@ def restore_sections(args, sets: list[RestoreSet]) -> list[str]:
         out += [f"### {rs.label}", "", table(rows), ""]
         found += restore_targets(rs, floor, runs)
     found.append(flat_memory(sets))
-    return [*out, "## Targets (issue 14)", "", report.targets_text(found), ""]
+    return [*out, *targets_section(14, found)]
 
 
 def restore_targets(rs: RestoreSet, floor: Summary, runs: Runs) -> list[Target]:
