@@ -7,7 +7,7 @@
   MD5s every file once, and (apart) one listing of the album's prefix.
 - `restore` (issue 14): `restore_album bench-album --to DIR` into an empty folder, beside
   aws s3 sync, rclone copy and a raw-boto3 download floor, on 5,000 x 20 KB, a smaller album
-  (for memory) and a set of large files; then a sync_albums over the restored folder.
+  (for memory) and issue 11's real sizes (200 x 2 MiB + 5 x 12 MiB); then a sync_albums over the restored folder.
 
 Each contender is a whole process measured as bench/run.py measures (bench/measure.py), on
 the counting moto server; results go to bench/RESULTS-<scenario>.md. See bench/README.md.
@@ -30,7 +30,7 @@ from pathlib import Path
 
 import contenders
 import report
-from album import ensure_album
+from album import ALBUM_FOLDER, ensure, ensure_album, sizes_layout
 from contenders import BUCKET, REPO, Contender
 from measure import PhotoReads, Sample, Server, run_process
 from report import Summary, Target, ratio
@@ -48,8 +48,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--size-kb", type=int, default=20, help="mean photo size (20)")
     parser.add_argument("--small", type=int, default=500,
                         help="restore: the smaller album, to compare memory with (500)")  # fmt: skip
-    parser.add_argument("--large", type=int, default=4,
-                        help="restore: files in the large-file set (4; 0 skips it)")  # fmt: skip
+    parser.add_argument("--camera", type=int, default=200,
+                        help="restore: 2 MiB photos in the large-file set (200)")  # fmt: skip
+    parser.add_argument("--large", type=int, default=5,
+                        help="restore: large files beside them (5; with --camera 0, none skips the set)")  # fmt: skip
     parser.add_argument("--large-mb", type=int, default=12, help="restore: their size (12)")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each contender (3)")
     parser.add_argument("--workers", type=int, default=10, help="threads for the floors")
@@ -488,18 +490,26 @@ def restored_problem(rs: RestoreSet) -> str | None:
 
 
 def run_restore(args, server: Server) -> list[str]:
+    def small_photos(count: int):
+        return lambda: ensure_album(args.workdir, count, args.size_kb, 0, 12)
+
+    def large_files():  # issue 11's real sizes: camera JPEGs and a few large files
+        sizes = sizes_layout(args.camera, 2, args.large, args.large_mb)
+        home = args.workdir / f"restore-real-{args.camera}x2m-{args.large}x{args.large_mb}m"
+        return ensure(home, sizes, album_folder=ALBUM_FOLDER, albums=1)
+
     datasets = [
-        (f"{args.photos:,} x {args.size_kb} KB", (args.photos, args.size_kb, 0, 12)),
-        (f"{args.small:,} x {args.size_kb} KB", (args.small, args.size_kb, 0, 12)),
+        (f"{args.photos:,} x {args.size_kb} KB", small_photos(args.photos)),
+        (f"{args.small:,} x {args.size_kb} KB", small_photos(args.small)),
     ]
-    if args.large:
-        datasets.append((f"{args.large} x {args.large_mb} MiB",
-                         (args.large, args.size_kb, args.large, args.large_mb)))  # fmt: skip
+    if args.camera or args.large:
+        datasets.append((f"{args.camera} x 2 MiB + {args.large} x {args.large_mb} MiB",
+                         large_files))  # fmt: skip
     sets = []
     for label, layout in datasets:
         print(f"restore set {label}", flush=True)
         # One set at a time: the bucket holds only the set being restored.
-        rs = restore_set(args, server, label, ensure_album(args.workdir, *layout))
+        rs = restore_set(args, server, label, layout())
         tools = restore_contenders(args, rs)
         for repeat in range(args.repeat):
             print(f"repeat {repeat + 1}/{args.repeat}", flush=True)

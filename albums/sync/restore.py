@@ -44,6 +44,7 @@ from .tally import ProgressCallback, Tally
 logger = logging.getLogger("albums")
 
 FILE_ERRORS = (OSError, ClientError, BotoCoreError, SyncError)
+HASH_CHUNK = 1024 * 1024
 PARTIAL_SUFFIX = ".photosite-restore"  # hidden, beside the real name: never taken for a photo
 LOCAL_DIFFERS = "on disk, but not as recorded (size or time): left alone; --overwrite keeps it aside and restores the recorded one"
 KEPT_ASIDE = "the file on disk was not as recorded: kept as {aside}"
@@ -271,11 +272,26 @@ class AlbumRestore:
         # which the next restore of the photo writes over and renames.
         partial = wanted.target.with_name(f".{wanted.target.name}{PARTIAL_SUFFIX}")
         expected = wanted.remote.size if wanted.remote else 0
+        part_size = self._part_size(wanted, expected)
+        bucket = self.bucket.bucket
         try:
             with open(partial, "wb") as file:
-                hashing = _Hashing(file, self._part_size(wanted, expected))
-                downloaded = self.bucket.bucket.download(wanted.key, hashing)
-                file.flush()
+                if bucket.downloads_in_parts(expected):
+                    downloaded = bucket.download_in_parts(
+                        wanted.key,
+                        file,
+                        size=expected,
+                        etag=wanted.remote.etag,
+                        with_time=wanted.known is None,
+                    )
+                    file.flush()
+                    # The ranges arrive in any order: hash the file once they are all in
+                    # (read back from the page cache).
+                    hashing = _Hashing.of_file(partial, part_size)
+                else:
+                    hashing = _Hashing(file, part_size)
+                    downloaded = bucket.download(wanted.key, hashing)
+                    file.flush()
                 os.fsync(file.fileno())
             md5 = hashing.md5.hexdigest()
             _check(wanted, hashing, downloaded.etag)
@@ -323,7 +339,20 @@ class _Hashing:
         self._in_part = 0
         self._parts: list[bytes] = []
 
+    @classmethod
+    def of_file(cls, path: Path, part_size: int | None) -> "_Hashing":
+        """The hashes of the file at `path`, read once."""
+        hashing = cls(None, part_size)
+        with open(path, "rb") as file:
+            while chunk := file.read(HASH_CHUNK):
+                hashing.update(chunk)
+        return hashing
+
     def write(self, data: bytes) -> int:
+        self.update(data)
+        return self.file.write(data)
+
+    def update(self, data: bytes) -> None:
         self.md5.update(data)
         self.size += len(data)
         rest = memoryview(data)
@@ -334,7 +363,6 @@ class _Hashing:
             rest = rest[len(take) :]
             if self._in_part == self._part_size:
                 self._end_part()
-        return self.file.write(data)
 
     def _end_part(self) -> None:
         self._parts.append(self._part.digest())
