@@ -4,7 +4,14 @@ Below the sync engine: nothing here imports `albums.sync`.
 """
 
 from .backend import STORAGE_ALIAS, describe, key_problem, open_photo_storage
-from .bucket import RemoteObject, S3Bucket, StorageBucket, forget_clients, open_bucket
+from .bucket import (
+    ObjectChanged,
+    RemoteObject,
+    S3Bucket,
+    StorageBucket,
+    forget_clients,
+    open_bucket,
+)
 from .errors import ProblemKind, StorageProblem, classify_storage_error
 from .watch import EndpointSilent, EndpointWatch
 
@@ -12,6 +19,7 @@ __all__ = [
     "STORAGE_ALIAS",
     "EndpointSilent",
     "EndpointWatch",
+    "ObjectChanged",
     "ProblemKind",
     "RemoteObject",
     "S3Bucket",

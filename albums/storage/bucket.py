@@ -24,6 +24,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from django.core.files import File
 from django.core.files.storage import Storage
+from s3transfer.exceptions import RetriesExceededError, S3DownloadFailedError
 from s3transfer.subscribers import BaseSubscriber
 from s3transfer.utils import ChunksizeAdjuster
 from storages.backends.s3 import S3Storage
@@ -32,6 +33,15 @@ from ..exceptions import StorageError
 from .watch import EndpointWatch, UploadHeard, UploadProgress
 
 RENAMED_BY_STORAGE = "The storage saved {key!r} as {saved!r}; configure it to overwrite (AWS_S3_FILE_OVERWRITE=True)."
+
+
+OBJECT_CHANGED = (
+    "the bucket copy changed while it was being downloaded; nothing was written (run again)"
+)
+
+
+class ObjectChanged(Exception):
+    """An object replaced while it was being downloaded in parts."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,6 +322,10 @@ class S3Bucket(StorageBucket):
             if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404:
                 raise FileNotFoundError(2, "no such object", key) from exc
             raise
+        except S3DownloadFailedError as exc:  # what s3transfer makes of a 412 to If-Match
+            raise ObjectChanged(OBJECT_CHANGED) from exc
+        except RetriesExceededError as exc:  # a body that kept breaking off: say what did
+            raise exc.last_exception from exc
         return Downloaded(etag=etag, mtime_ns=mtime_ns)
 
     def delete(self, key: str) -> None:

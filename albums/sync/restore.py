@@ -29,7 +29,7 @@ from .. import conf
 from ..counts import RestoreCounts
 from ..exceptions import AlbumFolderUnsafe, SyncError
 from ..models import Album, SyncRun, SyncStatus, validate_album_folder
-from ..storage import RemoteObject
+from ..storage import ObjectChanged, RemoteObject
 from .bucket_pool import BucketPool
 from .failures import Failures
 from .folders import FOLDER_UNSAFE, photos_root
@@ -43,7 +43,7 @@ from .tally import ProgressCallback, Tally
 
 logger = logging.getLogger("albums")
 
-FILE_ERRORS = (OSError, ClientError, BotoCoreError, SyncError)
+FILE_ERRORS = (OSError, ClientError, BotoCoreError, SyncError, ObjectChanged)
 HASH_CHUNK = 1024 * 1024
 PARTIAL_SUFFIX = ".photosite-restore"  # hidden, beside the real name: never taken for a photo
 LOCAL_DIFFERS = "on disk, but not as recorded (size or time): left alone; --overwrite keeps it aside and restores the recorded one"

@@ -6,6 +6,7 @@ import unicodedata
 from datetime import date
 from io import StringIO
 
+import botocore.handlers
 import pytest
 from django.core.management import CommandError, call_command
 from django.test import Client
@@ -13,6 +14,8 @@ from django.urls import reverse
 
 from albums.exceptions import SyncAlreadyRunning
 from albums.models import Album, Photo, SyncRun
+from albums.storage import forget_clients
+from albums.storage.bucket import OBJECT_CHANGED
 from albums.sync import restore as restore_module
 from albums.sync import restore_album, restore_from_bucket, sync_album
 from albums.sync.lease import AlbumLease
@@ -208,6 +211,35 @@ def test_a_large_download_that_does_not_match_its_record_is_not_written(large_al
 
     assert (result.status, result.bucket_differs, result.restored) == ("partial", 1, 0)
     assert sorted(p.name for p in large_album.path.iterdir()) == ["small.jpg"]  # no partial
+
+
+def test_a_large_copy_replaced_during_its_download_is_not_mixed_and_fails_alone(
+    large_album, over_http
+):
+    """Every range asks for the listed ETag: a copy replaced after the listing fails that
+    file (412), never a file made of two objects' ranges; the other photos come back."""
+    (large_album.path / "large.dng").unlink()
+    (large_album.path / "small.jpg").unlink()
+    replaced = []
+
+    def replace_once(**kwargs):
+        if not replaced and kwargs["params"].get("Key", "").endswith("large.dng"):
+            replaced.append(True)
+            over_http.put("albums/raw/large.dng", os.urandom(LARGE))
+
+    entry = ("before-parameter-build.s3.GetObject", replace_once)
+    botocore.handlers.BUILTIN_HANDLERS.append(entry)
+    forget_clients()
+    try:
+        result = restore_album(album=large_album)
+    finally:
+        botocore.handlers.BUILTIN_HANDLERS.remove(entry)
+        forget_clients()
+
+    assert replaced and (result.status, result.restored) == ("partial", 1)
+    assert [f.path for f in result.failures] == ["large.dng"]
+    assert result.failures[0].error == OBJECT_CHANGED
+    assert sorted(p.name for p in large_album.path.iterdir()) == ["small.jpg"]
 
 
 def test_a_large_file_from_the_bucket_alone_gets_its_time_from_one_head(
