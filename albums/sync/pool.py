@@ -1,9 +1,10 @@
 """Run a function over a stream of items on a thread pool, a bounded window at a time."""
 
+import queue
 import signal
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
+from concurrent.futures import Executor, Future
 
 TICK_SECONDS = 1.0  # how often the caller's thread wakes while it waits (lease, progress)
 
@@ -30,6 +31,9 @@ def in_pool(
     """
     items = iter(items)
     pending: dict[Future, object] = {}
+    # Each future puts itself here when done: one wake-up per finished item, where waiting
+    # on all of `pending` at once would register with every future in flight each time.
+    finished: queue.SimpleQueue[Future] = queue.SimpleQueue()
     broken: list[BaseException] = []  # what stopped `items`, raised once `pending` is done
     with CtrlC() as ctrl_c:
 
@@ -45,24 +49,31 @@ def in_pool(
                 except (Exception, KeyboardInterrupt) as exc:
                     broken.append(exc)
                     return
-                pending[pool.submit(fn, item)] = item
+                future = pool.submit(fn, item)
+                pending[future] = item
+                future.add_done_callback(finished.put)
 
         fill()
         while pending:
             if stopping():
                 for future in [future for future in pending if future.cancel()]:
-                    del pending[future]
+                    del pending[future]  # its callback still comes: passed over below
+                if not pending:
+                    break
             try:
-                finished, _ = wait(pending, timeout=TICK_SECONDS, return_when=FIRST_COMPLETED)
+                future = finished.get(timeout=TICK_SECONDS)
+            except queue.Empty:
+                on_wait()
+                continue
             except KeyboardInterrupt as exc:  # where CtrlC could not take the signal
                 if any(isinstance(earlier, KeyboardInterrupt) for earlier in broken):
                     raise  # a second Ctrl-C: stop now
                 broken.append(exc)
                 continue
             on_wait()
-            for future in finished:
+            if future in pending:
                 yield pending.pop(future), future
-            fill()
+                fill()
         if ctrl_c.pressed and not broken:
             broken.append(KeyboardInterrupt())
     if broken:
