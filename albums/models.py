@@ -153,7 +153,8 @@ class Photo(models.Model):
         # Moves are found by content: a new file's size first, then its MD5. For the admin at
         # a million photos (issue 16): the "not verified by the album's last sync" filter and
         # the date drill-down; searches use trigram indexes on PostgreSQL, made by migration
-        # 0009 (not expressible here for both databases).
+        # 0009, and the list's deep pages an (album, path) index that includes the id, made
+        # by migration 0011 (neither expressible here for both databases).
         indexes = [
             models.Index(fields=["size", "md5"], name="photo_content"),
             models.Index(fields=["album", "verified_at"], name="photo_album_verified_idx"),

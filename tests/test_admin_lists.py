@@ -8,6 +8,7 @@ import zoneinfo
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.core.paginator import EmptyPage, Paginator
 from django.db import connection
 from django.db.models import Max, Min, QuerySet
 from django.test import Client
@@ -16,6 +17,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from albums import admin_scale
+from albums.admin import PhotoAdmin
 from albums.admin_scale import EstimatedCountPaginator, IndexedDatesQuerySet
 from albums.models import Album, Photo, SyncRun, SyncStatus
 
@@ -198,6 +200,73 @@ def test_a_long_list_is_counted_up_to_the_limit_then_estimated(db, library, monk
         assert paginator.count == Photo.objects.count()  # one machine: counted exactly
     short = EstimatedCountPaginator(Photo.objects.filter(path="found.jpg"), 2)
     assert short.count == 1
+
+
+@pytest.fixture
+def shelf(db, monkeypatch):
+    """300 photos in three albums, 20 a page, and pages read by id from the 3rd on (the
+    deferred join), so that a plain OFFSET and the deferred join can be compared."""
+    monkeypatch.setattr(admin_scale, "DEFERRED_JOIN_OFFSET", 40)
+    monkeypatch.setattr(PhotoAdmin, "list_per_page", 20)
+    albums = [
+        Album.objects.create(name=name, slug=name.lower(), folder=name)
+        for name in ("Zebra", "Apple", "Mango")  # listed by id, not by name
+    ]
+    for number in range(300):  # paths out of the order they are made in; a third found
+        folder = "aBbx"[number % 4]
+        photo(albums[number % 3], f"{folder}/{number:03}.jpg", verified=T0, uploaded=number % 3)
+
+
+@pytest.mark.parametrize(
+    "query", ["", "state=found", "q=x/", "state=uploaded&q=b/", "album__id__exact={apple}&q=jpg"]
+)
+def test_a_deep_page_shows_the_rows_of_a_plain_offset_in_its_order(shelf, client, query):
+    query = query.format(apple=Album.objects.get(slug="apple").pk)
+    pages = -(-client.get(f"{PHOTOS}?{query}").context["cl"].result_count // 20)
+    assert pages >= 4  # so at least one page is read by id
+
+    for number in range(1, pages + 1):
+        changelist = client.get(f"{PHOTOS}?{query}&p={number}").context["cl"]
+        bottom = (number - 1) * 20
+        plain = changelist.queryset[bottom : bottom + 20]  # what Django's Paginator reads
+
+        assert [photo.pk for photo in changelist.result_list] == [photo.pk for photo in plain]
+
+
+def test_a_deep_page_reads_ids_then_rows(shelf, client):
+    with CaptureQueriesContext(connection) as queries:
+        client.get(PHOTOS + "?p=3")
+
+    offsets = [query["sql"] for query in queries.captured_queries if "OFFSET" in query["sql"]]
+    assert len(offsets) == 1 and offsets[0].startswith('SELECT "albums_photo"."id" AS "pk" FROM')
+    assert any('"albums_photo"."id" IN (' in query["sql"] for query in queries.captured_queries)
+
+
+def test_the_deferred_join_pages_as_djangos_paginator(shelf):
+    photos = Photo.objects.order_by("album_id", "path")
+    ours, django = EstimatedCountPaginator(photos, 7, orphans=3), Paginator(photos, 7, orphans=3)
+
+    assert (ours.count, ours.num_pages) == (django.count, django.num_pages)
+    for number in django.page_range:
+        page, expected = ours.page(number), django.page(number)
+        assert [photo.pk for photo in page] == [photo.pk for photo in expected]
+        assert (page.start_index(), page.end_index()) == (
+            expected.start_index(),
+            expected.end_index(),
+        )
+    with pytest.raises(EmptyPage):
+        ours.page(django.num_pages + 1)
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="a PostgreSQL index")
+def test_the_photo_list_order_has_an_index_with_the_ids_on_postgresql(db):
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT indexdef FROM pg_indexes WHERE tablename = %s AND indexname = %s",
+            [Photo._meta.db_table, "photo_album_path_id_idx"],
+        )
+        (definition,) = cursor.fetchone()
+    assert definition.endswith("USING btree (album_id, path) INCLUDE (id)")
 
 
 def test_the_photo_list_shows_no_full_count(library, client):
