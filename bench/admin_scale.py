@@ -179,6 +179,7 @@ def build(args) -> None:
 def pages(args) -> list[tuple[str, str]]:
     from django.urls import reverse
 
+    from albums.admin import PhotoAdmin
     from albums.models import Album, Photo, SyncRun
 
     album = Album.objects.get(slug=f"album-{args.albums // 2:04}")
@@ -188,6 +189,7 @@ def pages(args) -> list[tuple[str, str]]:
     albums = reverse("admin:albums_album_changelist")
     runs = reverse("admin:albums_syncrun_changelist")
     file_name = photo.path.rsplit("/", 1)[-1]
+    last_page = -(-Photo.objects.count() // PhotoAdmin.list_per_page)
     return [
         ("album list", albums),
         ("album list, sorted by photos", albums + "?o=3"),
@@ -201,7 +203,7 @@ def pages(args) -> list[tuple[str, str]]:
         ("photo list, found in the bucket", photos + "?state=found"),
         ("photo list, not verified by the last sync", photos + "?state=unverified"),
         ("photo list, failed in the last sync", photos + "?failed=yes"),
-        ("photo list, last page", photos + f"?p={Photo.objects.count() // 100}"),
+        ("photo list, last page", photos + f"?p={last_page}"),
         ("photo list, a year (date hierarchy)", photos + "?taken_at__year=2018"),
         ("photo list, a month", photos + "?taken_at__year=2018&taken_at__month=6"),
         ("photo list, one album, search", photos + f"?album__id__exact={album.pk}&q=IMG"),
