@@ -23,6 +23,7 @@ from .admin_scale import (
     EstimatedCountPaginator,
     RelatedWithRowsFilter,
     search_by_each_term,
+    searched_once,
     with_indexed_dates,
 )
 from .counts import COUNTS_BY_KIND
@@ -571,7 +572,8 @@ class PhotoAdmin(admin.ModelAdmin):
             albums = Album.objects.filter(name__icontains=term).values_list("pk", flat=True)
             return Q(path__icontains=term) | Q(key__icontains=term) | Q(album_id__in=list(albums))
 
-        return search_by_each_term(queryset, search_term, match), False
+        found = search_by_each_term(queryset, search_term, match)
+        return (searched_once(queryset, found) if search_term.strip() else found), False
 
     def has_add_permission(self, request):
         return False  # photos are recorded by syncs

@@ -4,6 +4,7 @@ These lists were rewritten to stay fast on a million photos (issue 16, bench/adm
 the tests pin what they show, on SQLite and on PostgreSQL alike.
 """
 
+import re
 import zoneinfo
 from datetime import UTC, datetime, timedelta
 
@@ -124,6 +125,32 @@ def test_the_album_filter_lists_the_albums_that_have_photos(library, client):
 )
 def test_a_search_matches_path_key_or_album_name_for_every_word(library, client, search, expected):
     assert listed(client, "?q=" + search) == expected
+
+
+# A query that searches the photos' paths (PostgreSQL: UPPER("albums_photo"."path"::text) LIKE).
+PATH_SEARCH = re.compile(r'"ALBUMS_PHOTO"\."PATH"(::TEXT\))? LIKE')
+
+
+def test_a_search_with_few_matches_is_run_once_for_the_whole_page(library, client):
+    """The list, its count and its date drill-down read the matches by id: the search's
+    condition (a trigram scan on a large library) is evaluated in one query, not three."""
+    with CaptureQueriesContext(connection) as queries:
+        shown = listed(client, "?q=failed")
+
+    assert shown == ["summer/failed.jpg", "winter/day 1/failed.jpg", "winter/failed.jpg"]
+    searching = [q["sql"] for q in queries.captured_queries if PATH_SEARCH.search(q["sql"].upper())]
+    assert len(searching) == 1
+
+
+def test_a_search_with_many_matches_keeps_its_condition(library, client, monkeypatch):
+    monkeypatch.setattr(admin_scale, "FEW_MATCHES", 2)
+
+    with CaptureQueriesContext(connection) as queries:
+        shown = listed(client, "?q=failed")
+
+    assert shown == ["summer/failed.jpg", "winter/day 1/failed.jpg", "winter/failed.jpg"]
+    searching = [q["sql"] for q in queries.captured_queries if PATH_SEARCH.search(q["sql"].upper())]
+    assert len(searching) > 1
 
 
 def test_the_photo_list_is_ordered_by_album_then_path(library, client):
