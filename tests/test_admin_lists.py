@@ -153,6 +153,19 @@ def test_a_search_with_many_matches_keeps_its_condition(library, client, monkeyp
     assert len(searching) > 1
 
 
+def test_a_year_of_the_drill_down_lists_its_photos_by_date_taken(library, client):
+    winter = library[1]
+    Photo.objects.filter(path="dry.jpg").update(taken_at=T0 + timedelta(days=3))
+    Photo.objects.filter(path="failed.jpg", album=winter).update(taken_at=T0)
+    Photo.objects.filter(path="unverified.jpg").update(taken_at=T0 + timedelta(days=1))
+    Photo.objects.filter(path="never.jpg").update(taken_at=T0 - timedelta(days=400))
+
+    response = client.get(PHOTOS + "?taken_at__year=2024")
+
+    photos = [f"{p.album.slug}/{p.path}" for p in response.context["cl"].result_list]
+    assert photos == ["winter/failed.jpg", "summer/unverified.jpg", "summer/dry.jpg"]
+
+
 def test_the_photo_list_is_ordered_by_album_then_path(library, client):
     response = client.get(PHOTOS)
 
