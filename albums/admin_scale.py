@@ -131,14 +131,27 @@ class IndexedDatesQuerySet(QuerySet):
         return found if order == "ASC" else found[::-1]
 
     def aggregate(self, *args, **kwargs):
-        """Min and Max of one field (the drill-down's first question) from the dates of a
-        short list; anything else as usual."""
+        """Min and Max of one field (the drill-down's first question): from the dates of a
+        short list, else as the first and the last row along the field's index (as
+        `datetimes` walks it), not an aggregate over every row of a long list; anything
+        else as usual."""
         fields = {_min_max_field(expression) for expression in kwargs.values()}
-        if not (self._few_rows and not args and len(fields) == 1 and None not in fields):
+        if args or len(fields) != 1 or None in fields:
             return super().aggregate(*args, **kwargs)
-        values = self._dates(fields.pop())
+        field = fields.pop()
+        if self._few_rows:
+            values = self._dates(field)
+            return {
+                name: (min if isinstance(expression, Min) else max)(values, default=None)
+                for name, expression in kwargs.items()
+            }
+        rows = self.filter(**{f"{field}__isnull": False}).values_list(field, flat=True)
+        ends = {
+            Min: lambda: rows.order_by(field).first(),
+            Max: lambda: rows.order_by(f"-{field}").first(),
+        }
         return {
-            name: (min if isinstance(expression, Min) else max)(values, default=None)
+            name: ends[Min if isinstance(expression, Min) else Max]()
             for name, expression in kwargs.items()
         }
 
