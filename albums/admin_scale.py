@@ -146,12 +146,8 @@ class IndexedDatesQuerySet(QuerySet):
                 for name, expression in kwargs.items()
             }
         rows = self.filter(**{f"{field}__isnull": False}).values_list(field, flat=True)
-        ends = {
-            Min: lambda: rows.order_by(field).first(),
-            Max: lambda: rows.order_by(f"-{field}").first(),
-        }
         return {
-            name: ends[Min if isinstance(expression, Min) else Max]()
+            name: rows.order_by(field if isinstance(expression, Min) else f"-{field}").first()
             for name, expression in kwargs.items()
         }
 

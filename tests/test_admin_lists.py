@@ -153,6 +153,17 @@ def test_a_search_with_many_matches_keeps_its_condition(library, client, monkeyp
     assert len(searching) > 1
 
 
+def test_the_photo_list_shows_fifty_a_page(library, client):
+    summer = library[0]
+    for number in range(60):
+        photo(summer, f"more/{number:02}.jpg", verified=T0)
+
+    first = client.get(PHOTOS).context["cl"]
+    second = client.get(PHOTOS + "?p=2").context["cl"]
+
+    assert (len(first.result_list), len(second.result_list)) == (50, Photo.objects.count() - 50)
+
+
 def test_a_year_of_the_drill_down_lists_its_photos_by_date_taken(library, client):
     winter = library[1]
     Photo.objects.filter(path="dry.jpg").update(taken_at=T0 + timedelta(days=3))

@@ -234,7 +234,7 @@ class S3Bucket(StorageBucket):
         try:
             head = self.client.head_object(Bucket=self.name, Key=self._key(key))
         except ClientError as exc:
-            if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404:
+            if _not_found(exc):
                 return None
             raise
         return RemoteObject(size=head["ContentLength"], etag=head.get("ETag", "").strip('"'))
@@ -280,7 +280,7 @@ class S3Bucket(StorageBucket):
                 return answer["CopyObjectResult"].get("ETag", "").strip('"')
             self._transfer_manager().copy(source, self.name, self._key(key)).result()
         except ClientError as exc:
-            if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404:
+            if _not_found(exc):
                 raise FileNotFoundError(2, "the object to copy is gone", source_key) from exc
             raise
         return self._etag(key)
@@ -291,7 +291,7 @@ class S3Bucket(StorageBucket):
         try:
             answer = self.client.get_object(Bucket=self.name, Key=self._key(key))
         except ClientError as exc:
-            if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404:
+            if _not_found(exc):
                 raise FileNotFoundError(2, "no such object", key) from exc
             raise
         for chunk in answer["Body"].iter_chunks(DOWNLOAD_CHUNK):
@@ -319,7 +319,7 @@ class S3Bucket(StorageBucket):
             )
             download.result()
         except ClientError as exc:
-            if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404:
+            if _not_found(exc):
                 raise FileNotFoundError(2, "no such object", key) from exc
             raise
         except S3DownloadFailedError as exc:  # what s3transfer makes of a 412 to If-Match
@@ -381,6 +381,11 @@ class S3Bucket(StorageBucket):
 
     def _key(self, name: str) -> str:
         return posixpath.join(self.location, name) if self.location else name
+
+
+def _not_found(exc: ClientError) -> bool:
+    """Whether S3 answered 404: no such object (a 403 is never read as "missing")."""
+    return exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404
 
 
 def _mtime_ns(answer: dict) -> int:
