@@ -17,6 +17,7 @@ album's prefix, and each is recorded as it is restored.
 import hashlib
 import logging
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -46,6 +47,9 @@ logger = logging.getLogger("albums")
 FILE_ERRORS = (OSError, ClientError, BotoCoreError, SyncError, ObjectChanged)
 HASH_CHUNK = 1024 * 1024
 PARTIAL_SUFFIX = ".photosite-restore"  # hidden, beside the real name: never taken for a photo
+# Renames made durable (their folders fsynced) together: every this many photos or seconds.
+DURABLE_EVERY = 500
+DURABLE_SECONDS = 2.0
 LOCAL_DIFFERS = "on disk, but not as recorded (size or time): left alone; --overwrite keeps it aside and restores the recorded one"
 KEPT_ASIDE = "the file on disk was not as recorded: kept as {aside}"
 BUCKET_DIFFERS = "the bucket copy of it does not match what was uploaded: not written"
@@ -108,6 +112,8 @@ class AlbumRestore:
             album=album, run=run, dry_run=dry_run or not from_bucket, progress=self._progress_row
         )
         self.bucket: BucketPool | None = None
+        self._placed: list[Restored] = []  # renamed into place, their folders not yet fsynced
+        self._placed_since = 0.0
 
     def run(self) -> RestoreResult:
         folder = self._target_folder()
@@ -128,6 +134,7 @@ class AlbumRestore:
                 for _ in wanted:
                     self.tally.settle("restored")
         finally:
+            self._make_durable()
             self.records.flush()
             self.bucket.close()
         clean = not self.failures and not self.unresolved()
@@ -246,16 +253,35 @@ class AlbumRestore:
             return
         self.tally.add("bytes_downloaded", restored.size)
         self.tally.settle("restored")
+        if not self._placed:
+            self._placed_since = time.monotonic()
+        self._placed.append(restored)
+        if (
+            len(self._placed) >= DURABLE_EVERY
+            or time.monotonic() - self._placed_since >= DURABLE_SECONDS
+        ):
+            self._make_durable()
+
+    def _make_durable(self) -> None:
+        """Flush to disk the entries of the folders the photos placed since the last call
+        were renamed in, then (from the bucket alone) record those photos: one fsync per
+        folder and batch rather than per photo, and never a record of a rename that a power
+        cut could still undo. A rename lost that way leaves the photo missing (its hidden
+        temporary file at most), which the next restore brings back."""
+        for folder in {restored.wanted.target.parent for restored in self._placed}:
+            _sync_folder(folder)
         if self.from_bucket:
-            self.records.restored(
-                path=wanted.path,
-                key=wanted.key,
-                size=restored.size,
-                mtime_ns=restored.mtime_ns,
-                md5=restored.md5,
-                etag=restored.etag,
-                content_type=content_type_for(wanted.path),
-            )
+            for restored in self._placed:
+                self.records.restored(
+                    path=restored.wanted.path,
+                    key=restored.wanted.key,
+                    size=restored.size,
+                    mtime_ns=restored.mtime_ns,
+                    md5=restored.md5,
+                    etag=restored.etag,
+                    content_type=content_type_for(restored.wanted.path),
+                )
+        self._placed.clear()
 
     def _problem(self, path: str, count: str, text: str) -> None:
         logger.warning("%s: %s", printable(path), text)
@@ -266,7 +292,8 @@ class AlbumRestore:
 
     def _fetch(self, wanted: Wanted) -> Restored:
         """Download into a hidden file beside the target, check it, give it the recorded
-        time, flush it to disk, and only then rename it into place."""
+        time, flush it to disk, and only then rename it into place (the rename itself is
+        flushed with others, by `_make_durable`)."""
         wanted.target.parent.mkdir(parents=True, exist_ok=True)
         # One name per photo: a restore killed midway leaves at most this hidden file,
         # which the next restore of the photo writes over and renames.
@@ -301,7 +328,6 @@ class AlbumRestore:
         except BaseException:
             partial.unlink(missing_ok=True)
             raise
-        _sync_folder(wanted.target.parent)
         return Restored(wanted, hashing.size, md5, downloaded.etag or wanted.remote.etag, mtime_ns)
 
     def _part_size(self, wanted: Wanted, size: int) -> int | None:

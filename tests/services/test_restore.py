@@ -19,7 +19,7 @@ from albums.storage.bucket import OBJECT_CHANGED
 from albums.sync import restore as restore_module
 from albums.sync import restore_album, restore_from_bucket, sync_album
 from albums.sync.lease import AlbumLease
-from tests.conftest import BUCKET, Bucket, make_staff, s3_client, use_s3, write_photo
+from tests.conftest import ALBUM_PHOTOS, BUCKET, Bucket, make_staff, s3_client, use_s3, write_photo
 
 pytestmark = pytest.mark.django_db
 KEY = "albums/summer-2024/{}"
@@ -168,6 +168,38 @@ def test_from_the_bucket_alone_with_an_empty_database(
     again = sync_album(album=restored)
     assert (again.unchanged, again.uploaded, again.reuploaded) == (3, 0, 0)
     assert dict(s3_requests.counts) == {"ListObjectsV2": 1} and opened_files.paths == []
+
+
+def test_renames_reach_the_disk_a_folder_at_a_time_and_before_their_records(album, s3, monkeypatch):
+    """Each folder the restored photos were renamed in is flushed to disk once for the
+    batch, not once per photo, and a photo restored from the bucket alone is recorded only
+    after its folder was flushed: no record names a file a power cut could take back."""
+    sync_album(album=album)
+    for path in list(album.path.rglob("*.jpg")):
+        path.unlink()
+    Album.objects.all().delete()
+    events = []
+    flush_folder = restore_module._sync_folder
+    record = restore_module.RunRecords.restored
+
+    def flushing(folder):
+        events.append(("flush", folder))
+        flush_folder(folder)
+
+    def recording(self, *, path, **fields):
+        events.append(("record", path))
+        record(self, path=path, **fields)
+
+    monkeypatch.setattr(restore_module, "_sync_folder", flushing)
+    monkeypatch.setattr(restore_module.RunRecords, "restored", recording)
+
+    result = restore_from_bucket(slug="summer-2024", folder="Summer 2024")
+
+    assert result.restored == 3
+    flushed = [folder for kind, folder in events if kind == "flush"]
+    assert sorted(flushed) == sorted({(album.path / name).parent for name in ALBUM_PHOTOS})
+    assert [kind for kind, _ in events] == ["flush"] * len(flushed) + ["record"] * 3
+    assert Album.objects.get(slug="summer-2024").photos.count() == 3
 
 
 LARGE = 9 * 1024 * 1024  # over the 8 MiB multipart threshold: two parts up, two ranges down
