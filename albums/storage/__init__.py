@@ -5,6 +5,7 @@ Below the sync engine: nothing here imports `albums.sync`.
 
 from .backend import STORAGE_ALIAS, describe, key_problem, open_photo_storage
 from .bucket import (
+    DeletesUnsupported,
     ObjectChanged,
     RemoteObject,
     S3Bucket,
@@ -12,13 +13,15 @@ from .bucket import (
     forget_clients,
     open_bucket,
 )
-from .errors import ProblemKind, StorageProblem, classify_storage_error
+from .errors import KeyRefused, ProblemKind, StorageProblem, classify_storage_error
 from .watch import EndpointSilent, EndpointWatch
 
 __all__ = [
     "STORAGE_ALIAS",
+    "DeletesUnsupported",
     "EndpointSilent",
     "EndpointWatch",
+    "KeyRefused",
     "ObjectChanged",
     "ProblemKind",
     "RemoteObject",

@@ -4,8 +4,8 @@ The sync uses `size()`, `save()` and `delete()` on the "photos" storage alias, w
 backend has (StorageBucket). Where the backend is django-storages' S3Storage, the fast path
 (S3Bucket) does the same through one boto3 client per process (shared_client), configured
 as the storage configures its own: one listing of an album's prefix instead of a HEAD per
-photo, uploads without a transfer manager per file, and the clean-up of unfinished
-multipart uploads.
+photo, uploads without a transfer manager per file, deletes of up to 1,000 keys per request,
+and the clean-up of unfinished multipart uploads.
 """
 
 import base64
@@ -30,6 +30,7 @@ from s3transfer.utils import ChunksizeAdjuster
 from storages.backends.s3 import S3Storage
 
 from ..exceptions import StorageError
+from .errors import KeyRefused, delete_objects_unsupported
 from .watch import EndpointWatch, UploadHeard, UploadProgress
 
 RENAMED_BY_STORAGE = "The storage saved {key!r} as {saved!r}; configure it to overwrite (AWS_S3_FILE_OVERWRITE=True)."
@@ -62,6 +63,14 @@ MTIME_METADATA = "mtime-ns"  # x-amz-meta-mtime-ns: the file's modification time
 DOWNLOAD_CHUNK = 1024 * 1024
 
 
+DELETE_BATCH = 1000  # keys per DeleteObjects request: S3's most
+DELETES_UNSUPPORTED = "the endpoint does not take DeleteObjects: {cause}"
+
+
+class DeletesUnsupported(Exception):
+    """A batch of keys that must be split: the endpoint does not take DeleteObjects."""
+
+
 SMALL_FILE = 8 * 1024 * 1024  # below this, a file is read once into memory, hashed and sent
 COPY_IN_ONE_REQUEST = 5 * 1024**3  # S3's largest CopyObject; above it, a copy in parts
 
@@ -72,6 +81,7 @@ class StorageBucket:
     can_list = False
     multipart_threshold = None
     small_file = SMALL_FILE
+    delete_batch = 1  # keys per delete request: the Storage API deletes one at a time
 
     def __init__(self, storage: Storage):
         self.storage = storage
@@ -149,6 +159,13 @@ class StorageBucket:
     def delete(self, key: str) -> None:
         self.storage.delete(key)
 
+    def delete_many(self, keys: list[str]) -> dict[str, KeyRefused]:
+        """Delete the objects under `keys` (at most `delete_batch`); the keys the bucket
+        refused, each with its error. An error of a request as a whole is raised."""
+        for key in keys:
+            self.delete(key)
+        return {}
+
     def part_size(self, size: int) -> int | None:
         """The part size an upload of `size` bytes uses, or None for a single part."""
         return None
@@ -183,7 +200,9 @@ class S3Bucket(StorageBucket):
       gives its MD5, sent as Content-MD5 so that the server rejects a corrupted body, as
       botocore's own checksums are off for most S3-compatible endpoints); a larger one goes
       up in parts through one manager per run.
-    - A copy inside the bucket (a photo moved or renamed) is one CopyObject.
+    - A copy inside the bucket (a photo moved or renamed) is one CopyObject; deletes go
+      1,000 keys per DeleteObjects request, each with a Content-MD5 (see _add_content_md5),
+      or one DeleteObject per key where the endpoint does not take DeleteObjects.
     - The client skips botocore's parsing of dates, which the sync never reads: it is
       nearly half the cost of parsing a listing.
     - `endpoint` (albums.storage.watch) hears every answer of the client and every block
@@ -209,6 +228,7 @@ class S3Bucket(StorageBucket):
         )
         self._manager = None
         self._lock = threading.Lock()
+        self._batch_deletes = True  # until the endpoint says it does not take DeleteObjects
 
     def list_pages(
         self, prefix: str, *, page_size: int
@@ -331,6 +351,35 @@ class S3Bucket(StorageBucket):
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.name, Key=self._key(key))
 
+    @property
+    def delete_batch(self) -> int:
+        return DELETE_BATCH if self._batch_deletes else 1
+
+    def delete_many(self, keys: list[str]) -> dict[str, KeyRefused]:
+        """One DeleteObjects request, Quiet, so that the answer lists only the keys it did not
+        delete. Once the endpoint has said it does not take DeleteObjects (from then on, for
+        this run's bucket), one key goes as one DeleteObject, and more keys raise
+        DeletesUnsupported, to be sent again one a request."""
+        if not self._batch_deletes:
+            if len(keys) > 1:
+                raise DeletesUnsupported(
+                    DELETES_UNSUPPORTED.format(cause="it said so earlier in this run")
+                )
+            self.delete(keys[0])
+            return {}
+        names = {self._key(key): key for key in keys}
+        objects = [{"Key": name} for name in names]
+        try:
+            answer = self.client.delete_objects(
+                Bucket=self.name, Delete={"Objects": objects, "Quiet": True}
+            )
+        except ClientError as exc:
+            if not delete_objects_unsupported(exc):
+                raise
+            self._batch_deletes = False
+            raise DeletesUnsupported(DELETES_UNSUPPORTED.format(cause=exc)) from exc
+        return _refused(answer.get("Errors", ()), names)
+
     def part_size(self, size: int) -> int | None:
         if size < self.multipart_threshold:
             return None
@@ -386,6 +435,53 @@ class S3Bucket(StorageBucket):
 def _not_found(exc: ClientError) -> bool:
     """Whether S3 answered 404: no such object (a 403 is never read as "missing")."""
     return exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404
+
+
+def _refused(errors, names: dict[str, str]) -> dict[str, KeyRefused]:
+    """The keys a DeleteObjects answer lists under Errors (by bucket key in `names`), each
+    with its error. NoSuchKey is no refusal: the object is gone, as asked (S3 does not list
+    missing keys at all; a service that does would otherwise fail that photo forever)."""
+    errors = [
+        error for error in errors if error.get("Key") in names and error.get("Code") != "NoSuchKey"
+    ]
+    every_key = len(errors) == len(names) and len({error.get("Code") for error in errors}) == 1
+    return {
+        names[error["Key"]]: KeyRefused(
+            error.get("Code", ""), error.get("Message", ""), every_key=every_key
+        )
+        for error in errors
+    }
+
+
+def _add_content_md5(request, **kwargs) -> None:
+    """Give a DeleteObjects request a Content-MD5 header computed from its final body.
+
+    S3's API reference requires it, and MinIO, Ceph RGW, Dell ECS and other S3-compatible
+    services refuse DeleteObjects without it (400 MissingContentMD5 or InvalidRequest). Since
+    1.36 botocore sends x-amz-checksum-crc32 instead, whatever request_checksum_calculation
+    says: the operation is `requestChecksumRequired` in the service model, so
+    httpchecksum.resolve_request_checksum_algorithm picks CRC32 under "when_required" too,
+    and DeleteObjects has no ContentMD5 parameter to pass (handlers.py hides it). This runs
+    on before-sign: the body is serialized and botocore's checksum headers are set, the
+    signature is not yet made, and it comes again on every attempt.
+    """
+    if "Content-MD5" in request.headers:
+        return
+    digest = hashlib.md5(_body_bytes(request.body), usedforsecurity=False).digest()
+    request.headers["Content-MD5"] = base64.b64encode(digest).decode("ascii")
+
+
+def _body_bytes(body) -> bytes:
+    if body is None:
+        return b""
+    if isinstance(body, str):
+        return body.encode("utf-8")
+    if isinstance(body, (bytes, bytearray)):
+        return bytes(body)
+    start = body.tell()  # a file object: read it, and leave it where it was
+    data = body.read()
+    body.seek(start)
+    return data
 
 
 def _mtime_ns(answer: dict) -> int:
@@ -478,7 +574,7 @@ def _client_for(storage: S3Storage):
             aws_session_token=storage.security_token,
             botocore_session=session,
         )
-    return boto.client(
+    client = boto.client(
         "s3",
         region_name=storage.region_name,
         use_ssl=storage.use_ssl,
@@ -486,3 +582,5 @@ def _client_for(storage: S3Storage):
         config=storage.client_config,
         verify=storage.verify,
     )
+    client.meta.events.register("before-sign.s3.DeleteObjects", _add_content_md5)
+    return client

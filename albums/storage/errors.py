@@ -179,7 +179,27 @@ PERMISSIONS = {
     "UploadPart": "s3:PutObject",
     "CompleteMultipartUpload": "s3:PutObject",
     "DeleteObject": "s3:DeleteObject",
+    "DeleteObjects": "s3:DeleteObject",
 }
+# A key a DeleteObjects request did not delete: that photo's failure, naming the S3 code.
+KEY_NOT_DELETED = "DeleteObjects failed for this key: {code} {message}"
+
+
+class KeyRefused(Exception):
+    """A key that a DeleteObjects request, answered as a whole, did not delete: the code and
+    message the bucket gave for it in the answer's Errors.
+
+    `every_key`: every key of the request was refused with this same code. That is then the
+    answer to the request, not to the key: S3 answers a caller without s3:DeleteObject with a
+    200 that lists each key as AccessDenied, which must stop the run as a refused DeleteObject
+    does, not become a thousand failed photos.
+    """
+
+    def __init__(self, code: str, message: str, *, every_key: bool):
+        super().__init__(KEY_NOT_DELETED.format(code=code, message=message).strip())
+        self.code = code
+        self.message = message
+        self.every_key = every_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,6 +266,8 @@ def classify_storage_error(exc: Exception) -> StorageProblem:
     """What `exc`, raised while using the bucket or reading a file for it, means."""
     if isinstance(exc, boto.ClientError):
         return _classify_answer(exc)
+    if isinstance(exc, KeyRefused):
+        return _classify_refusal(exc)
     for classes, kind in _BOTOCORE_KINDS:
         if isinstance(exc, classes):
             return StorageProblem(
@@ -279,6 +301,31 @@ def _classify_answer(exc: boto.ClientError) -> StorageProblem:
         code=code,
         region=_region(exc) if kind is ProblemKind.WRONG_REGION else "",
     )
+
+
+def _classify_refusal(exc: KeyRefused) -> StorageProblem:
+    """One key of a DeleteObjects request refused: that photo's failure, unless every key of
+    the request was refused with a code that says the bucket cannot be used (KeyRefused)."""
+    kind = ProblemKind.FILE
+    if exc.every_key and exc.code in S3_CODES:
+        kind = S3_CODES[exc.code][0]
+    return StorageProblem(kind, cause=str(exc), operation="DeleteObjects", code=exc.code)
+
+
+def delete_objects_unsupported(exc: Exception) -> bool:
+    """Whether `exc`, a DeleteObjects request's error, says the endpoint does not take that
+    request at all, so that the keys must go one DeleteObject each: 501 NotImplemented, S3's
+    answer to an operation a service lacks; or a 400 asking for the Content-MD5 header (MinIO
+    answers MissingContentMD5, S3 and the services that copy it InvalidRequest "Missing
+    required header for this request: Content-MD5"), should a proxy on the way drop ours."""
+    if not isinstance(exc, boto.ClientError):
+        return False
+    error = exc.response.get("Error", {})
+    code = error.get("Code", "")
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    if status == 501 or code in ("NotImplemented", "MissingContentMD5"):
+        return True
+    return status == 400 and "content-md5" in error.get("Message", "").lower()
 
 
 def _region(exc: boto.ClientError) -> str:

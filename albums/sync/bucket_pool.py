@@ -7,6 +7,7 @@ touches the database.
 
 import logging
 import math
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -14,6 +15,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from ..exceptions import StorageError
 from ..storage import (
+    DeletesUnsupported,
     EndpointWatch,
     ProblemKind,
     RemoteObject,
@@ -31,6 +33,7 @@ LISTING_FAILED = (
     "Listing the bucket for {subject} failed: {cause}. The run stopped; what it had "
     "uploaded is recorded, and the next run goes on from there."
 )
+DELETING_ONE_BY_ONE = "Deleting one object per request for the rest of this run: {cause}"
 
 
 class BucketPool:
@@ -141,8 +144,25 @@ class BucketPool:
         """Each job's file read and hashed: each future gives its MD5 (hex)."""
         return self.map(lambda job: file_md5(job.local.abspath), jobs)
 
-    def deletes(self, keys: Iterable[str]) -> Iterator[tuple[str, Future]]:
-        return self.map(self.bucket.delete, keys)
+    def deletes(self, keys: Iterable[str]) -> Iterator[tuple[list[str], Future]]:
+        """The objects under `keys` deleted, as many keys a request as the bucket takes (1,000
+        on S3, one through the Storage API), several requests side by side: (keys, future)
+        per request, whose future gives the keys the bucket refused, each with its error, or
+        raises the error of the request as a whole.
+
+        Where the endpoint does not take DeleteObjects, the keys of the batches it refused
+        are sent again, and so are the rest, one DeleteObject each (said once, at info)."""
+        batches = _Batches(keys, lambda: self.bucket.delete_batch)
+        said = False
+        for batch, future in self.map(self.bucket.delete_many, batches):
+            error = future.exception()
+            if not isinstance(error, DeletesUnsupported):
+                yield batch, future
+                continue
+            if not said:
+                self.log.info(DELETING_ONE_BY_ONE.format(cause=error))
+                said = True
+            batches.again(batch)
 
     def cleaned_up_first(self, jobs: Iterator[Job]) -> Iterator[Job]:
         """The jobs, with the multipart uploads a killed run left behind aborted before the
@@ -188,6 +208,29 @@ class BucketPool:
     def map(self, fn, items, *, stop=lambda: False):
         """`fn` over `items` on the pool, as (item, future) pairs in the order they finish."""
         return in_pool(self.pool, fn, items, window=self.in_flight, on_wait=self.on_wait, stop=stop)
+
+
+class _Batches:
+    """An iterator of `keys` in lists of `size()` keys each, the size as it stands when each
+    list is taken; a list given back (`again`) is taken first, cut again. It may raise
+    StopIteration and yield again after a list is given back: in_pool asks for more each
+    time a request finishes."""
+
+    def __init__(self, keys: Iterable[str], size: Callable[[], int]):
+        self._keys = deque(keys)
+        self._size = size
+
+    def __iter__(self) -> "_Batches":
+        return self
+
+    def __next__(self) -> list[str]:
+        if not self._keys:
+            raise StopIteration
+        count = min(self._size(), len(self._keys))
+        return [self._keys.popleft() for _ in range(count)]
+
+    def again(self, batch: list[str]) -> None:
+        self._keys.extendleft(reversed(batch))
 
 
 class SharedListing:

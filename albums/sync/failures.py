@@ -51,12 +51,19 @@ class Failures:
         answered nothing in this run yet, or UNANSWERED_IN_A_ROW requests in a row got no
         answer with no other request answered while they waited or between them.
         """
+        self.judge_each([path], exc, bucket)
+
+    def judge_each(self, paths: list[str], exc: Exception, bucket) -> None:
+        """`exc`, the error of one request made for several files (a batch of deletes),
+        judged once as `judge` does, and recorded as the failure of each of `paths`: a
+        request that got no answer counts as one, however many keys it carried."""
         if isinstance(exc, SyncError):
             raise exc
         problem = classify_storage_error(exc)
         if problem.stops_run or self._endpoint_down(problem, bucket):
             raise problem.run_error(album=self.album_name, where=bucket.where) from exc
-        self.add(path, problem.cause)
+        for path in paths:
+            self.add(path, problem.cause)
 
     def _endpoint_down(self, problem: StorageProblem, bucket) -> bool:
         if problem.kind is not ProblemKind.UNREACHABLE:

@@ -95,7 +95,9 @@ class Orphans:
     def prune_all(self, bucket: BucketPool, failures: Failures, errors: tuple) -> None:
         """Delete the bucket copies set aside: photos gone from disk, when pruning (and forget
         them), with the old objects of photos this run moved (their records followed them);
-        recorded photos now excluded, when pruning those (and forget them)."""
+        recorded photos now excluded, when pruning those (and forget them). As many keys a
+        request as the bucket takes (BucketPool.deletes); a key the bucket refuses is that
+        photo's failure, and its record stays for the next prune."""
         moved = [(photo, False) for photo in self.moves.taken()] if self.prune else []
         if not (self.to_prune or moved):
             return
@@ -103,22 +105,29 @@ class Orphans:
         self.check_limit(self.deletions() + elsewhere)
         moved_ids = {photo.id for photo, _ in moved}
         doomed = {item[0].key: item for item in [*self.to_prune, *moved]}
-        for key, future in bucket.deletes(list(doomed)):
-            photo, excluded = doomed[key]
+        for keys, future in bucket.deletes(list(doomed)):
             try:
-                future.result()
-            except errors as exc:
-                failures.judge(photo.path, exc, bucket)
+                refused = future.result()
+            except errors as exc:  # the request as a whole: each of its keys failed
+                failures.judge_each([doomed[key][0].path for key in keys], exc, bucket)
                 continue
-            if excluded:
-                self.log.info("Deleted from S3, excluded: %s", photo.path)
-                self.tally.add("excluded_pruned")
-                self.records.forgotten(photo.id)
-                continue
-            self.log.info("Deleted from S3, gone from disk: %s", photo.path)
-            self.tally.add("pruned")
-            if photo.id not in moved_ids:
-                self._forget(photo)
+            for key in keys:
+                photo, excluded = doomed[key]
+                if key in refused:  # its record stays: the next prune tries again
+                    failures.judge(photo.path, refused[key], bucket)
+                else:
+                    self._deleted(photo, excluded=excluded, moved=photo.id in moved_ids)
+
+    def _deleted(self, photo: KnownPhoto | Vanished, *, excluded: bool, moved: bool) -> None:
+        if excluded:
+            self.log.info("Deleted from S3, excluded: %s", photo.path)
+            self.tally.add("excluded_pruned")
+            self.records.forgotten(photo.id)
+            return
+        self.log.info("Deleted from S3, gone from disk: %s", photo.path)
+        self.tally.add("pruned")
+        if not moved:  # a moved photo's record followed it to its new key
+            self._forget(photo)
 
     def _gone(self, photo: KnownPhoto | Vanished) -> None:
         if self.prune:

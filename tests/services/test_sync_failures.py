@@ -421,10 +421,10 @@ def test_a_prune_refused_by_the_bucket_still_records_what_the_run_uploaded(album
     (album.path / "photo1.jpg").unlink()
     write_photo(album.path / "photo9.jpg")
     s3_requests.fault = lambda op, request: (
-        s3_error(request, 403, "AccessDenied") if op == "DeleteObject" else None
+        s3_error(request, 403, "AccessDenied") if op == "DeleteObjects" else None
     )
 
-    with pytest.raises(StorageAccessDenied):
+    with pytest.raises(StorageAccessDenied, match=r"denied DeleteObjects .* s3:DeleteObject\."):
         sync_album(album=album, prune=True)
 
     assert Photo.objects.filter(path="photo9.jpg", uploaded_at__isnull=False).exists()
