@@ -27,7 +27,9 @@ def in_pool(
     recorded. Ctrl-C is taken the same way, wherever the caller's thread is (waiting here or
     handling what was yielded): nothing new starts, what is in flight finishes and is
     yielded, then KeyboardInterrupt is raised; a second Ctrl-C raises it at once. Memory holds
-    the window, never the stream.
+    the window, never the stream. An `items` that has run out is asked again each time an
+    item finishes, until none is in flight: an iterator may give items back that way
+    (BucketPool.deletes does, for batches it sends again one key at a time).
     """
     items = iter(items)
     pending: dict[Future, object] = {}
