@@ -1,11 +1,11 @@
 """Email the admins when background syncs of an album start failing, and when they recover.
 
 Once per album per streak of failures (issue 16): the first sync run in the background (the
-schedule, the admin, the API, `sync_albums --async`) that fails or ends partial after a
-success sends one email to DJANGO_ADMINS; the next failures of the same album send nothing;
-the first success after them sends one "recovered" email. A sync run by the command here and
-now sends nothing (whoever ran it sees the outcome), and neither do verifications,
-restores and dry runs.
+schedule, the admin, the API, `sync_albums --async`, or `sync_albums --alert` from cron) that
+fails or ends partial after a success sends one email to DJANGO_ADMINS; the next failures of
+the same album send nothing; the first success after them sends one "recovered" email. A
+sync run by the command here and now without --alert sends nothing (whoever ran it sees the
+outcome), and neither do verifications, restores and dry runs.
 
 The streak is counted by albums.sync.runs where the run's outcome is stored, which sends
 `streak_counted` once the database is written; this module only decides what to say and
@@ -35,18 +35,19 @@ LISTED_FILES = 20  # files named in a partial run's email; the run's page has th
 FAILED_SUBJECT = "Album {album}: sync {outcome}"
 RECOVERED_SUBJECT = "Album {album}: sync recovered"
 OUTCOMES = {SyncStatus.FAILED: "failed", SyncStatus.PARTIAL: "partly failed"}
-QUEUED_BY = {
+STARTED_BY = {
     SyncRun.Trigger.SCHEDULE: "the schedule",
     SyncRun.Trigger.ADMIN: "the admin",
     SyncRun.Trigger.API: "the API",
     SyncRun.Trigger.COMMAND: "sync_albums --async",
+    SyncRun.Trigger.UNATTENDED: "sync_albums --alert (cron, say)",
     SyncRun.Trigger.TASK: "a task",
 }
 FAILED_BODY = """\
 The sync of album {album} {outcome}.
 
 Album:       {album} (slug {slug}, folder {folder})
-Run:         #{run_id}, queued by {trigger}, finished {finished}
+Run:         #{run_id}, started by {trigger}, finished {finished}
 What failed: {what}
 {message}In a row:    {in_a_row} sync(s) of this album in a row failed or partly failed; last success: {last_success}.
 {link}{files}
@@ -58,7 +59,7 @@ The sync of album {album} succeeded again, after {ended} sync(s) in a row that f
 partly failed.
 
 Album:       {album} (slug {slug}, folder {folder})
-Run:         #{run_id}, queued by {trigger}, finished {finished}
+Run:         #{run_id}, started by {trigger}, finished {finished}
 {link}"""
 WHOLE_RUN = "the whole run: it stopped (see the message)"
 MESSAGE = "Message:     {message}\n"
@@ -123,7 +124,7 @@ def _about(run: SyncRun) -> dict:
         "slug": album.slug,
         "folder": _quoted(album.folder),
         "run_id": run.pk,
-        "trigger": QUEUED_BY.get(run.trigger, run.get_trigger_display()),
+        "trigger": STARTED_BY.get(run.trigger, run.get_trigger_display()),
         "finished": _when(run.finished_at),
         "link": _link(run),
     }

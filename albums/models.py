@@ -204,6 +204,7 @@ class SyncRun(RunCounts):
 
     class Trigger(models.TextChoices):
         COMMAND = "command", "Command line"
+        UNATTENDED = "unattended", "Command line, unattended (--alert)"
         ADMIN = "admin", "Admin"
         SCHEDULE = "schedule", "Schedule"
         API = "api", "API"
@@ -245,7 +246,8 @@ class SyncRun(RunCounts):
     @property
     def in_background(self) -> bool:
         """Run by a worker, queued by a door (the schedule, the admin, the API, `sync_albums
-        --async`), rather than by the command here and now: the runs nobody watches, whose
+        --async`), or by the command told that nobody watches it (`sync_albums --alert`, from
+        cron), rather than by the command here and now: the runs nobody watches, whose
         failures the admins are emailed about."""
         return self.trigger != self.Trigger.COMMAND or self.queued_at is not None
 

@@ -170,7 +170,7 @@ def test_a_failing_scheduled_sync_mails_the_admins_once_then_recovered_once(
     assert sent.recipients == ["ada@example.org", "ops@example.org"]
     assert sent.subject == '[photosite] Album "Summer 2024": sync failed'
     assert 'The sync of album "Summer 2024" failed.' in sent.body
-    assert f"Run:         #{first.pk}, queued by the schedule, finished " in sent.body
+    assert f"Run:         #{first.pk}, started by the schedule, finished " in sent.body
     assert f"Message:     {first.message}" in sent.body
     assert "does not exist" in first.message
     assert "1 sync(s) of this album in a row failed" in sent.body
@@ -259,6 +259,35 @@ def test_a_run_from_the_command_line_mails_nobody_and_is_not_in_the_streak(
     ]
 
 
+def test_a_run_from_cron_with_alert_mails_like_a_background_one(album, alerting, on_commit):
+    """`sync_albums --alert` is for runs nobody watches (cron): its failures start a streak
+    and mail the admins once, and its next success says the album recovered."""
+
+    def from_cron():
+        with on_commit():  # the email goes once the run's outcome is committed
+            call_command("sync_albums", "--alert", "-v0", stdout=StringIO(), stderr=StringIO())
+
+    break_folder(album)
+    for _ in range(2):
+        with pytest.raises(CommandError):
+            from_cron()
+
+    [sent] = alerting.received
+    run = SyncRun.objects.filter(album=album).latest("pk")
+    assert run.trigger == SyncRun.Trigger.UNATTENDED
+    assert sent.subject == '[photosite] Album "Summer 2024": sync failed'
+    assert "started by sync_albums --alert (cron, say)" in sent.body
+    album.refresh_from_db()
+    assert album.sync_failures_in_row == 2
+
+    mend_folder(album)
+    from_cron()
+
+    assert [sent.subject for sent in alerting.received][1:] == [
+        '[photosite] Album "Summer 2024": sync recovered'
+    ]
+
+
 def test_a_run_queued_from_the_admin_alerts_but_a_dry_run_or_a_verify_does_not(
     album, alerting, on_commit
 ):
@@ -276,7 +305,7 @@ def test_a_run_queued_from_the_admin_alerts_but_a_dry_run_or_a_verify_does_not(
         run = queue_sync(album=album, trigger=SyncRun.Trigger.ADMIN)
 
     [sent] = alerting.received
-    assert f"#{run.pk}, queued by the admin" in sent.body
+    assert f"#{run.pk}, started by the admin" in sent.body
 
 
 def test_a_setting_that_stops_every_sync_before_it_starts_is_mailed(

@@ -95,6 +95,12 @@ class Command(BaseCommand):
             help="Print one JSON object per album instead of a summary line.",
         )
         parser.add_argument(
+            "--alert",
+            action="store_true",
+            help="Nobody watches this run (cron): email the admins when an album's syncs start "
+            "failing and when they recover, as for the schedule's runs.",
+        )
+        parser.add_argument(
             "--async",
             action="store_true",
             dest="queue",
@@ -174,6 +180,9 @@ class Command(BaseCommand):
                 batch_size=self.options["batch_size"],
                 workers=self.options["workers"],
                 max_delete=self.options["max_delete"],
+                trigger=SyncRun.Trigger.UNATTENDED
+                if self.options["alert"]
+                else SyncRun.Trigger.COMMAND,
                 progress=self._progress_line if self._interactive() else lambda album: None,
             ):
                 self._end_progress()
