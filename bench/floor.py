@@ -6,10 +6,13 @@ listing of the prefix, 1,000 keys a request, and nothing else. `download` (issue
 restore floor): one listing of the prefix, then every object written under FOLDER on the
 same pool (get_object streamed to the file; large ones through the shared manager), with
 no check, no fsync, no temporary name. `md5` (issue 13's verify floor): every file of FOLDER
-read and MD5'd once (hashlib.file_digest), on one thread, and no request at all.
+read and MD5'd once (hashlib.file_digest), on one thread, and no request at all. `copy`
+(issue 13's rename): one listing of the prefix, then every object whose top folder has no
+SUFFIX copied (CopyObject) to the same path under `<top folder>SUFFIX`, on the pool: what
+moving a renamed folder's photos inside the bucket costs, with nothing to decide.
 
 Run by bench/run.py and bench/scenarios.py as a whole process:
-floor.py upload|list|download|md5 FOLDER BUCKET PREFIX --endpoint URL
+floor.py upload|list|download|md5|copy FOLDER BUCKET PREFIX --endpoint URL [--suffix S]
 """
 
 import argparse
@@ -96,6 +99,26 @@ def download_all(client, folder: str, bucket: str, prefix: str, workers: int) ->
     return len(objects)
 
 
+def copy_all(client, bucket: str, prefix: str, suffix: str, workers: int) -> int:
+    def renamed(key: str) -> str:
+        top, _, rest = key[len(prefix) :].partition("/")
+        return f"{prefix}{top}{suffix}/{rest}"
+
+    def copy(key: str) -> None:
+        source = {"Bucket": bucket, "Key": key}
+        client.copy_object(CopySource=source, Bucket=bucket, Key=renamed(key))
+
+    keys = [
+        obj["Key"]
+        for obj in listing(client, bucket, prefix)
+        if not obj["Key"][len(prefix) :].partition("/")[0].endswith(suffix)
+    ]
+    with ThreadPoolExecutor(workers) as pool:
+        for _ in pool.map(copy, keys):
+            pass
+    return len(keys)
+
+
 def md5_all(folder: str) -> int:
     """Read and hash every file once: what any check of the files' content must pay."""
     count = 0
@@ -109,12 +132,13 @@ def md5_all(folder: str) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("mode", choices=["upload", "list", "download", "md5"])
+    parser.add_argument("mode", choices=["upload", "list", "download", "md5", "copy"])
     parser.add_argument("folder")
     parser.add_argument("bucket")
     parser.add_argument("prefix")
     parser.add_argument("--endpoint", required=True)
     parser.add_argument("--workers", type=int, default=10)
+    parser.add_argument("--suffix", default="-renamed", help="copy: added to the top folder")
     args = parser.parse_args()
     if args.mode == "md5":  # no client: the floor of a check is its reads alone
         print(f"md5: {md5_all(args.folder)} files")
@@ -124,6 +148,8 @@ def main() -> None:
         count = upload_all(client, args.folder, args.bucket, args.prefix, args.workers)
     elif args.mode == "download":
         count = download_all(client, args.folder, args.bucket, args.prefix, args.workers)
+    elif args.mode == "copy":
+        count = copy_all(client, args.bucket, args.prefix, args.suffix, args.workers)
     else:
         count = list_all(client, args.bucket, args.prefix)
     print(f"{args.mode}: {count} objects")

@@ -263,11 +263,16 @@ def rename_tools(harness: Harness, args) -> list[Contender]:
         # this contender is `rclone sync --track-renames`, which also deletes the old keys.
         argv = [args.rclone, "sync", "--track-renames", *copy.initial[2:]]
         tools.append(Contender("rclone sync --track-renames", argv, argv, copy.env))
+    # What the server allows: raw uploads to fill the bucket, then raw copies to the new names.
+    copies = [*harness.floor("copy", album.folder), f"--suffix={RENAMED}"]
+    tools.append(Contender(COPY_FLOOR, harness.floor("upload", album.folder), copies,
+                           harness.plain_env()))  # fmt: skip
     return tools
 
 
 RENAME_RUNS = ("initial", "after rename", "no-op after")
 LISTING = "floor: bare listing"
+COPY_FLOOR = "floor: raw uploads, then raw copies"
 
 
 def run_rename(args, server: Server) -> list[str]:
@@ -288,6 +293,8 @@ def run_rename(args, server: Server) -> list[str]:
             try:
                 after = harness.measure(tool.name, "after rename", tool.noop, tool.env)
                 harness.note_bucket(after, moved, extra_ok=True)
+                if tool.name == COPY_FLOOR:
+                    continue  # a floor has no no-op: it would copy again
                 harness.measure(tool.name, "no-op after", tool.noop, tool.env)
                 if tool.name == "sync_albums":
                     # The bare listing of the very bucket the no-op just listed.
@@ -306,7 +313,7 @@ def rename_sections(args, harness: Harness, tools) -> list[str]:
     rows = [(t.name, run, runs.get(t.name, run), sync[run] if run != "no-op after" else listing)
             for run in RENAME_RUNS for t in tools]  # fmt: skip
     rows.append((LISTING, "no-op after", listing, listing))
-    others = {t.name: runs.get(t.name, "after rename") for t in tools[2:]}
+    others = {t.name: runs.get(t.name, "after rename") for t in tools[2:] if t.name != COPY_FLOOR}
     found = rename_targets(sync, listing, others, n)
     if pruned := runs.get("sync_albums --prune", "no-op after"):
         found.append(check(f"no-op after --prune (the bucket holds the {n:,} photos again): "
@@ -326,7 +333,10 @@ def rename_sections(args, harness: Harness, tools) -> list[str]:
         "`sync_albums --prune` (its like for like; not in the targets). `vs reference` is the "
         "ratio to sync_albums' figure for the same run, and for the no-op after, to the bare "
         "listing of the same bucket (`floor.py list`, measured right after sync_albums' no-op, "
-        "whose bucket holds the old keys too).",
+        f"whose bucket holds the old keys too). `{COPY_FLOOR}` is what the server allows: "
+        "raw boto3 uploads on the same 10 threads fill the bucket (its `initial`, the "
+        "raw-upload floor), then one listing and a raw CopyObject per photo to its new name "
+        "(its `after rename`, the raw-copy floor), deciding nothing.",
         "",
         table(rows),
         "",
