@@ -30,7 +30,7 @@ from s3transfer.utils import ChunksizeAdjuster
 from storages.backends.s3 import S3Storage
 
 from ..exceptions import StorageError
-from .errors import KeyRefused, delete_objects_unsupported
+from .errors import KeyRefused, delete_objects_unsupported, http_status
 from .watch import EndpointWatch, UploadHeard, UploadProgress
 
 RENAMED_BY_STORAGE = "The storage saved {key!r} as {saved!r}; configure it to overwrite (AWS_S3_FILE_OVERWRITE=True)."
@@ -434,7 +434,7 @@ class S3Bucket(StorageBucket):
 
 def _not_found(exc: ClientError) -> bool:
     """Whether S3 answered 404: no such object (a 403 is never read as "missing")."""
-    return exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404
+    return http_status(exc) == 404
 
 
 def _refused(errors, names: dict[str, str]) -> dict[str, KeyRefused]:

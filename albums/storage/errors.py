@@ -283,11 +283,16 @@ def classify_storage_error(exc: Exception) -> StorageProblem:
     return StorageProblem(ProblemKind.FILE, cause=_file_cause(exc))
 
 
+def http_status(exc: boto.ClientError) -> int | None:
+    """The HTTP status of the service's answer, if it came with one."""
+    return exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+
+
 def _classify_answer(exc: boto.ClientError) -> StorageProblem:
     """The service answered, with an error code: the code says whose problem it is."""
     error = exc.response.get("Error", {})
     code = error.get("Code", "")
-    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    status = http_status(exc)
     if code in S3_CODES:
         kind = S3_CODES[code][0]
     elif status == 403:
@@ -322,7 +327,7 @@ def delete_objects_unsupported(exc: Exception) -> bool:
         return False
     error = exc.response.get("Error", {})
     code = error.get("Code", "")
-    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    status = http_status(exc)
     if status == 501 or code in ("NotImplemented", "MissingContentMD5"):
         return True
     return status == 400 and "content-md5" in error.get("Message", "").lower()
