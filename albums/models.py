@@ -12,20 +12,24 @@ from . import conf
 from .counts import COUNTS_BY_KIND
 
 
-def validate_album_folder(value: str) -> None:
-    """An album folder is a relative path that stays inside PHOTOS_ROOT, symlinks included."""
+def validate_album_folder(value: str, *, root: Path | None = None) -> Path:
+    """An album folder is a relative path that stays inside PHOTOS_ROOT, symlinks included.
+    `root` is PHOTOS_ROOT resolved, when the caller has it; the folder's real path (links
+    resolved) is returned, for a caller that walks it."""
     path = PurePosixPath(value)
     if not value or path.is_absolute() or ".." in path.parts or "\\" in value:
         raise ValidationError(
             "Enter a folder relative to PHOTOS_ROOT, without '..', e.g. 'Summer 2024'.",
             code="folder_escapes_root",
         )
-    root = conf.photos_root()
-    if not (root / value).resolve().is_relative_to(root):
+    root = root or conf.photos_root()
+    real = (root / value).resolve()
+    if not real.is_relative_to(root):
         raise ValidationError(
             "This folder is a link that points outside PHOTOS_ROOT.",
             code="folder_escapes_root",
         )
+    return real
 
 
 class SyncStatus(models.TextChoices):

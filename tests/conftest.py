@@ -1,4 +1,5 @@
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -32,6 +33,13 @@ S3_ENV = {
     "AWS_SECRET_ACCESS_KEY": FAKE_SECRET,
     "AWS_S3_REGION_NAME": "us-east-1",
 }
+
+
+def pytest_configure(config):
+    # A suite started in the background (`cmd &`, nohup, some CI runners) inherits SIGINT
+    # ignored, as would every process its tests start: the tests of Ctrl-C need it delivered
+    # as a terminal delivers it.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 class RequestLog:

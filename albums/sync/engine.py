@@ -23,7 +23,7 @@ from ..storage import RemoteObject
 from .bucket_pool import BucketPool
 from .exclusions import ExcludedSpan, Exclusions
 from .failures import FILE_ERRORS, Failures
-from .folders import Census, album_folder, readable, take_census
+from .folders import AlbumFolder, Census, album_folder, readable, take_census
 from .lease import AlbumLease
 from .merge import merge_by_path
 from .moves import Moves
@@ -100,11 +100,13 @@ class AlbumSync:
         writer: RecordWriter | None = None,
         listing: Iterable[tuple[str, RemoteObject]] | None = None,
         known_elsewhere: bool | None = None,
+        recorded: RecordedPhotos | None = None,
     ):
         """`lease` is renewed as the run goes; `kept_vanished`, `writer` (a RecordWriter
         shared by the albums of a run), `listing` (this album's part of a listing of the
-        whole prefix) and `known_elsewhere` (whether other albums have photos known by
-        content) come from a run over several albums (albums.sync.many)."""
+        whole prefix), `known_elsewhere` (whether other albums have photos known by
+        content) and `recorded` (its recorded photos, read ahead with other albums') come
+        from a run over several albums (albums.sync.many)."""
         self.album = album
         self.kept_vanished = kept_vanished
         self.shared_listing = listing
@@ -122,7 +124,8 @@ class AlbumSync:
             progress=self._progress_row,
             writer=writer,
         )
-        self.recorded = RecordedPhotos(album)  # read once for the census and the pass
+        # Read once for the census and the pass.
+        self.recorded = recorded if recorded is not None else RecordedPhotos(album)
         self.moves: Moves | None = None  # photos gone from disk a new file may turn out to be
         self.orphans: Orphans | None = None
         self.still_changing: list[str] = []  # photos left for the next run
@@ -130,7 +133,7 @@ class AlbumSync:
         self.excluded = ExcludedSpan()
         self.walk: FolderWalk | None = None
         self.bucket: BucketPool | None = None
-        self.folder: Path | None = None
+        self.folder: AlbumFolder | None = None
         self.census: Census | None = None
 
     def run(self) -> SyncResult:
@@ -152,11 +155,11 @@ class AlbumSync:
             self.bucket.close()
         return self.outcome()
 
-    def prepare(self, *, shared: BucketPool | None = None) -> None:
+    def prepare(self, *, shared: BucketPool | None = None, root: Path | None = None) -> None:
         """Everything before the first request: the folder found and safe, its census taken
         (too many deletions refused here), the bucket opened (or `shared`'s, a run over
-        several albums)."""
-        self.folder = folder = album_folder(self.album)
+        several albums, which also gives PHOTOS_ROOT as `root`)."""
+        self.folder = folder = album_folder(self.album, root=root)
         self.census = census = take_census(self.album, folder, self.recorded, self.exclusions)
         self.moves = Moves.for_run(
             self.album,
@@ -220,17 +223,18 @@ class AlbumSync:
                 "Processing %d new photos in batches of %d", census.new, self.options.batch_size
             )
         self.walk = FolderWalk(
-            folder,
+            folder.path,
             conf.photo_extensions(),
             on_failure=lambda failure: self.failures.add(failure.path, failure.error),
             exclusions=self.exclusions,
+            real=folder.real,
         )
         if self.shared_listing is not None:
             objects = self.shared_listing
         else:
             objects = self.bucket.listing() if listing else ()
         entries = merge_by_path(
-            readable(((found.path, found) for found in self.walk), self.album, folder),
+            readable(((found.path, found) for found in self.walk), self.album, folder.path),
             self.recorded,
             objects,
         )

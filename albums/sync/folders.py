@@ -8,6 +8,7 @@ PHOTOS_ROOT, and a folder that suddenly holds no photos is refused.
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from django.core.exceptions import ValidationError
 
@@ -41,19 +42,26 @@ def photos_root() -> Path:
     return root
 
 
-def album_folder(album: Album) -> Path:
-    """The album's folder, which must exist and stay inside PHOTOS_ROOT."""
-    root = photos_root()
+class AlbumFolder(NamedTuple):
+    path: Path  # PHOTOS_ROOT / the album's folder, as the album names it
+    real: str  # the same with links resolved, inside which the walk keeps to links
+
+
+def album_folder(album: Album, *, root: Path | None = None) -> AlbumFolder:
+    """The album's folder, which must exist and stay inside PHOTOS_ROOT. `root` is
+    `photos_root()`, when a run over many albums has it already: resolving a path costs a
+    system call for each of its parts, and the main thread's calls wait for the workers'."""
+    root = root or photos_root()
     try:
-        validate_album_folder(album.folder)
+        real = validate_album_folder(album.folder, root=root)
     except ValidationError:
         raise AlbumFolderUnsafe(
             FOLDER_UNSAFE.format(album=album.name, folder=album.folder)
         ) from None
     folder = root / album.folder
-    if not folder.is_dir():
+    if not real.is_dir():
         raise AlbumFolderMissing(FOLDER_MISSING.format(album=album.name, folder=folder))
-    return folder
+    return AlbumFolder(folder, str(real))
 
 
 def readable(walk: Iterable, album: Album, folder: Path) -> Iterator:
@@ -82,7 +90,7 @@ class Census:
 
 def take_census(
     album: Album,
-    folder: Path,
+    folder: AlbumFolder,
     recorded: Iterable[tuple[str, KnownPhoto]],
     exclusions: Exclusions | None = None,
 ) -> Census:
@@ -92,10 +100,10 @@ def take_census(
     changes anything, and the orphans known by their content, which a new file may turn out
     to be (a move). It holds no more than the main pass does, and the orphans. A folder that
     holds no photo while photos are recorded (and not excluded) raises AlbumFolderEmpty."""
-    walk = FolderWalk(folder, conf.photo_extensions(), exclusions=exclusions)
+    walk = FolderWalk(folder.path, conf.photo_extensions(), exclusions=exclusions, real=folder.real)
     census = Census()
     excluded = ExcludedSpan()
-    for entry in merge_by_path(readable(walk.paths(), album, folder), recorded):
+    for entry in merge_by_path(readable(walk.paths(), album, folder.path), recorded):
         if entry.known:
             census.recorded += 1
         if excluded.covering(entry.path, entry.local) is not None:
@@ -111,7 +119,7 @@ def take_census(
     census.unreadable = len(walk.failures)
     if not census.photos and census.orphaned and not census.unreadable:
         raise AlbumFolderEmpty(
-            FOLDER_EMPTY.format(album=album.name, folder=folder, count=census.orphaned)
+            FOLDER_EMPTY.format(album=album.name, folder=folder.path, count=census.orphaned)
         )
     return census
 

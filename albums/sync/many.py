@@ -8,8 +8,7 @@ bulk action), whose cost grows with the photos, not with the albums.
 - The albums side by side: their jobs go through one window of the pool, so that an
   album's last uploads overlap with the next album's first and nothing waits for a tail.
 - The bookkeeping in bulk: the leases taken and released, the runs started and finished and
-  the records written for many albums at a time, in a few queries; each album's own cost is
-  the reading of its recorded photos.
+  the records written and read for many albums at a time, in a few queries.
 
 Each album is still its own AlbumSync, with its own run record, counts, failures, orphans and
 moves, and one that fails (its folder gone, say) fails alone. An error that says the bucket
@@ -28,9 +27,10 @@ from ..models import Album, Photo, SyncRun, SyncStatus
 from . import runs
 from .bucket_pool import BucketPool, SharedListing
 from .engine import AlbumSync, SyncOptions
+from .folders import photos_root
 from .lease import AlbumLeases
 from .pool import CtrlC, in_pool
-from .records import RecordWriter
+from .records import ReadAhead, RecordWriter
 from .result import INTERRUPTED, AlbumOutcome, SyncResult
 from .runs import diagnose
 from .tally import ProgressCallback
@@ -104,7 +104,9 @@ class ManyAlbums:
                 dry_run=False,
                 prune=self.options.prune,
             )
-            self.items = {album.pk: _Album(album, started[album.pk]) for album in held}
+            self.items = {
+                album.pk: _Album(album, started[album.pk]) for album in held if album.pk in started
+            }
             yield from self._sync(list(self.items.values()))
         finally:
             self.leases.release(held)  # those still held: the run stopped early
@@ -132,7 +134,9 @@ class ManyAlbums:
             def stop() -> bool:
                 return bool(self.stopping) or ctrl_c.pressed
 
-            jobs = self._jobs(items, owner, listing, known, stop)
+            jobs = self._jobs(
+                items, owner, listing, known, ReadAhead([item.album for item in items]), stop
+            )
             try:
                 for (item, job), future in in_pool(
                     owner.pool,
@@ -168,8 +172,9 @@ class ManyAlbums:
         if self.stopping:
             self._diagnose(items, self.stopping[0])
 
-    def _jobs(self, items, owner, listing, known, stop) -> Iterator[tuple[_Album, object]]:
+    def _jobs(self, items, owner, listing, known, ahead, stop) -> Iterator[tuple[_Album, object]]:
         """Every album's jobs, one album after the other, as (album, job)."""
+        root = None  # PHOTOS_ROOT, resolved once for every album
         for item in items:
             self._tick()
             if stop():
@@ -185,9 +190,11 @@ class ManyAlbums:
                     writer=self.writer,
                     listing=listing.album(f"{item.album.slug}/") if listing else None,
                     known_elsewhere=known,
+                    recorded=ahead.recorded(item.album),
                 )
                 try:
-                    item.sync.prepare(shared=owner)
+                    root = root or photos_root()
+                    item.sync.prepare(shared=owner, root=root)
                     for job in item.sync.jobs():
                         item.pending += 1
                         yield item, job

@@ -20,6 +20,7 @@ from .transfer import Sent, Transferred
 DB_CHUNK = 2000  # rows per bulk write: a fixed number of queries per chunk
 FLUSH_SECONDS = 10.0  # record finished uploads at least this often, so a crash loses little
 READ_CHUNK = 5000  # photo rows per database read
+ALBUMS_AHEAD = 100  # albums whose rows a run over several reads in one query
 UPDATED_FIELDS = [
     "key", "size", "mtime_ns", "content_type", "width", "height", "taken_at",
     "uploaded_at", "verified_at", "md5", "etag", "excluded_at",
@@ -33,9 +34,12 @@ Progress = Callable[[], dict[str, int]]  # the run row's progress fields, as the
 PROGRESS_FIELDS = ["files_done", "files_total", "failed"]
 
 
-def recorded_photos(album: Album) -> Iterator[tuple[str, KnownPhoto]]:
+KNOWN_FIELDS = ("path", "id", "size", "mtime_ns", "md5", "etag", "key")  # KnownPhoto's
+
+
+def recorded_photos(album: Album, *, after: str | None = None) -> Iterator[tuple[str, KnownPhoto]]:
     """The album's photos as recorded, as (path, KnownPhoto) in path order, read a page of
-    rows at a time.
+    rows at a time; those after the path `after` when given.
 
     Pages start after the last path read (keyset pagination) rather than reading one
     long cursor, because the run writes the same table between pages. A page never
@@ -43,9 +47,7 @@ def recorded_photos(album: Album) -> Iterator[tuple[str, KnownPhoto]]:
     already passed, and the next page is read as soon as the merge passes the last row
     of a page. The path column sorts in binary order (see migration 0005).
     """
-    fields = ("path", "id", "size", "mtime_ns", "md5", "etag", "key")
-    rows = Photo.objects.filter(album=album).order_by("path").values_list(*fields)
-    after = None
+    rows = Photo.objects.filter(album=album).order_by("path").values_list(*KNOWN_FIELDS)
     while True:
         page = list((rows if after is None else rows.filter(path__gt=after))[:READ_CHUNK])
         for row in page:
@@ -64,27 +66,92 @@ def forget_vanished(photo_ids_by_album: dict[int, list[int]]) -> None:
             Photo.objects.filter(album_id=album_id, pk__in=chunk).delete()
 
 
+class ReadAhead:
+    """The recorded photos of the albums of a run over several, read a page at a time for
+    many albums in one query, rather than with a query per album (albums.sync.many).
+
+    When the run reaches an album whose rows are not read yet, and none read ahead still
+    waits for its album, one query reads a page of the rows of the next ALBUMS_AHEAD
+    albums, in album id order: the albums it holds whole are ready, the one it stops
+    inside gets the rows it holds and reads the rest itself, and an album it does not
+    reach reads its own (as a run of one album does). So no more than a page is held ahead.
+
+    The rows are read before their album's turn, as they would be at its turn: the run
+    holds every album's lease, and records another album of the run moves away meanwhile
+    are kept by their new album (see RunRecords.forgotten), as when the move is not
+    written yet.
+    """
+
+    def __init__(self, albums: list[Album]):
+        self.albums = albums  # in the run's order
+        self.position = {album.pk: index for index, album in enumerate(albums)}
+        self.ready: dict[int, RecordedPhotos] = {}
+
+    def recorded(self, album: Album) -> "RecordedPhotos":
+        """The album's recorded photos, read ahead if they were (the run's albums are asked
+        for in the run's order)."""
+        here = self.position[album.pk]
+        found = self.ready.pop(album.pk, None)
+        if found is None:
+            # Albums passed by (stopped before their pass) no longer wait for their turn.
+            self.ready = {pk: rows for pk, rows in self.ready.items() if self.position[pk] > here}
+            if not self.ready:
+                self.ready = self._page(self.albums[here : here + ALBUMS_AHEAD])
+                found = self.ready.pop(album.pk, None)
+        return found or RecordedPhotos(album)
+
+    @staticmethod
+    def _page(albums: list[Album]) -> dict[int, "RecordedPhotos"]:
+        rows = list(
+            Photo.objects.filter(album__in=[album.pk for album in albums])
+            .order_by("album_id", "path")
+            .values_list("album_id", *KNOWN_FIELDS)[:READ_CHUNK]
+        )
+        by_album: dict[int, list] = {}
+        for album_id, *row in rows:
+            by_album.setdefault(album_id, []).append((row[0], KnownPhoto(*row)))
+        # A full page may stop inside an album: that one is not whole, those after it unread.
+        last = rows[-1][0] if len(rows) == READ_CHUNK else None
+        return {
+            album.pk: RecordedPhotos(
+                album, first=by_album.get(album.pk, []), complete=album.pk != last
+            )
+            for album in albums
+            if last is None or album.pk <= last
+        }
+
+
 class RecordedPhotos:
     """`recorded_photos(album)` for both passes of a run (the census, then the main pass):
     an album that fits in one page is read once, the second pass replaying it. The rows do
-    not change in between: the run holds the album's lease."""
+    not change in between: the run holds the album's lease.
 
-    def __init__(self, album: Album):
+    `first` holds its first rows, read already (`read_ahead`), all of them if `complete`."""
+
+    def __init__(self, album: Album, *, first: list | None = None, complete: bool = False):
         self.album = album
-        self._rows: list | None = None
+        self._rows: list | None = first if complete else None
+        self._first = first
 
     def __iter__(self) -> Iterator[tuple[str, KnownPhoto]]:
         if self._rows is not None:
             yield from self._rows
             return
         kept: list | None = []
-        for row in recorded_photos(self.album):
+        for row in self._read():
             if kept is not None:
                 kept.append(row)
                 if len(kept) >= READ_CHUNK:
                     kept = None  # more than a page: read again when asked again
             yield row
         self._rows = kept
+
+    def _read(self) -> Iterator[tuple[str, KnownPhoto]]:
+        if not self._first:
+            yield from recorded_photos(self.album)
+            return
+        yield from self._first
+        yield from recorded_photos(self.album, after=self._first[-1][0])
 
 
 class RecordWriter:

@@ -1,9 +1,12 @@
 """Many rows' fields written at once, for the bookkeeping of large runs."""
 
+import copy
 from collections.abc import Sequence
 
 from django.db import connections, router
 from django.db.models import Model
+
+CREATE_CHUNK = 500  # rows per INSERT of create_for_each
 
 
 def update_each(model: type[Model], objs: Sequence[Model], fields: Sequence[str]) -> None:
@@ -29,3 +32,54 @@ def update_each(model: type[Model], objs: Sequence[Model], fields: Sequence[str]
     ]
     with connection.cursor() as cursor:
         cursor.executemany(sql, rows)
+
+
+def create_for_each(prototype: Model, field_name: str, targets: Sequence[Model]) -> list[Model]:
+    """Rows like `prototype` (a new instance), one for each of `targets` in its foreign key
+    `field_name`, as saved instances in the order of `targets` (a target whose own row is
+    gone gets none).
+
+    One INSERT ... SELECT over the targets' table for each chunk, its values prepared once:
+    bulk_create() prepares every field of every object, which for the 2,000 runs a no-op
+    over 2,000 albums starts cost more CPU than the rest of their bookkeeping. Where the
+    database cannot return the new ids (SQLite before 3.35), bulk_create() does it.
+    """
+    model = type(prototype)
+    connection = connections[router.db_for_write(model)]
+    foreign_key = model._meta.get_field(field_name)
+
+    def made(pk: int, target: Model) -> Model:
+        obj = copy.copy(prototype)
+        obj.pk = pk
+        setattr(obj, field_name, target)
+        obj._state.adding, obj._state.db = False, connection.alias
+        return obj
+
+    if not connection.features.can_return_rows_from_bulk_insert:
+        objs = [made(None, target) for target in targets]
+        for obj in objs:
+            obj._state.adding = True
+        return model.objects.bulk_create(objs, batch_size=CREATE_CHUNK)
+    meta, quote = model._meta, connection.ops.quote_name
+    fields = [field for field in meta.concrete_fields if field not in (meta.pk, foreign_key)]
+    values = [
+        field.get_db_prep_save(field.pre_save(prototype, add=True), connection) for field in fields
+    ]
+    target_meta = foreign_key.related_model._meta
+    columns = ", ".join(quote(field.column) for field in [foreign_key, *fields])
+    target_pk = f"t.{quote(target_meta.pk.column)}"
+    created: dict[int, int] = {}
+    with connection.cursor() as cursor:
+        for start in range(0, len(targets), CREATE_CHUNK):
+            chunk = [target.pk for target in targets[start : start + CREATE_CHUNK]]
+            # Names from the models' own metadata, quoted; every value a parameter.
+            sql = (
+                f"INSERT INTO {quote(meta.db_table)} ({columns}) "  # noqa: S608
+                f"SELECT {target_pk}, {', '.join(['%s'] * len(values))} "
+                f"FROM {quote(target_meta.db_table)} t "
+                f"WHERE {target_pk} IN ({', '.join(['%s'] * len(chunk))}) "
+                f"RETURNING {quote(meta.pk.column)}, {quote(foreign_key.column)}"
+            )
+            cursor.execute(sql, [*values, *chunk])
+            created.update((target_id, pk) for pk, target_id in cursor.fetchall())
+    return [made(created[target.pk], target) for target in targets if target.pk in created]

@@ -28,7 +28,7 @@ from ..models import Album, SyncRun, SyncStatus
 from ..storage import StorageProblem
 from ..storage.diagnostics import diagnose_storage
 from .result import RunOutcome
-from .rows import update_each
+from .rows import create_for_each, update_each
 
 logger = logging.getLogger("albums")
 
@@ -247,20 +247,20 @@ def mark_alerted(streak: Streak) -> None:
 def start_many(
     albums: list[Album], *, kind: str, trigger: str, queued: dict[int, SyncRun], **options: bool
 ) -> dict[int, SyncRun]:
-    """`start` for the albums of a run over several (their runs by album id), in a few
-    queries: `queued` holds the runs a worker claimed for some of them."""
+    """`start` for the albums of a run over several (their runs by album id; an album
+    deleted meanwhile has none), in a few queries: `queued` holds the runs a worker claimed
+    for some of them."""
     now = timezone.now()
     claimed = [queued[album.pk] for album in albums if album.pk in queued]
     for run in claimed:
         run.status, run.started_at = SyncStatus.RUNNING, now
     if claimed:
         SyncRun.objects.bulk_update(claimed, ["status", "started_at"], batch_size=500)
-    new = [
-        SyncRun(album=album, kind=kind, trigger=trigger, started_at=now, **options)
-        for album in albums
-        if album.pk not in queued
-    ]
-    SyncRun.objects.bulk_create(new, batch_size=500)
+    new = create_for_each(
+        SyncRun(kind=kind, trigger=trigger, started_at=now, **options),
+        "album",
+        [album for album in albums if album.pk not in queued],
+    )
     return {run.album_id: run for run in [*claimed, *new]}
 
 

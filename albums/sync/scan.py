@@ -55,8 +55,11 @@ class FolderWalk:
         extensions: frozenset[str],
         on_failure: Callable[[FileFailure], None] | None = None,
         exclusions: Exclusions | None = None,
+        real: str | None = None,
     ):
+        """`real` is `folder` with its links resolved, when the caller has it already."""
         self.folder = folder
+        self.real = real
         self.extensions = extensions
         self.on_failure = on_failure
         self.exclusions = exclusions
@@ -89,7 +92,7 @@ class FolderWalk:
             yield relative, found
 
     def _walk(self, *, stat: bool):
-        root = os.path.realpath(self.folder)
+        root = self.real or os.path.realpath(self.folder)
         visited = {root}
         # A stack of sorted folder listings, each entry (sort key, relative path, entry, kind).
         stack = [iter(self._read_folder(str(self.folder), "", root, visited, stat))]

@@ -96,9 +96,14 @@ class AlbumVerify:
             log=logger,
         )
         try:
-            walk = FolderWalk(folder, conf.photo_extensions(), on_failure=self._walk_failed)
+            walk = FolderWalk(
+                folder.path,
+                conf.photo_extensions(),
+                on_failure=self._walk_failed,
+                real=folder.real,
+            )
             entries = merge_by_path(
-                readable(((found.path, found) for found in walk), self.album, folder),
+                readable(((found.path, found) for found in walk), self.album, folder.path),
                 recorded,
                 self.bucket.listing() if self.bucket.can_list else (),
             )

@@ -22,7 +22,7 @@ from albums.exceptions import (
 )
 from albums.models import Album, Photo, SyncRun
 from albums.storage import bucket as bucket_module
-from albums.sync import INTERRUPTED, queue_scheduled_syncs, queue_syncs, sync_albums
+from albums.sync import INTERRUPTED, queue_scheduled_syncs, queue_syncs, records, sync_albums
 from albums.sync.lease import AlbumLease, AlbumLeases
 from tests.conftest import s3_error, write_photo
 
@@ -74,7 +74,12 @@ def test_every_album_is_synced_and_ends_on_its_own(library, s3):
     assert {album.last_sync_status for album in Album.objects.all()} == {"success"}
 
 
-def test_a_no_op_over_many_albums_costs_one_listing_and_a_query_an_album(library, s3, s3_requests):
+# Queries of a run over up to records.ALBUMS_AHEAD albums: their number does not grow with
+# the albums (the leases, the runs started and finished, the records read and written).
+FEW_QUERIES = 20
+
+
+def test_a_no_op_over_many_albums_costs_one_listing_and_a_few_queries(library, s3, s3_requests):
     sync_all(library)
     s3_requests.reset()
 
@@ -84,16 +89,47 @@ def test_a_no_op_over_many_albums_costs_one_listing_and_a_query_an_album(library
     assert {o.result.unchanged for o in outcomes.values()} == {PHOTOS}
     listings = math.ceil(ALBUMS * PHOTOS / 1000)
     assert dict(s3_requests.counts) == {"ListObjectsV2": listings}
-    assert len(queries) <= 2 * ALBUMS + 30, [q["sql"][:80] for q in queries.captured_queries]
+    assert len(queries) <= FEW_QUERIES, [q["sql"][:80] for q in queries.captured_queries]
 
 
-def test_a_first_run_over_many_albums_stays_within_its_query_budget(library, s3, s3_requests):
+def test_a_first_run_over_many_albums_costs_a_few_queries(library, s3, s3_requests):
     with CaptureQueriesContext(connection) as queries:
         sync_all(library)
 
     assert s3_requests.counts["ListObjectsV2"] == 1
     assert s3_requests.counts["PutObject"] == ALBUMS * PHOTOS
-    assert len(queries) <= 2 * ALBUMS + 30, [q["sql"][:80] for q in queries.captured_queries]
+    assert len(queries) <= FEW_QUERIES, [q["sql"][:80] for q in queries.captured_queries]
+
+
+def test_albums_read_ahead_a_page_at_a_time_each_get_every_record(
+    photos_root, s3, s3_requests, monkeypatch
+):
+    """Pages that stop inside albums, and albums whose ids run against the order they are
+    synced in: each album still sees every record of its own, and only its own."""
+    albums = []
+    for number in reversed(range(12)):  # ids in the reverse order of the keys
+        folder = f"trip-{number:02}"
+        for photo in range(number % 4 + 1):
+            write_photo(photos_root / folder / f"{photo}.jpg", color=(number, photo, 1))
+        albums.append(Album.objects.create(name=folder, slug=folder, folder=folder))
+    sync_all(albums)
+    (photos_root / "trip-03" / "0.jpg").unlink()  # one photo gone
+    write_photo(photos_root / "trip-07" / "new.jpg", color=(7, 7, 7))  # one new
+    monkeypatch.setattr(records, "READ_CHUNK", 3)
+    monkeypatch.setattr(records, "ALBUMS_AHEAD", 4)
+    s3_requests.reset()
+
+    outcomes = sync_all(albums)
+
+    assert s3_requests.counts["PutObject"] == 1
+    for number in range(12):
+        result = outcomes[f"trip-{number:02}"].result
+        recorded = number % 4 + 1
+        assert result.status == "success"
+        assert result.unchanged == recorded - (number == 3), number
+        assert result.uploaded == (number == 7), number
+        assert result.orphaned == result.removed == (number == 3), number
+    assert recorded_is_in_bucket(s3, refused=["albums/trip-03/0.jpg"])
 
 
 def test_one_s3_client_serves_every_run_of_the_process(library, s3):
