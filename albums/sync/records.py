@@ -126,7 +126,7 @@ class RecordedPhotos:
     an album that fits in one page is read once, the second pass replaying it. The rows do
     not change in between: the run holds the album's lease.
 
-    `first` holds its first rows, read already (`read_ahead`), all of them if `complete`."""
+    `first` holds its first rows, read already (ReadAhead), all of them if `complete`."""
 
     def __init__(self, album: Album, *, first: list | None = None, complete: bool = False):
         self.album = album

@@ -132,6 +132,23 @@ def test_albums_read_ahead_a_page_at_a_time_each_get_every_record(
     assert recorded_is_in_bucket(s3, refused=["albums/trip-03/0.jpg"])
 
 
+def test_a_database_without_insert_returning_still_starts_and_ends_every_run(
+    library, s3, monkeypatch
+):
+    """SQLite before 3.35 (RHEL 9's) cannot return the ids of an INSERT of many rows: each
+    run is then inserted on its own, and every one is found again to store its outcome."""
+    features = type(connection.features)
+    monkeypatch.setattr(features, "can_return_rows_from_bulk_insert", False)
+
+    outcomes = sync_all(library[:5])
+
+    runs = SyncRun.objects.filter(album__in=library[:5])
+    assert sorted(run.album_id for run in runs) == sorted(album.pk for album in library[:5])
+    assert {(run.status, run.uploaded) for run in runs} == {("success", PHOTOS)}
+    assert {outcome.result.run_id for outcome in outcomes.values()} == {run.pk for run in runs}
+    assert no_run_left_open()
+
+
 def test_one_s3_client_serves_every_run_of_the_process(library, s3):
     sync_all(library[:2])
     clients = {client for client, _ in bucket_module._clients.values()}
