@@ -136,6 +136,33 @@ def test_a_photo_moved_to_another_album_is_copied_and_keeps_its_record(
     assert Photo.objects.count() == 3
 
 
+@pytest.mark.parametrize("prune", [False, True])
+def test_a_photo_moved_to_an_album_synced_before_its_old_one_is_copied_once(
+    album, photos_root, over_http, s3_requests, prune
+):
+    """The album it moved to comes first in the run, and the old album's records were read
+    ahead with it, before the move: the copy is still the only request that sends it, the
+    record follows it, and the old album forgets it (with --prune, its old object goes)."""
+    other = Album.objects.create(name="Autumn", slug="autumn", folder="Autumn")
+    (photos_root / "Autumn").mkdir()
+    list(sync_albums([album, other]))
+    photo = Photo.objects.get(path="photo2.jpg")
+    (album.path / "photo2.jpg").rename(photos_root / "Autumn" / "photo2.jpg")
+    s3_requests.reset()
+
+    outcomes = {o.album.slug: o.result for o in sync_albums([album, other], prune=prune)}
+
+    assert (outcomes["autumn"].moved, outcomes["autumn"].uploaded) == (1, 0)
+    assert (outcomes["summer-2024"].removed, outcomes["summer-2024"].pruned) == (1, prune)
+    assert "PutObject" not in s3_requests.counts and s3_requests.counts["CopyObject"] == 1
+    moved = Photo.objects.get(pk=photo.pk)
+    assert (moved.album, moved.path, moved.key) == (other, "photo2.jpg", "albums/autumn/photo2.jpg")
+    assert Photo.objects.count() == 3
+    keys = set(over_http.object_keys())
+    assert "albums/autumn/photo2.jpg" in keys
+    assert ("albums/summer-2024/photo2.jpg" in keys) is not prune
+
+
 def test_two_new_files_with_the_content_of_one_vanished_photo(album, s3, s3_requests):
     sync_album(album=album)
     photo = Photo.objects.get(path="photo1.jpg")
