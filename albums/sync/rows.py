@@ -49,20 +49,15 @@ def create_for_each(prototype: Model, field_name: str, targets: Sequence[Model])
     connection = connections[router.db_for_write(model)]
     foreign_key = model._meta.get_field(field_name)
 
-    def made(pk: int, target: Model) -> Model:
+    def like(target: Model) -> Model:
         obj = copy.copy(prototype)
-        obj.pk = pk
         setattr(obj, field_name, target)
-        obj._state.adding, obj._state.db = False, connection.alias
         return obj
 
     if not connection.features.can_return_rows_from_bulk_insert:
-        objs = []
-        for target in targets:
-            obj = copy.copy(prototype)
-            setattr(obj, field_name, target)
+        objs = [like(target) for target in targets]
+        for obj in objs:
             obj.save(force_insert=True, using=connection.alias)
-            objs.append(obj)
         return objs
     meta, quote = model._meta, connection.ops.quote_name
     fields = [field for field in meta.concrete_fields if field not in (meta.pk, foreign_key)]
@@ -86,4 +81,8 @@ def create_for_each(prototype: Model, field_name: str, targets: Sequence[Model])
             )
             cursor.execute(sql, [*values, *chunk])
             created.update((target_id, pk) for pk, target_id in cursor.fetchall())
-    return [made(created[target.pk], target) for target in targets if target.pk in created]
+    objs = [like(target) for target in targets if target.pk in created]
+    for obj in objs:
+        obj.pk = created[getattr(obj, foreign_key.attname)]
+        obj._state.adding, obj._state.db = False, connection.alias
+    return objs
