@@ -271,10 +271,25 @@ class AlbumSync:
             self.tally.settle()
         return None
 
-    def finish_pass(self) -> None:
-        """After the last job: photos gone from disk for good, and the deletions of a prune."""
+    def finish_pass(self, *, moved_away: frozenset[int] | set[int] = frozenset()) -> None:
+        """After the last job: photos gone from disk for good, and the deletions of a prune
+        (but for `moved_away`, photos another album of the run moved)."""
         self.orphans.after_the_pass()
-        self.orphans.prune_all(self.bucket, self.failures, FILE_ERRORS)
+        self.orphans.prune_all(self.bucket, self.failures, FILE_ERRORS, moved_away=moved_away)
+
+    def prune_may_wait(self) -> bool:
+        """After the last job: whether a photo to prune may have moved to another album,
+        which would copy it from its object (a run over several albums then prunes this
+        album once every other album is synced)."""
+        self.orphans.after_the_pass()
+        return self.orphans.may_have_moved()
+
+    def moved_from_other_albums(self) -> set[int]:
+        """The photos of other albums this run found moved here (their records are this
+        album's now)."""
+        if self.moves is None:  # stopped before its pass
+            return set()
+        return {photo.id for photo in self.moves.taken() if photo.album_id != self.album.pk}
 
     def _count_dry_run(self, jobs: Iterator[Job]) -> None:
         """What a real run would do, reading only the new files that may be moved photos."""

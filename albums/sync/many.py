@@ -13,6 +13,10 @@ bulk action), whose cost grows with the photos, not with the albums.
 Each album is still its own AlbumSync, with its own run record, counts, failures, orphans and
 moves, and one that fails (its folder gone, say) fails alone. An error that says the bucket
 cannot be used stops them all, as it would stop each.
+
+An album's prune waits for the other albums when what it would delete may have moved to one
+of them: the photo's new album then copies it from the object (and deletes that), where a
+prune done first would have made it upload the photo again.
 """
 
 import logging
@@ -52,6 +56,7 @@ class _Album:
     submitted: bool = False  # every job handed to the pool, or it stopped
     error: SyncError | None = None  # what stops this album (the first, if several)
     lease_lost: bool = False  # another sync took the album meanwhile
+    waiting: bool = False  # its pass is over, its prune waits for the other albums
     result: SyncResult | None = None
 
     @property
@@ -86,6 +91,8 @@ class ManyAlbums:
         self.items: dict[int, _Album] = {}  # by album id
         self.stopping: list[StorageError] = []  # what says the bucket cannot be used
         self.finished: list[_Album] = []  # ended, their outcomes not stored yet
+        self.waiting: list[_Album] = []  # passed, their prunes waiting for the other albums
+        self.moved_away: set[int] = set()  # photos moved to another album, by the ended ones
         self.outcomes: list[AlbumOutcome] = []  # stored, not yielded yet
 
     def run(self) -> Iterator[AlbumOutcome]:
@@ -153,6 +160,8 @@ class ManyAlbums:
                     yield from self._take_outcomes()
                 if ctrl_c.pressed:
                     raise KeyboardInterrupt
+                if not stop():
+                    self._end_waiting()
             except (KeyboardInterrupt, GeneratorExit):
                 # Ctrl-C, or the caller stopped listening: the albums not ended end failed,
                 # with what went up recorded; nothing more is yielded.
@@ -224,8 +233,10 @@ class ManyAlbums:
         outcomes, self.outcomes = self.outcomes, []
         return outcomes
 
-    def _end(self, item: _Album) -> None:
-        if item.result is not None:
+    def _end(self, item: _Album, *, last: bool = False) -> None:
+        """End the album; but for its prune, which waits while another album of the run may
+        yet claim a photo it would delete (until `last`)."""
+        if item.result is not None or (item.waiting and not last):
             return
         if item.sync is None:  # stopped before it started: its run says why
             item.sync = AlbumSync(
@@ -233,8 +244,14 @@ class ManyAlbums:
             )
         sync = item.sync
         if item.error is None:
+            if not last and self.options.prune and sync.prune_may_wait() and self._others_on(item):
+                item.waiting = True
+                self.waiting.append(item)
+                return
+            self.moved_away |= sync.moved_from_other_albums()
             try:
-                sync.finish_pass()  # photos gone for good, the deletions of a prune
+                # Photos gone for good, the deletions of a prune.
+                sync.finish_pass(moved_away=self.moved_away)
             except SyncError as exc:
                 self._stop(item, exc)
         if item.error is None:
@@ -246,6 +263,23 @@ class ManyAlbums:
         sync.records.done()
         self.finished.append(item)
 
+    def _others_on(self, item: _Album) -> bool:
+        """Whether an album of the run other than `item` has not ended its pass."""
+        return any(
+            other is not item and other.result is None and not other.waiting
+            for other in self.items.values()
+        )
+
+    def _end_waiting(self) -> None:
+        """Every album has passed: the prunes that waited for them go ahead."""
+        waiting, self.waiting = self.waiting, []
+        for item in waiting:
+            self.moved_away |= item.sync.moved_from_other_albums()
+        for item in waiting:
+            self._end(item, last=True)
+            if len(self.finished) >= FINISH_EVERY:
+                self._write()
+
     def _stop_all(self, items: list[_Album], *, error: SyncError | None = None, message=""):
         """The run stopped: every album not ended yet ends failed, with `error` (or a
         message), what its jobs sent being recorded."""
@@ -253,7 +287,7 @@ class ManyAlbums:
             if item.result is None:
                 item.error = item.error or error or SyncError(message)
                 item.pending, item.submitted = 0, True
-                self._end(item)
+                self._end(item, last=True)
 
     def _write(self) -> None:
         """Write the records, then the outcomes of the albums ended, and free them."""

@@ -31,6 +31,10 @@ class Orphans:
     kept (at most `max_delete` + 1 deletions: one more stops the run) and deleted at the end,
     with the old objects of the photos this run moved. A recorded photo an exclusion now
     covers keeps its record, marked excluded, and its bucket copy, unless `prune_excluded`.
+
+    In a run over several albums, an orphan known by its content may have moved to an album
+    the run has not reached yet, which copies it from its object: such a prune waits for
+    the other albums (see albums.sync.many), and leaves out what one of them moved.
     """
 
     album: Album
@@ -45,6 +49,7 @@ class Orphans:
 
     def __post_init__(self):
         self.to_prune: list[tuple[KnownPhoto | Vanished, bool]] = []  # (photo, excluded)
+        self.passed = False  # the move candidates left over are judged (after_the_pass)
 
     def found(self, photo: KnownPhoto, *, dry_run: bool) -> None:
         """A recorded photo the walk did not find (and no unreadable folder may hide)."""
@@ -71,9 +76,18 @@ class Orphans:
         return orphaned * self.prune + excluded * self.prune_excluded
 
     def after_the_pass(self) -> None:
-        """This album's move candidates no new file turned out to be are gone for good."""
+        """This album's move candidates no new file turned out to be are gone for good
+        (once, however often it is called)."""
+        if self.passed:
+            return
+        self.passed = True
         for photo in self.moves.left_here():
             self._gone(photo)
+
+    def may_have_moved(self) -> bool:
+        """Whether a photo set aside for pruning is known by its content: another album
+        may then turn out to hold it, and copy it from the object a prune would delete."""
+        return any(photo.md5 for photo, excluded in self.to_prune if not excluded)
 
     def check_limit(self, count: int) -> None:
         if count > self.max_delete:
@@ -92,12 +106,22 @@ class Orphans:
         if self.prune_excluded:
             self.tally.add("excluded_pruned", self.tally["excluded_recorded"])
 
-    def prune_all(self, bucket: BucketPool, failures: Failures, errors: tuple) -> None:
+    def prune_all(
+        self,
+        bucket: BucketPool,
+        failures: Failures,
+        errors: tuple,
+        *,
+        moved_away: frozenset[int] | set[int] = frozenset(),
+    ) -> None:
         """Delete the bucket copies set aside: photos gone from disk, when pruning (and forget
         them), with the old objects of photos this run moved (their records followed them);
         recorded photos now excluded, when pruning those (and forget them). As many keys a
         request as the bucket takes (BucketPool.deletes); a key the bucket refuses is that
-        photo's failure, and its record stays for the next prune."""
+        photo's failure, and its record stays for the next prune. `moved_away` are the
+        photos another album of the run moved: that album deletes their old objects."""
+        if moved_away:
+            self._moved_away(moved_away)
         moved = [(photo, False) for photo in self.moves.taken()] if self.prune else []
         if not (self.to_prune or moved):
             return
@@ -117,6 +141,17 @@ class Orphans:
                     failures.judge(photo.path, refused[key], bucket)
                 else:
                     self._deleted(photo, excluded=excluded, moved=photo.id in moved_ids)
+
+    def _moved_away(self, moved_away: frozenset[int] | set[int]) -> None:
+        """Orphans another album of the run moved: their records are that album's now."""
+        kept = []
+        for photo, excluded in self.to_prune:
+            if excluded or photo.id not in moved_away:
+                kept.append((photo, excluded))
+            else:
+                self.log.info("Photo moved to another album: %s", photo.path)
+                self.tally.add("removed")
+        self.to_prune = kept
 
     def _deleted(self, photo: KnownPhoto | Vanished, *, excluded: bool, moved: bool) -> None:
         if excluded:

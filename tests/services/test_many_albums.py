@@ -321,6 +321,65 @@ def test_ctrl_c_between_albums_ends_the_run_with_what_went_up_recorded(library, 
     assert "event-039" not in seen
 
 
+def test_a_prune_over_many_albums_waits_for_every_album_before_deleting(
+    library, photos_root, s3, s3_requests
+):
+    """Photos deleted from two albums and one moved from an album to a later one: the prune
+    of the albums synced first waits, so the moved photo is copied, not uploaded again."""
+    sync_all(library)
+    (photos_root / "event-000/0.jpg").unlink()
+    (photos_root / "event-020/1.jpg").unlink()
+    (photos_root / "event-005/2.jpg").rename(photos_root / "event-030/moved.jpg")
+    s3_requests.reset()
+
+    outcomes = sync_all(library, prune=True)
+
+    counts = {
+        slug: (o.result.removed, o.result.pruned, o.result.moved, o.result.uploaded)
+        for slug, o in outcomes.items()
+        if slug in ("event-000", "event-005", "event-020", "event-030")
+    }
+    assert counts == {
+        "event-000": (1, 1, 0, 0),
+        "event-005": (1, 0, 0, 0),  # its record went with the photo to event-030
+        "event-020": (1, 1, 0, 0),
+        "event-030": (0, 1, 1, 0),  # the moved photo's old object
+    }
+    assert "PutObject" not in s3_requests.counts and s3_requests.counts["CopyObject"] == 1
+    assert s3_requests.counts["DeleteObjects"] == 3  # one per album that prunes
+    assert Photo.objects.count() == ALBUMS * PHOTOS - 2
+    assert recorded_is_in_bucket(s3) and no_run_left_open()
+    assert not Album.objects.filter(sync_lease_token__gt="").exists()
+
+
+def test_ctrl_c_while_a_prune_waits_for_the_other_albums_deletes_nothing(
+    library, photos_root, s3, s3_requests
+):
+    sync_all(library)
+    (photos_root / "event-000/0.jpg").unlink()
+    s3_requests.reset()
+
+    def press_ctrl_c_at_event_010(album):
+        if album.slug != "event-010":
+            return None
+        return lambda done, total: os.kill(os.getpid(), signal.SIGINT) if done == 1 else None
+
+    with pytest.raises(KeyboardInterrupt):
+        list(sync_albums(library, prune=True, progress=press_ctrl_c_at_event_010))
+
+    run = SyncRun.objects.filter(album__slug="event-000").latest("pk")
+    assert (run.status, run.message) == ("failed", INTERRUPTED)
+    assert "DeleteObjects" not in s3_requests.counts
+    assert "albums/event-000/0.jpg" in s3.object_keys()
+    assert Photo.objects.filter(album__slug="event-000", path="0.jpg").exists()
+    assert no_run_left_open() and not Album.objects.filter(sync_lease_token__gt="").exists()
+
+    outcomes = sync_all(library, prune=True)  # the next prune deletes it
+
+    assert outcomes["event-000"].result.pruned == 1
+    assert recorded_is_in_bucket(s3)
+
+
 def test_a_bad_setting_fails_the_queued_runs_of_a_task_instead_of_leaving_them(
     library, s3, settings, on_commit
 ):

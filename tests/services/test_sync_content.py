@@ -115,20 +115,18 @@ def test_a_move_with_prune_deletes_the_old_objects(album, s3):
     assert "albums/summer-2024/renamed.jpg" in s3.object_keys()
 
 
+@pytest.mark.parametrize("prune", [False, True], ids=["", "with-prune"])
 @pytest.mark.parametrize(
-    ("name", "prune"),
-    # Not ("Zoo", True): the old album, synced first, prunes the old object before the new
-    # one is reached, which then uploads the photo again (README, "Moves and renames").
-    [("Zoo", False), ("Autumn", False), ("Autumn", True)],
-    ids=["synced-after-its-old-album", "synced-first", "synced-first-with-prune"],
+    "name", ["Zoo", "Autumn"], ids=["synced-after-its-old-album", "synced-first"]
 )
 def test_a_photo_moved_to_another_album_is_copied_and_keeps_its_record(
     album, photos_root, over_http, s3_requests, name, prune
 ):
     """With every album synced in one run, in whatever order their names give. When the
     album it moved to comes first, the old album's records were read ahead with it, before
-    the move: the copy is still the only request that sends it, and the old album forgets
-    it (with --prune, its old object goes)."""
+    the move; when it comes after, a prune of the old album waits for it. Either way the
+    copy is the only request that sends the photo, the old album forgets it, and with
+    --prune its old object goes, in one request."""
     slug = name.lower()
     other = Album.objects.create(name=name, slug=slug, folder=name)
     (photos_root / name).mkdir()
@@ -139,9 +137,10 @@ def test_a_photo_moved_to_another_album_is_copied_and_keeps_its_record(
 
     outcomes = {o.album.slug: o.result for o in sync_albums([album, other], prune=prune)}
 
-    assert (outcomes[slug].moved, outcomes[slug].uploaded) == (1, 0)
-    assert (outcomes["summer-2024"].removed, outcomes["summer-2024"].pruned) == (1, prune)
+    assert (outcomes[slug].moved, outcomes[slug].uploaded, outcomes[slug].pruned) == (1, 0, prune)
+    assert (outcomes["summer-2024"].removed, outcomes["summer-2024"].pruned) == (1, 0)
     assert "PutObject" not in s3_requests.counts and s3_requests.counts["CopyObject"] == 1
+    assert s3_requests.counts.get("DeleteObjects", 0) == prune
     moved = Photo.objects.get(pk=photo.pk)
     assert (moved.album, moved.path, moved.key) == (
         other,
