@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 
 import boto3
+import botocore.handlers
 import botocore.session
 from boto3.s3.transfer import TransferConfig, create_transfer_manager
 from botocore.config import Config
@@ -583,4 +584,14 @@ def _client_for(storage: S3Storage):
         verify=storage.verify,
     )
     client.meta.events.register("before-sign.s3.DeleteObjects", _add_content_md5)
+    client.meta.events.unregister("before-call.s3", botocore.handlers.add_expect_header)
+    client.meta.events.register("before-call.s3", _expect_continue_but_for_photos)
     return client
+
+
+def _expect_continue_but_for_photos(model, params, **kwargs) -> None:
+    """botocore asks for "100 Continue" before every body it can read(), and so waits a
+    round trip before it sends each photo: for nothing when the body is one photo (below
+    the multipart threshold). Parts of large files (UploadPart) still ask."""
+    if model.name != "PutObject":
+        botocore.handlers.add_expect_header(model, params, **kwargs)

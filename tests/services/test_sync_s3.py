@@ -220,3 +220,23 @@ def test_a_single_photo_is_checked_with_one_head_instead_of_a_listing(photos_roo
 
     assert result.reuploaded == 1
     assert dict(s3_requests.counts) == {"HeadObject": 1, "PutObject": 1}
+
+
+def test_a_photo_goes_up_without_waiting_for_100_continue_and_parts_still_ask(
+    album, s3, s3_requests
+):
+    """botocore asks for "100 Continue" before every body it can read: a round trip more
+    for each photo sent in one request."""
+    (album.path / "large.tif").write_bytes(os.urandom(1024) * (9 * 1024))  # in 2 parts
+    asked: dict[str, set] = {}
+
+    def note_expect(operation, request):
+        expect = request.headers.get("Expect")
+        asked.setdefault(operation, set()).add(expect.decode() if expect else None)
+
+    s3_requests.fault = note_expect
+
+    assert sync_album(album=album).uploaded == 4
+
+    assert asked["PutObject"] == {None}
+    assert asked["UploadPart"] == {"100-continue"}
