@@ -243,12 +243,12 @@ class ManyAlbums:
                 album=item.album, run=item.run, options=self.options, writer=self.writer
             )
         sync = item.sync
+        self.moved_away |= sync.moved_from_other_albums()  # also when it failed: they moved
         if item.error is None:
             if not last and self.options.prune and sync.prune_may_wait() and self._others_on(item):
                 item.waiting = True
                 self.waiting.append(item)
                 return
-            self.moved_away |= sync.moved_from_other_albums()
             try:
                 # Photos gone for good, the deletions of a prune.
                 sync.finish_pass(moved_away=self.moved_away)
@@ -273,8 +273,6 @@ class ManyAlbums:
     def _end_waiting(self) -> None:
         """Every album has passed: the prunes that waited for them go ahead."""
         waiting, self.waiting = self.waiting, []
-        for item in waiting:
-            self.moved_away |= item.sync.moved_from_other_albums()
         for item in waiting:
             self._end(item, last=True)
             if len(self.finished) >= FINISH_EVERY:
