@@ -177,6 +177,15 @@ def moto_server():
     server.stop()
 
 
+@pytest.fixture
+def over_http(settings, moto_server):
+    """The photos storage on moto's server: real HTTP, as in production. A fault hook's answer
+    replaces the request, which the server then never sees (in-process, moto would carry it
+    out all the same)."""
+    use_s3(settings, AWS_S3_ENDPOINT_URL=moto_server)
+    return Bucket(s3_client(endpoint_url=moto_server), BUCKET)
+
+
 def closed_port() -> int:
     """A local port nothing listens on: a connection to it is refused at once."""
     with socket.socket() as sock:

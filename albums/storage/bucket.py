@@ -72,7 +72,10 @@ class DeletesUnsupported(Exception):
     """A batch of keys that must be split: the endpoint does not take DeleteObjects."""
 
 
-SMALL_FILE = 8 * 1024 * 1024  # below this, a file is read once into memory, hashed and sent
+# Below this, a file is read once into memory, hashed and sent; above, it is sent as it is
+# read, so that memory does not grow with the photos' size (workers x 8 MB camera JPEGs
+# would be 80 MB more).
+SMALL_FILE = 1024 * 1024
 COPY_IN_ONE_REQUEST = 5 * 1024**3  # S3's largest CopyObject; above it, a copy in parts
 
 
@@ -117,14 +120,12 @@ class StorageBucket:
         md5: bytes | None,
         mtime_ns: int | None = None,
     ) -> str:
-        """Store `body` (bytes, or the name of a file) under `key`; the object's ETag as the
-        bucket reports it ("" where the storage has none). `md5`, when known, lets the server
-        check what it received; `mtime_ns`, the file's time, is kept with the object where
-        the storage can (for a restore with no database)."""
-        if isinstance(body, bytes):
-            return self._save(key, io.BytesIO(body), content_type)
-        with open(body, "rb") as file:
-            return self._save(key, file, content_type)
+        """Store `body` (bytes, or a file open for reading at its start, `size` bytes long)
+        under `key`; the object's ETag as the bucket reports it ("" where the storage has
+        none). `md5`, when known, lets the server check what it received; `mtime_ns`, the
+        file's time, is kept with the object where the storage can (for a restore with no
+        database)."""
+        return self._save(key, io.BytesIO(body) if isinstance(body, bytes) else body, content_type)
 
     def _save(self, key: str, file, content_type: str) -> str:
         content = File(file, name=key)
@@ -275,16 +276,22 @@ class S3Bucket(StorageBucket):
         if mtime_ns is not None:
             params["Metadata"] = {**params.get("Metadata", {}), MTIME_METADATA: str(mtime_ns)}
         if isinstance(body, bytes):
+            body = io.BytesIO(body)
+        if size < self.multipart_threshold:
             if md5 is not None:
                 params["ContentMD5"] = base64.b64encode(md5).decode()
             # The endpoint watch hears each block of the body as the endpoint takes it.
-            heard = UploadHeard(io.BytesIO(body), self.endpoint)
+            heard = UploadHeard(body, self.endpoint)
             answer = self.client.put_object(Bucket=self.name, Key=name, Body=heard, **params)
             return answer.get("ETag", "").strip('"')
         # From the file's name, s3transfer reads each part as it sends it: no part is held
         # in memory (from a file object, every part in flight would be).
         upload = self._transfer_manager().upload(
-            body, self.name, name, extra_args=params, subscribers=[UploadProgress(self.endpoint)]
+            body.name,
+            self.name,
+            name,
+            extra_args=params,
+            subscribers=[UploadProgress(self.endpoint)],
         )
         upload.result()
         return self._etag(key)

@@ -3,12 +3,14 @@
 Nothing here touches the database (this module does not import the models): results go back
 to the run's own thread, which records them (albums.sync.records).
 
-A file below the bucket's `small_file` size is read once, into memory, and that one read
-gives its MD5 (the record's checksum and the upload's Content-MD5), its image header and the
-bytes sent. A larger one (a RAW file, a video) goes up in parts, several at a time, which
-s3transfer reads from the file as each is sent: its MD5 comes from a read of its own just
-before, in order, so that no part is held in memory for it (the upload's reads then come
-from the page cache). Memory stays at about `workers` small files and the parts in flight.
+A file below the bucket's `small_file` size (1 MiB) is read once, into memory, and that one
+read gives its MD5 (the record's checksum and the upload's Content-MD5), its image header and
+the bytes sent. A larger one (a camera JPEG of several MB, a RAW file, a video) is hashed by
+a read of its own first, in order, then sent as it is read again (from the page cache): in
+one request from the open file below the multipart threshold, in parts above it, several at
+a time, which s3transfer reads from the file's name as each is sent. So no file is held in
+memory whole but the small ones: memory stays at about `workers` small files and the blocks
+and parts in flight, whatever the sizes.
 """
 
 import hashlib
@@ -85,7 +87,14 @@ def transfer(job: Job, bucket: StorageBucket) -> Transferred:
         content_type = content_type_for(job.local.path)
         # A video or a sidecar has no dimensions or EXIF: Pillow is not asked.
         info = read_image_info(content.header()) if is_image(content_type) else ImageInfo()
-        sent, etag, source = _send(job, bucket, content, content_type, opened.st_mtime_ns)
+        try:
+            sent, etag, source = _send(job, bucket, content, content_type, opened.st_mtime_ns)
+        except Exception:
+            # A file sent as it is read that changed meanwhile: the bucket refuses it (its
+            # Content-MD5 is that of the bytes read before), and that is the reason to give.
+            if _changed(opened, os.fstat(file.fileno())):
+                raise FileChanged(CHANGED_WHILE_UPLOADING) from None
+            raise
         if _changed(opened, os.fstat(file.fileno())) or (
             content.data is None and _changed(opened, _stat_or_none(job.local.abspath))
         ):  # a large file is sent from its name: it must still be the file opened here
@@ -187,12 +196,13 @@ class _Content:
         return self.file
 
     def body(self):
-        """What to upload: the bytes read, or the file's name (for s3transfer to read the
-        parts from), once its MD5 is known."""
+        """What to upload: the bytes read; or, once its MD5 is known, the open file from its
+        start (the bucket sends it as it reads it, or in parts read from its name)."""
         if self.data is not None:
             return self.data
         self.md5()
-        return self.path
+        self.file.seek(0)
+        return self.file
 
     def md5(self) -> bytes:
         """The file's MD5: from the read already done, or from a read now."""

@@ -19,16 +19,10 @@ from albums.storage.bucket import OBJECT_CHANGED
 from albums.sync import restore as restore_module
 from albums.sync import restore_album, restore_from_bucket, sync_album
 from albums.sync.lease import AlbumLease
-from tests.conftest import ALBUM_PHOTOS, BUCKET, Bucket, make_staff, s3_client, use_s3, write_photo
+from tests.conftest import ALBUM_PHOTOS, make_staff, write_photo
 
 pytestmark = pytest.mark.django_db
 KEY = "albums/summer-2024/{}"
-
-
-@pytest.fixture
-def over_http(settings, moto_server):
-    use_s3(settings, AWS_S3_ENDPOINT_URL=moto_server)
-    return Bucket(s3_client(endpoint_url=moto_server), BUCKET)
 
 
 def snapshot(folder):

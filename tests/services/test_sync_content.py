@@ -8,22 +8,13 @@ import pytest
 
 from albums.models import Album, Photo
 from albums.sync import sync_album, sync_albums
-from tests.conftest import use_s3, write_photo
+from tests.conftest import write_photo
 
 pytestmark = pytest.mark.django_db
 
 
 def md5_of(path) -> str:
     return hashlib.md5(path.read_bytes()).hexdigest()
-
-
-@pytest.fixture
-def over_http(settings, moto_server):
-    """The photos storage on moto's server: real HTTP, as in production."""
-    use_s3(settings, AWS_S3_ENDPOINT_URL=moto_server)
-    from tests.conftest import BUCKET, Bucket, s3_client
-
-    return Bucket(s3_client(endpoint_url=moto_server), BUCKET)
 
 
 def test_each_photo_is_recorded_with_its_md5_and_the_buckets_etag(album, s3):

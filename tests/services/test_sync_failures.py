@@ -484,3 +484,35 @@ def test_the_storage_is_diagnosed_once_the_album_is_free_again(album, s3, s3_req
 
     assert lease_during_probe == [""]  # the probe went up with the lease already free
     assert SyncRun.objects.get().diagnosis["checks"]
+
+
+def test_a_camera_jpeg_changed_while_sent_as_read_fails_as_changed_not_as_refused(
+    album, over_http, s3_requests
+):
+    """A file above 1 MiB is sent as it is read, after its MD5: one changed meanwhile no
+    longer matches its Content-MD5, which S3 refuses (BadDigest, which moto does not check:
+    the hook answers as S3 does)."""
+    target = album.path / "camera.jpg"
+    write_photo(target)
+    with open(target, "ab") as rest:
+        rest.write(os.urandom(3 * 1024 * 1024))
+
+    def append_and_refuse(op, request):
+        if op == "PutObject" and "camera.jpg" in request.url:
+            with open(target, "ab") as still_writing:
+                still_writing.write(b"more bytes")
+            return s3_error(request, 400, "BadDigest")
+        return None
+
+    s3_requests.fault = append_and_refuse
+
+    result = sync_album(album=album)
+
+    assert (result.status, result.uploaded) == ("partial", 3)
+    assert result.failures[0].path == "camera.jpg"
+    assert "changed while it was being uploaded" in result.failures[0].error
+    assert not Photo.objects.filter(path="camera.jpg").exists()
+    assert "albums/summer-2024/camera.jpg" not in over_http.object_keys()
+    s3_requests.fault = None
+    assert sync_album(album=album).uploaded == 1
+    assert over_http.body("albums/summer-2024/camera.jpg") == target.read_bytes()

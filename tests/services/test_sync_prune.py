@@ -18,7 +18,7 @@ from albums.models import Photo
 from albums.storage.errors import KEY_NOT_DELETED
 from albums.sync import sync_album
 from albums.sync.bucket_pool import DELETING_ONE_BY_ONE
-from tests.conftest import BUCKET, Bucket, s3_client, s3_error, use_s3
+from tests.conftest import s3_error, use_s3
 
 pytestmark = pytest.mark.django_db
 
@@ -39,14 +39,6 @@ def delete_result(request, errors: list[tuple[str, str, str]]) -> AWSResponse:
     )
     body = f"<DeleteResult>{listed}</DeleteResult>"
     return AWSResponse(request.url, 200, {}, MockRawResponse(body.encode()))
-
-
-@pytest.fixture
-def over_http(settings, moto_server):
-    """The photos storage on moto's server: a fault hook's answer replaces the request, which
-    the server then never sees (in-process, moto would carry it out all the same)."""
-    use_s3(settings, AWS_S3_ENDPOINT_URL=moto_server)
-    return Bucket(s3_client(endpoint_url=moto_server), BUCKET)
 
 
 def deletes(s3_requests) -> dict[str, int]:

@@ -13,16 +13,10 @@ from albums.models import Album, Photo, SyncRun
 from albums.sync import sync_album, verify_album
 from albums.sync import verify as verify_module
 from albums.sync.lease import AlbumLease
-from tests.conftest import BUCKET, Bucket, s3_client, use_s3, write_photo
+from tests.conftest import write_photo
 
 pytestmark = pytest.mark.django_db
 KEY = "albums/summer-2024/{}"
-
-
-@pytest.fixture
-def over_http(settings, moto_server):
-    use_s3(settings, AWS_S3_ENDPOINT_URL=moto_server)
-    return Bucket(s3_client(endpoint_url=moto_server), BUCKET)
 
 
 def damage(album, bucket):
