@@ -198,10 +198,10 @@ class S3Bucket(StorageBucket):
       per photo is cheaper, it goes through the same client.
     - S3Storage.save() builds a resource object and a TransferManager, with threads of its
       own, for every file: more CPU than the upload of a 20 KB photo. Here a file below the
-      multipart threshold goes up in one PutObject from the bytes read once (the same read
-      gives its MD5, sent as Content-MD5 so that the server rejects a corrupted body, as
-      botocore's own checksums are off for most S3-compatible endpoints); a larger one goes
-      up in parts through one manager per run.
+      multipart threshold goes up in one PutObject (from the bytes read once for a small
+      one, as it is read for a larger one), with its MD5 as Content-MD5 so that the server
+      rejects a corrupted body, as botocore's own checksums are off for most S3-compatible
+      endpoints; a larger one goes up in parts through one manager per run.
     - A copy inside the bucket (a photo moved or renamed) is one CopyObject; deletes go
       1,000 keys per DeleteObjects request, each with a Content-MD5 (see _add_content_md5),
       or one DeleteObject per key where the endpoint does not take DeleteObjects.
