@@ -158,12 +158,13 @@ def _send(job: Job, bucket: StorageBucket, content: "_Content", content_type: st
                 return Sent.COPIED, bucket.copy(source.key, job.key, size=content.size), source
             except FileNotFoundError:
                 continue  # its object is gone too: another candidate, or an upload
+    body = content.body()  # the MD5 is known once the body is ready
     etag = bucket.upload(
         job.key,
-        content.body(),
+        body,
         size=content.size,
         content_type=content_type,
-        md5=content.known_md5,
+        md5=content.md5(),
         mtime_ns=mtime_ns,
     )
     return Sent.UPLOADED, etag, None
