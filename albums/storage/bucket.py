@@ -425,8 +425,13 @@ class S3Bucket(StorageBucket):
         return params
 
     def _etag(self, key: str) -> str:
-        """The ETag the bucket gave an object made in parts (one HEAD): a multipart ETag
-        depends on the part size, and some services do not compute it as S3 does."""
+        """The ETag the bucket gave an object made in parts: a multipart ETag depends on the
+        part size, and some services do not compute it as S3 does. From the answer to the
+        upload's completion (see _note_completed); one HEAD where it did not say."""
+        with _completed_lock:
+            etag = _completed.pop((self.name, self._key(key)), None)
+        if etag is not None:
+            return etag
         found = self.size(key)
         return found.etag if found else ""
 
@@ -526,6 +531,19 @@ def open_bucket(storage: Storage, *, workers: int) -> StorageBucket:
 _clients: dict[tuple, tuple] = {}  # see shared_client
 _clients_lock = threading.Lock()
 
+# The ETags of objects just made in parts, by (bucket, key): s3transfer does not return the
+# answer to CompleteMultipartUpload, which holds it (S3Bucket._etag takes it from here).
+_completed: dict[tuple[str, str], str] = {}
+_completed_lock = threading.Lock()
+
+
+def _note_completed(parsed, **kwargs) -> None:
+    """after-call CompleteMultipartUpload: keep the ETag the bucket gave the object."""
+    bucket, key, etag = parsed.get("Bucket"), parsed.get("Key"), parsed.get("ETag")
+    if bucket and key and etag:
+        with _completed_lock:
+            _completed[(bucket, key)] = etag.strip('"')
+
 
 def shared_client(storage: S3Storage):
     """(a boto3 S3 client configured as `storage` configures its own, the EndpointWatch
@@ -591,6 +609,7 @@ def _client_for(storage: S3Storage):
         verify=storage.verify,
     )
     client.meta.events.register("before-sign.s3.DeleteObjects", _add_content_md5)
+    client.meta.events.register("after-call.s3.CompleteMultipartUpload", _note_completed)
     client.meta.events.unregister("before-call.s3", botocore.handlers.add_expect_header)
     client.meta.events.register("before-call.s3", _expect_continue_but_for_photos)
     return client

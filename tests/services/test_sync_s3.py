@@ -240,3 +240,20 @@ def test_a_photo_goes_up_without_waiting_for_100_continue_and_parts_still_ask(
 
     assert asked["PutObject"] == {None}
     assert asked["UploadPart"] == {"100-continue"}
+
+
+def test_a_photo_sent_in_parts_gets_its_etag_from_the_completion_not_from_a_head(
+    album, s3, s3_requests
+):
+    (album.path / "large.tif").write_bytes(os.urandom(1024) * (9 * 1024))  # in 2 parts
+    sync_album(album=album)
+    s3_requests.reset()
+    (album.path / "large.tif").write_bytes(os.urandom(1024) * (9 * 1024))  # changed
+
+    assert sync_album(album=album).reuploaded == 1
+
+    assert "HeadObject" not in s3_requests.counts
+    assert s3_requests.counts["CompleteMultipartUpload"] == 1
+    recorded = Photo.objects.get(path="large.tif").etag
+    assert recorded == s3.head("albums/summer-2024/large.tif")["ETag"].strip('"')
+    assert recorded.endswith("-2")
