@@ -245,7 +245,7 @@ class ManyAlbums:
         sync = item.sync
         self.moved_away |= sync.moved_from_other_albums()  # also when it failed: they moved
         if item.error is None:
-            if not last and self.options.prune and sync.prune_may_wait() and self._others_on(item):
+            if not last and sync.prune_may_wait() and self._others_on(item):
                 item.waiting = True
                 self.waiting.append(item)
                 return

@@ -87,17 +87,22 @@ def transfer(job: Job, bucket: StorageBucket) -> Transferred:
         content_type = content_type_for(job.local.path)
         # A video or a sidecar has no dimensions or EXIF: Pillow is not asked.
         info = read_image_info(content.header()) if is_image(content_type) else ImageInfo()
+
+        def changed() -> bool:
+            # A file in parts is sent from its name: it must still be the file opened here.
+            return _changed(opened, os.fstat(file.fileno())) or (
+                content.data is None and _changed(opened, _stat_or_none(job.local.abspath))
+            )
+
         try:
             sent, etag, source = _send(job, bucket, content, content_type, opened.st_mtime_ns)
         except Exception:
             # A file sent as it is read that changed meanwhile: the bucket refuses it (its
             # Content-MD5 is that of the bytes read before), and that is the reason to give.
-            if _changed(opened, os.fstat(file.fileno())):
+            if changed():
                 raise FileChanged(CHANGED_WHILE_UPLOADING) from None
             raise
-        if _changed(opened, os.fstat(file.fileno())) or (
-            content.data is None and _changed(opened, _stat_or_none(job.local.abspath))
-        ):  # a large file is sent from its name: it must still be the file opened here
+        if changed():
             if sent is not Sent.FOUND:
                 bucket.delete(job.key)
             raise FileChanged(CHANGED_WHILE_UPLOADING)
