@@ -31,7 +31,7 @@ from .exceptions import QueueUnavailable
 from .models import Album, ApiToken, Photo, SyncRun, SyncStatus
 from .previews import NoPreview, bucket_url, has_preview, thumbnail
 from .sync import queue_sync, queue_syncs, run_as_dict, worker_seen
-from .sync.runs import ACTIVE
+from .sync.records.runs import ACTIVE
 
 SYNC_QUEUED = "Sync of “{album}” queued as {run}."
 DRY_RUN_QUEUED = "Dry run of “{album}” queued as {run}."

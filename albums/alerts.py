@@ -7,7 +7,7 @@ the same album send nothing; the first success after them sends one "recovered" 
 sync run by the command here and now without --alert sends nothing (whoever ran it sees the
 outcome), and neither do verifications, restores and dry runs.
 
-The streak is counted by albums.sync.runs where the run's outcome is stored, which sends
+The streak is counted by albums.sync.records.runs where the run's outcome is stored, which sends
 `streak_counted` once the database is written; this module only decides what to say and
 sends it. An email that cannot be sent is logged and never fails the run; the failure alert
 is then tried again at the album's next failure, so a mail server down for a moment does
@@ -26,8 +26,8 @@ from django.utils import timezone
 
 from . import conf
 from .models import Album, SyncRun, SyncStatus
-from .sync import runs
-from .sync.runs import Streak
+from .sync.records import runs
+from .sync.records.runs import Streak
 
 logger = logging.getLogger(__name__)
 

@@ -47,7 +47,7 @@ class AlbumsConfig(AppConfig):
     def ready(self):
         from .alerts import on_streak_counted
         from .schedule import create_schedule_after_migrate
-        from .sync.runs import streak_counted
+        from .sync.records.runs import streak_counted
 
         connection_created.connect(configure_sqlite, dispatch_uid="albums_configure_sqlite")
         setting_changed.connect(

@@ -73,7 +73,7 @@ class Album(models.Model):
         max_length=16, choices=SyncStatus.choices, blank=True, editable=False
     )
 
-    # The streak of background syncs that failed or ended partial (albums.sync.runs), of which
+    # The streak of background syncs that failed or ended partial (albums.sync.records.runs), of which
     # the admins are emailed once, and again when a sync succeeds (albums.alerts).
     sync_failures_in_row = models.PositiveIntegerField(
         "failed syncs in a row",
@@ -92,7 +92,7 @@ class Album(models.Model):
 
     # The per-album lock: a lease taken with one conditional UPDATE, renewed while a
     # sync runs and released at its end; a sync that died frees the album when its
-    # lease expires. Works alike on SQLite and PostgreSQL (see albums.sync.lease).
+    # lease expires. Works alike on SQLite and PostgreSQL (see albums.sync.records.lease).
     sync_lease_token = models.CharField(max_length=64, blank=True, editable=False)
     sync_lease_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
 

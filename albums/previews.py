@@ -10,7 +10,7 @@ from storages.backends.s3 import S3Storage
 from . import conf
 from .models import Photo
 from .storage import STORAGE_ALIAS
-from .sync.media import is_image
+from .sync.library.media import is_image
 
 THUMBNAIL_PIXELS = 240  # the longer side, enough for a list row and a change page
 LINK_SECONDS = 3600

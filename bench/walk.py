@@ -1,7 +1,7 @@
 """The folder walk with and without exclusions (issue 15): what the patterns cost.
 
 Generates a tree of empty photo files once (default 100,000, 42 a folder in year/month/day
-folders, under --workdir), then walks it with albums.sync.scan.FolderWalk, in pairs: without
+folders, under --workdir), then walks it with albums.sync.library.scan.FolderWalk, in pairs: without
 exclusions (the walk as it was before them) and with one of three sets (the built-in names
 alone; with folder patterns; with folder and file-name patterns, anchored ones, `**/` and a
 negation, in ALBUMS_EXCLUDE and a .photosite-ignore). Each pair is timed both as the main
@@ -38,8 +38,8 @@ import django  # noqa: E402
 django.setup()
 
 from albums.conf import DEFAULT_PHOTO_EXTENSIONS  # noqa: E402
-from albums.sync.exclusions import IGNORE_FILE, Excluded, Exclusions  # noqa: E402
-from albums.sync.scan import FolderWalk  # noqa: E402
+from albums.sync.library.exclusions import IGNORE_FILE, Excluded, Exclusions  # noqa: E402
+from albums.sync.library.scan import FolderWalk  # noqa: E402
 
 FILES_PER_FOLDER = 42
 # (ALBUMS_EXCLUDE, .photosite-ignore lines) of each set. In the generated tree they leave

@@ -325,7 +325,7 @@ if REDIS_URL:
 else:
     Q_CLUSTER["orm"] = "default"
     # Every cluster publishes its heartbeat (django_q Stat) through this cache, which the
-    # admin, the API and the health check read (albums.sync.queue.worker_seen). It is in
+    # admin, the API and the health check read (albums.sync.usecases.queue.worker_seen). It is in
     # the database, so a web server sees the workers of every machine (issue 16). (With
     # Redis the heartbeat goes to Redis.)
     Q_CLUSTER["cache"] = "django_q"

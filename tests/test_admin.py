@@ -157,7 +157,7 @@ def test_a_task_queue_that_cannot_be_reached_is_said_and_no_run_waits(album, syn
 
 
 def test_a_running_sync_is_shown_rather_than_queued_again(album, syncer, monkeypatch):
-    from albums.sync.lease import AlbumLease
+    from albums.sync.records.lease import AlbumLease
 
     running = SyncRun.objects.create(album=album, trigger="command", status=SyncStatus.RUNNING)
     lease = AlbumLease(album)

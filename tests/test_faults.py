@@ -32,8 +32,8 @@ import redis
 from moto.server import ThreadedMotoServer
 
 from albums.storage.errors import S3_CODES
-from albums.sync.queue import TASK_LOST
-from albums.sync.service import INTERRUPTED
+from albums.sync.usecases.queue import TASK_LOST
+from albums.sync.usecases.service import INTERRUPTED
 from tests.conftest import FAKE_SECRET, PROJECT, closed_port, process_env, run_manage, s3_client
 from tests.faultproxy import (
     Answer,

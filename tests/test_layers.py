@@ -1,7 +1,9 @@
 """The layers point down only: doors -> albums.sync -> albums.storage -> models and settings.
 
-Read from the source (the imports each module makes), so a new upward import fails here
-before it turns into an import cycle or a door's logic inside the engine.
+Inside albums.sync, its subpackages are layers too, lowest first in SYNC_LAYERS: each may
+import those before it in the list, never one after. Read from the source (the imports each
+module makes), so a new upward import fails here before it turns into an import cycle or a
+door's logic inside the engine.
 """
 
 import ast
@@ -21,6 +23,8 @@ ALLOWED = {
         "albums.storage",
     },
 }
+# albums.sync's own layers, lowest first (docs/ARCHITECTURE.md says what each decides).
+SYNC_LAYERS = ["outcome", "library", "bucket", "records", "engine", "recovery", "usecases"]
 
 
 def project_imports(path: Path, package: str) -> set[str]:
@@ -40,16 +44,77 @@ def project_imports(path: Path, package: str) -> set[str]:
     return {name for name in found if name.split(".")[0] == "albums"}
 
 
+def modules_of(folder: Path, package: str):
+    """Every module below `folder` (the package `package`), with the package it belongs to."""
+    for path in sorted(folder.rglob("*.py")):
+        parts = path.relative_to(folder).parts[:-1]
+        yield path, ".".join([package, *parts])
+
+
+def within(name: str, package: str) -> bool:
+    return name == package or name.startswith(package + ".")
+
+
+def sync_layer(name: str) -> int | None:
+    """The place of a module of albums.sync in SYNC_LAYERS (None for albums.sync itself)."""
+    parts = name.split(".")
+    return SYNC_LAYERS.index(parts[2]) if len(parts) > 2 and parts[2] in SYNC_LAYERS else None
+
+
+def upward_imports(albums: Path, layer: str) -> dict[str, list[str]]:
+    """The imports of `layer`'s modules that go up: out of what ALLOWED gives the layer, or,
+    inside albums.sync, from a subpackage to one above it in SYNC_LAYERS."""
+    folder = albums.joinpath(*layer.split(".")[1:])
+    upward = {}
+    for path, package in modules_of(folder, layer):
+        for name in project_imports(path, package):
+            if within(name, layer):
+                below = sync_layer(package)
+                target = sync_layer(name)
+                if below is None or target is None or target <= below:
+                    continue
+            elif any(within(name, allowed) for allowed in ALLOWED[layer]):
+                continue
+            upward.setdefault(str(path.relative_to(albums)), []).append(name)
+    return upward
+
+
 @pytest.mark.parametrize("layer", sorted(ALLOWED))
 def test_a_layer_imports_only_the_layers_below_it(layer):
-    folder = ALBUMS.joinpath(*layer.split(".")[1:])
-    upward = {}
-    for path in sorted(folder.glob("*.py")):
-        for name in project_imports(path, layer):
-            if name.startswith(layer) or any(
-                name == allowed or name.startswith(allowed + ".") for allowed in ALLOWED[layer]
-            ):
-                continue
-            upward.setdefault(path.name, []).append(name)
+    assert upward_imports(ALBUMS, layer) == {}
 
-    assert upward == {}
+
+def test_every_subpackage_of_the_sync_has_its_place_in_the_layers():
+    subpackages = {p.parent.name for p in (ALBUMS / "sync").glob("*/__init__.py")}
+    assert subpackages == set(SYNC_LAYERS)
+
+
+@pytest.mark.parametrize(
+    ("module", "line", "upward"),
+    [
+        (
+            "sync/engine/decide.py",
+            "from ..usecases.many import ManyAlbums",
+            "albums.sync.usecases.many",
+        ),
+        (
+            "sync/library/scan.py",
+            "from albums.sync.records import runs",
+            "albums.sync.records",
+        ),
+        ("sync/outcome/result.py", "from ... import admin", "albums.admin"),
+        ("storage/bucket.py", "from ..sync import sync_album", "albums.sync"),
+    ],
+)
+def test_an_upward_import_is_caught(tmp_path, module, line, upward):
+    """The check itself: one import that goes up, in a copy of the tree, is named."""
+    albums = tmp_path / "albums"
+    for path in ALBUMS.rglob("*.py"):
+        copy = albums / path.relative_to(ALBUMS)
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        copy.write_text(path.read_text())
+    target = albums / module
+    target.write_text(target.read_text() + f"\n{line}\n")
+
+    layer = "albums.storage" if module.startswith("storage/") else "albums.sync"
+    assert upward_imports(albums, layer) == {module: [upward]}

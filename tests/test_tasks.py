@@ -18,8 +18,8 @@ from albums.management.commands import sync_albums as sync_command
 from albums.models import Album, SyncRun, SyncStatus
 from albums.schedule import SCHEDULE_FUNC, SCHEDULE_NAME, ensure_sync_schedule
 from albums.sync import queue_sync, sync_album, worker_seen
-from albums.sync.lease import AlbumLease
-from albums.sync.queue import broker_name
+from albums.sync.records.lease import AlbumLease
+from albums.sync.usecases.queue import broker_name
 from albums.tasks import run_sync, sync_due_albums
 from tests.conftest import write_photo
 

@@ -246,7 +246,7 @@ class StorageProblem:
             subject=subject, where=where, cause=self.cause, code=self.code, operation=self.operation
         )
         error = _RUN_ERROR_CLASSES.get(self.kind, StorageError)(f"{headline} {self.fix}")
-        error.problem = self  # for the diagnosis that follows (albums.sync.service)
+        error.problem = self  # for the diagnosis that follows (albums.sync.usecases.service)
         return error
 
 

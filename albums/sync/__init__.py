@@ -1,10 +1,11 @@
 """The sync service: every entry point (admin, command, tasks, API) calls these."""
 
-from .discover import discover_albums
-from .queue import queue_scheduled_syncs, queue_sync, queue_syncs, worker_seen
-from .result import FileFailure, RestoreResult, SyncResult, VerifyResult
-from .runs import run_as_dict
-from .service import (
+from .library.discover import discover_albums
+from .outcome.result import FileFailure, RestoreResult, SyncResult, VerifyResult
+from .outcome.tally import ProgressCallback
+from .records.runs import run_as_dict
+from .usecases.queue import queue_scheduled_syncs, queue_sync, queue_syncs, worker_seen
+from .usecases.service import (
     INTERRUPTED,
     AlbumOutcome,
     restore_album,
@@ -16,7 +17,6 @@ from .service import (
     sync_albums,
     verify_album,
 )
-from .tally import ProgressCallback
 
 __all__ = [
     "INTERRUPTED",

@@ -12,15 +12,15 @@ from pathspec import GitIgnoreSpec
 from albums.exceptions import ExclusionsInvalid, TooManyDeletions
 from albums.models import Album, Photo, SyncRun
 from albums.sync import discover_albums, sync_album
-from albums.sync.exclusions import (
+from albums.sync.library.exclusions import (
     BUILT_IN_FOLDERS,
     IGNORE_FILE,
     IGNORE_FILE_INVALID,
     Excluded,
     Exclusions,
 )
-from albums.sync.patterns import PatternSet
-from albums.sync.scan import FolderWalk
+from albums.sync.library.patterns import PatternSet
+from albums.sync.library.scan import FolderWalk
 from tests.conftest import write_photo
 
 pytestmark = pytest.mark.django_db

@@ -22,8 +22,9 @@ from albums.exceptions import (
 )
 from albums.models import Album, Photo, SyncRun
 from albums.storage import bucket as bucket_module
-from albums.sync import INTERRUPTED, queue_scheduled_syncs, queue_syncs, records, sync_albums
-from albums.sync.lease import AlbumLease, AlbumLeases
+from albums.sync import INTERRUPTED, queue_scheduled_syncs, queue_syncs, sync_albums
+from albums.sync.records import photos as records
+from albums.sync.records.lease import AlbumLease, AlbumLeases
 from tests.conftest import s3_error, write_photo
 
 pytestmark = pytest.mark.django_db

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from albums.sync.pool import in_pool
+from albums.sync.bucket.pool import in_pool
 
 
 def ctrl_c() -> None:

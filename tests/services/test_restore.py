@@ -16,9 +16,9 @@ from albums.exceptions import SyncAlreadyRunning
 from albums.models import Album, Photo, SyncRun
 from albums.storage import forget_clients
 from albums.storage.bucket import OBJECT_CHANGED
-from albums.sync import restore as restore_module
 from albums.sync import restore_album, restore_from_bucket, sync_album
-from albums.sync.lease import AlbumLease
+from albums.sync.records.lease import AlbumLease
+from albums.sync.recovery import restore as restore_module
 from tests.conftest import ALBUM_PHOTOS, make_staff, write_photo
 
 pytestmark = pytest.mark.django_db

@@ -9,7 +9,7 @@ from django.utils import timezone
 from albums.exceptions import AlbumFolderMissing, SyncAlreadyRunning
 from albums.models import Album, Photo, SyncRun
 from albums.sync import discover_albums, sync_album
-from albums.sync.lease import AlbumLease
+from albums.sync.records.lease import AlbumLease
 from tests.conftest import write_photo
 
 pytestmark = pytest.mark.django_db

@@ -18,8 +18,9 @@ from albums.exceptions import (
     TooManyDeletions,
 )
 from albums.models import Album, Photo, SyncRun
-from albums.sync import bucket_pool, sync_album
-from albums.sync.failures import UNANSWERED_IN_A_ROW
+from albums.sync import sync_album
+from albums.sync.bucket import bucket_pool
+from albums.sync.engine.failures import UNANSWERED_IN_A_ROW
 from tests.conftest import FAKE_SECRET, s3_error, use_s3, write_photo
 
 pytestmark = pytest.mark.django_db

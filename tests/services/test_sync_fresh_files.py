@@ -8,7 +8,8 @@ import time
 import pytest
 
 from albums.models import Album, Photo
-from albums.sync import photo_pass, sync_album
+from albums.sync import sync_album
+from albums.sync.engine import photo_pass
 from tests.conftest import Appender, write_photo
 
 pytestmark = pytest.mark.django_db

@@ -6,9 +6,10 @@ import pytest
 from django.db import connection
 
 from albums.models import Photo
-from albums.sync import records, sync_album
-from albums.sync.merge import OutOfOrder, merge_by_path
-from albums.sync.scan import FolderWalk
+from albums.sync import sync_album
+from albums.sync.library.merge import OutOfOrder, merge_by_path
+from albums.sync.library.scan import FolderWalk
+from albums.sync.records import photos as records
 from tests.conftest import write_photo
 
 pytestmark = pytest.mark.django_db

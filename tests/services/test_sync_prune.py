@@ -17,7 +17,7 @@ from albums.exceptions import StorageAccessDenied, TooManyDeletions
 from albums.models import Photo
 from albums.storage.errors import KEY_NOT_DELETED
 from albums.sync import sync_album
-from albums.sync.bucket_pool import DELETING_ONE_BY_ONE
+from albums.sync.bucket.bucket_pool import DELETING_ONE_BY_ONE
 from tests.conftest import s3_error, use_s3
 
 pytestmark = pytest.mark.django_db

@@ -11,8 +11,8 @@ from django.urls import reverse
 from albums.exceptions import SyncAlreadyRunning
 from albums.models import Album, Photo, SyncRun
 from albums.sync import sync_album, verify_album
-from albums.sync import verify as verify_module
-from albums.sync.lease import AlbumLease
+from albums.sync.records.lease import AlbumLease
+from albums.sync.recovery import verify as verify_module
 from tests.conftest import write_photo
 
 pytestmark = pytest.mark.django_db

@@ -5,8 +5,8 @@ from typing import ClassVar
 
 from django.utils.translation import ngettext
 
-from ..counts import Counts, RestoreCounts, SyncCounts, VerifyCounts
-from ..models import Album
+from ...counts import Counts, RestoreCounts, SyncCounts, VerifyCounts
+from ...models import Album
 
 INTERRUPTED = "Interrupted; what was uploaded is recorded."  # a run stopped by Ctrl-C
 

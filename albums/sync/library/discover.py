@@ -6,7 +6,7 @@ from pathlib import Path
 
 from django.utils.text import slugify
 
-from ..models import Album
+from ...models import Album
 from .exclusions import built_in_folder
 from .folders import photos_root
 

@@ -2,7 +2,7 @@
 
 from collections.abc import Callable
 
-from ..counts import Counts, SyncCounts
+from ...counts import Counts, SyncCounts
 
 ProgressCallback = Callable[[int, int], None]
 

@@ -16,24 +16,24 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import conf
-from ..exceptions import SyncError
-from ..models import Album, SyncRun, SyncStatus
-from ..storage import RemoteObject
-from .bucket_pool import BucketPool
-from .exclusions import ExcludedSpan, Exclusions
+from ... import conf
+from ...exceptions import SyncError
+from ...models import Album, SyncRun, SyncStatus
+from ...storage import RemoteObject
+from ..bucket.bucket_pool import BucketPool
+from ..bucket.transfer import Job, Sent, Transferred
+from ..library.exclusions import ExcludedSpan, Exclusions
+from ..library.folders import AlbumFolder, Census, album_folder, readable, take_census
+from ..library.merge import merge_by_path
+from ..library.scan import FolderWalk
+from ..outcome.result import SyncResult
+from ..outcome.tally import ProgressCallback, Tally
+from ..records.lease import AlbumLease
+from ..records.photos import RecordedPhotos, RecordWriter, RunRecords
 from .failures import FILE_ERRORS, Failures
-from .folders import AlbumFolder, Census, album_folder, readable, take_census
-from .lease import AlbumLease
-from .merge import merge_by_path
 from .moves import Moves
 from .orphans import Orphans
 from .photo_pass import PhotoPass
-from .records import RecordedPhotos, RecordWriter, RunRecords
-from .result import SyncResult
-from .scan import FolderWalk
-from .tally import ProgressCallback, Tally
-from .transfer import Job, Sent, Transferred
 
 logger = logging.getLogger("albums")
 

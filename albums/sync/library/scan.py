@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from operator import itemgetter
 from pathlib import Path
 
+from ..outcome.result import FileFailure
 from .exclusions import IGNORE_FILE, Excluded, Exclusions
 from .media import photo_extension
-from .result import FileFailure
 
 logger = logging.getLogger("albums")
 

@@ -5,14 +5,14 @@ with --prune-excluded deleted from the bucket; never more deletions than the run
 import logging
 from dataclasses import dataclass
 
-from ..exceptions import TooManyDeletions
-from ..models import Album
-from .bucket_pool import BucketPool
+from ...exceptions import TooManyDeletions
+from ...models import Album
+from ..bucket.bucket_pool import BucketPool
+from ..library.merge import KnownPhoto, Vanished
+from ..outcome.tally import Tally
+from ..records.photos import RunRecords
 from .failures import Failures
-from .merge import KnownPhoto, Vanished
 from .moves import Moves
-from .records import RunRecords
-from .tally import Tally
 
 TOO_MANY_DELETIONS = (
     "Pruning album {album!r} would delete {count} objects from the bucket, more than the "

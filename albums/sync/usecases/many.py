@@ -25,20 +25,20 @@ from dataclasses import dataclass
 
 from django.db import transaction
 
-from .. import conf
-from ..exceptions import StorageError, SyncError
-from ..models import Album, Photo, SyncRun, SyncStatus
-from . import runs
-from .bucket_pool import BucketPool, SharedListing
-from .engine import AlbumSync, SyncOptions
-from .folders import photos_root
-from .lease import AlbumLeases
-from .pool import CtrlC, in_pool
-from .records import ReadAhead, RecordWriter
-from .result import INTERRUPTED, AlbumOutcome, SyncResult
-from .runs import diagnose
-from .tally import ProgressCallback
-from .transfer import transfer
+from ... import conf
+from ...exceptions import StorageError, SyncError
+from ...models import Album, Photo, SyncRun, SyncStatus
+from ..bucket.bucket_pool import BucketPool, SharedListing
+from ..bucket.pool import CtrlC, in_pool
+from ..bucket.transfer import transfer
+from ..engine.album_sync import AlbumSync, SyncOptions
+from ..library.folders import photos_root
+from ..outcome.result import INTERRUPTED, AlbumOutcome, SyncResult
+from ..outcome.tally import ProgressCallback
+from ..records import runs
+from ..records.lease import AlbumLeases
+from ..records.photos import ReadAhead, RecordWriter
+from ..records.runs import diagnose
 
 logger = logging.getLogger("albums")
 

@@ -19,10 +19,10 @@ from django_q.signing import SignedPackage
 from django_q.status import Stat
 from django_q.tasks import async_task
 
-from .. import conf
-from ..exceptions import QueueUnavailable
-from ..models import Album, SyncRun, SyncStatus
-from . import runs
+from ... import conf
+from ...exceptions import QueueUnavailable
+from ...models import Album, SyncRun, SyncStatus
+from ..records import runs
 
 logger = logging.getLogger("albums")
 

@@ -26,8 +26,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import conf
-from ..exceptions import ExclusionsInvalid
+from ... import conf
+from ...exceptions import ExclusionsInvalid
 from .patterns import PatternSet
 
 IGNORE_FILE = ".photosite-ignore"

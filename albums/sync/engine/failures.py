@@ -5,11 +5,11 @@ import logging
 from botocore.exceptions import BotoCoreError, ClientError
 from django.core.exceptions import SuspiciousFileOperation
 
-from ..exceptions import SyncError
-from ..storage import ProblemKind, StorageProblem, classify_storage_error
-from .result import FileFailure
-from .scan import printable
-from .transfer import FileChanged
+from ...exceptions import SyncError
+from ...storage import ProblemKind, StorageProblem, classify_storage_error
+from ..bucket.transfer import FileChanged
+from ..library.scan import printable
+from ..outcome.result import FileFailure
 
 # What the work on a file in a sync may raise that the run understands: that file's failure,
 # or (a StorageError, or a backend error that says so) the end of the run; see

@@ -19,10 +19,10 @@ import os
 from dataclasses import dataclass
 from enum import Enum
 
-from ..storage import RemoteObject, StorageBucket
-from .media import ImageInfo, content_type_for, is_image, read_image_info
-from .merge import KnownPhoto, Vanished
-from .scan import LocalFile
+from ...storage import RemoteObject, StorageBucket
+from ..library.media import ImageInfo, content_type_for, is_image, read_image_info
+from ..library.merge import KnownPhoto, Vanished
+from ..library.scan import LocalFile
 
 CHANGED_WHILE_UPLOADING = "changed while it was being uploaded; it will be uploaded on the next run"
 

@@ -24,10 +24,10 @@ from django.db.models import F
 from django.dispatch import Signal
 from django.utils import timezone
 
-from ..models import Album, SyncRun, SyncStatus
-from ..storage import StorageProblem
-from ..storage.diagnostics import diagnose_storage
-from .result import RunOutcome
+from ...models import Album, SyncRun, SyncStatus
+from ...storage import StorageProblem
+from ...storage.diagnostics import diagnose_storage
+from ..outcome.result import RunOutcome
 from .rows import create_for_each, update_each
 
 logger = logging.getLogger("albums")

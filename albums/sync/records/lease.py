@@ -13,9 +13,9 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from .. import conf
-from ..exceptions import SyncAlreadyRunning, SyncLeaseLost
-from ..models import Album
+from ... import conf
+from ...exceptions import SyncAlreadyRunning, SyncLeaseLost
+from ...models import Album
 
 ALREADY_RUNNING = "Another sync of album {album!r} is running; try again when it has finished."
 LEASE_LOST = (

@@ -13,8 +13,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ..exceptions import StorageError
-from ..storage import (
+from ...exceptions import StorageError
+from ...storage import (
     DeletesUnsupported,
     EndpointWatch,
     ProblemKind,

@@ -12,10 +12,10 @@ from collections.abc import Callable, Iterator
 from django.db import transaction
 from django.utils import timezone
 
-from ..models import Album, Photo, SyncRun
-from .merge import KnownPhoto
+from ...models import Album, Photo, SyncRun
+from ..bucket.transfer import Sent, Transferred
+from ..library.merge import KnownPhoto
 from .rows import update_each
-from .transfer import Sent, Transferred
 
 DB_CHUNK = 2000  # rows per bulk write: a fixed number of queries per chunk
 FLUSH_SECONDS = 10.0  # record finished uploads at least this often, so a crash loses little

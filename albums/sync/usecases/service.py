@@ -11,19 +11,19 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 
-from .. import conf
-from ..exceptions import AlbumsNotFound, StorageError, SyncAlreadyRunning, SyncError
-from ..models import Album, SyncRun, SyncStatus
-from . import runs
-from .discover import discover_albums
-from .engine import AlbumSync, SyncOptions
-from .lease import AlbumLease
+from ... import conf
+from ...exceptions import AlbumsNotFound, StorageError, SyncAlreadyRunning, SyncError
+from ...models import Album, SyncRun, SyncStatus
+from ..engine.album_sync import AlbumSync, SyncOptions
+from ..library.discover import discover_albums
+from ..outcome.result import INTERRUPTED, AlbumOutcome, RestoreResult, SyncResult, VerifyResult
+from ..outcome.tally import ProgressCallback
+from ..records import runs
+from ..records.lease import AlbumLease
+from ..records.photos import forget_vanished
+from ..recovery.restore import AlbumRestore
+from ..recovery.verify import AlbumVerify
 from .many import ManyAlbums
-from .records import forget_vanished
-from .restore import AlbumRestore
-from .result import INTERRUPTED, AlbumOutcome, RestoreResult, SyncResult, VerifyResult
-from .tally import ProgressCallback
-from .verify import AlbumVerify
 
 logger = logging.getLogger("albums")
 

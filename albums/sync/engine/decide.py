@@ -8,9 +8,9 @@ import logging
 from dataclasses import dataclass
 from enum import Enum
 
-from ..storage import RemoteObject
-from .merge import KnownPhoto
-from .scan import LocalFile
+from ...storage import RemoteObject
+from ..library.merge import KnownPhoto
+from ..library.scan import LocalFile
 
 
 class Action(Enum):

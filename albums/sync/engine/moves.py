@@ -12,10 +12,10 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
 
-from .. import conf
-from ..models import Album, Photo
-from .merge import Vanished
-from .transfer import Job
+from ... import conf
+from ...models import Album, Photo
+from ..bucket.transfer import Job
+from ..library.merge import Vanished
 
 CHUNK = 2000  # new files looked up at once in other albums: one query per chunk
 

@@ -12,9 +12,9 @@ from typing import NamedTuple
 
 from django.core.exceptions import ValidationError
 
-from .. import conf
-from ..exceptions import AlbumFolderEmpty, AlbumFolderMissing, AlbumFolderUnsafe
-from ..models import Album, validate_album_folder
+from ... import conf
+from ...exceptions import AlbumFolderEmpty, AlbumFolderMissing, AlbumFolderUnsafe
+from ...models import Album, validate_album_folder
 from .exclusions import ExcludedSpan, Exclusions
 from .merge import KnownPhoto, Vanished, merge_by_path
 from .scan import FolderWalk

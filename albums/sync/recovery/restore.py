@@ -26,21 +26,21 @@ from pathlib import Path
 from botocore.exceptions import BotoCoreError, ClientError
 from django.core.exceptions import ValidationError
 
-from .. import conf
-from ..counts import RestoreCounts
-from ..exceptions import AlbumFolderUnsafe, SyncError
-from ..models import Album, SyncRun, SyncStatus, validate_album_folder
-from ..storage import ObjectChanged, RemoteObject
-from .bucket_pool import BucketPool
-from .failures import Failures
-from .folders import FOLDER_UNSAFE, photos_root
-from .lease import AlbumLease
-from .media import content_type_for
-from .merge import KnownPhoto, merge_by_path
-from .records import RunRecords, recorded_photos
-from .result import FileFailure, RestoreResult
-from .scan import printable
-from .tally import ProgressCallback, Tally
+from ... import conf
+from ...counts import RestoreCounts
+from ...exceptions import AlbumFolderUnsafe, SyncError
+from ...models import Album, SyncRun, SyncStatus, validate_album_folder
+from ...storage import ObjectChanged, RemoteObject
+from ..bucket.bucket_pool import BucketPool
+from ..engine.failures import Failures
+from ..library.folders import FOLDER_UNSAFE, photos_root
+from ..library.media import content_type_for
+from ..library.merge import KnownPhoto, merge_by_path
+from ..library.scan import printable
+from ..outcome.result import FileFailure, RestoreResult
+from ..outcome.tally import ProgressCallback, Tally
+from ..records.lease import AlbumLease
+from ..records.photos import RunRecords, recorded_photos
 
 logger = logging.getLogger("albums")
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from itertools import groupby
 from operator import itemgetter
 
-from ..exceptions import SyncError
-from ..storage import RemoteObject
+from ...exceptions import SyncError
+from ...storage import RemoteObject
 from .exclusions import Excluded
 from .scan import LocalFile, printable
 

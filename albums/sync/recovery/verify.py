@@ -14,21 +14,21 @@ from dataclasses import dataclass
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .. import conf
-from ..counts import VerifyCounts
-from ..exceptions import SyncError
-from ..models import Album, SyncRun, SyncStatus
-from ..storage import RemoteObject
-from .bucket_pool import BucketPool
-from .failures import Failures
-from .folders import album_folder, readable, take_census
-from .lease import AlbumLease
-from .merge import KnownPhoto, merge_by_path
-from .records import RecordedPhotos, RunRecords
-from .result import FileFailure, VerifyResult
-from .scan import FolderWalk, LocalFile, printable
-from .tally import ProgressCallback, Tally
-from .transfer import FileChanged, Job, file_digests, transfer
+from ... import conf
+from ...counts import VerifyCounts
+from ...exceptions import SyncError
+from ...models import Album, SyncRun, SyncStatus
+from ...storage import RemoteObject
+from ..bucket.bucket_pool import BucketPool
+from ..bucket.transfer import FileChanged, Job, file_digests, transfer
+from ..engine.failures import Failures
+from ..library.folders import album_folder, readable, take_census
+from ..library.merge import KnownPhoto, merge_by_path
+from ..library.scan import FolderWalk, LocalFile, printable
+from ..outcome.result import FileFailure, VerifyResult
+from ..outcome.tally import ProgressCallback, Tally
+from ..records.lease import AlbumLease
+from ..records.photos import RecordedPhotos, RunRecords
 
 logger = logging.getLogger("albums")
 

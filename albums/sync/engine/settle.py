@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from enum import Enum
 
-from .transfer import Job
+from ..bucket.transfer import Job
 
 STABLE_SECONDS = 1.0  # between two looks that must agree
 

@@ -12,19 +12,19 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 
-from .. import conf
-from .bucket_pool import BucketPool
+from ... import conf
+from ..bucket.bucket_pool import BucketPool
+from ..bucket.pool import TICK_SECONDS
+from ..bucket.transfer import Job
+from ..library.exclusions import Excluded, ExcludedSpan
+from ..library.merge import Entry, KnownPhoto
+from ..library.scan import FolderWalk, printable
+from ..outcome.tally import Tally
+from ..records.photos import RunRecords
 from .decide import Action, decide
-from .exclusions import Excluded, ExcludedSpan
 from .failures import FILE_ERRORS, Failures
-from .merge import Entry, KnownPhoto
 from .orphans import Orphans
-from .pool import TICK_SECONDS
-from .records import RunRecords
-from .scan import FolderWalk, printable
 from .settle import Look, Settling
-from .tally import Tally
-from .transfer import Job
 
 WATCHING = "Photo modified moments ago, syncing it once it stops changing: %s"
 WAITING_TO_SETTLE = "Waiting for photos written moments ago to stop changing (%d)"
