@@ -8,7 +8,7 @@ from django.test import Client
 from django.urls import reverse
 from django_q.conf import Conf
 
-from albums import admin as albums_admin
+from albums.admin import albums as albums_admin
 from albums.exceptions import StorageAccessDenied
 from albums.models import Album, Photo, SyncRun, SyncStatus
 from albums.sync import sync_album

@@ -9,6 +9,8 @@ import zoneinfo
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from albums.admin.albums import PhotoAdmin
+from albums.admin.large_lists import EstimatedCountPaginator, IndexedDatesQuerySet
 from django.core.paginator import EmptyPage, Paginator
 from django.db import connection
 from django.db.models import Max, Min, QuerySet
@@ -17,9 +19,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from albums import admin_scale
-from albums.admin import PhotoAdmin
-from albums.admin_scale import EstimatedCountPaginator, IndexedDatesQuerySet
+from albums.admin import large_lists
 from albums.models import Album, Photo, SyncRun, SyncStatus
 
 PHOTOS = reverse("admin:albums_photo_changelist")
@@ -143,7 +143,7 @@ def test_a_search_with_few_matches_is_run_once_for_the_whole_page(library, clien
 
 
 def test_a_search_with_many_matches_keeps_its_condition(library, client, monkeypatch):
-    monkeypatch.setattr(admin_scale, "FEW_MATCHES", 2)
+    monkeypatch.setattr(large_lists, "FEW_MATCHES", 2)
 
     with CaptureQueriesContext(connection) as queries:
         shown = listed(client, "?q=failed")
@@ -243,7 +243,7 @@ def test_a_short_list_reads_its_dates_in_one_query(dated, client):
 
 
 def test_a_long_list_is_counted_up_to_the_limit_then_estimated(db, library, monkeypatch):
-    monkeypatch.setattr(admin_scale, "EXACT_COUNT_LIMIT", 3)
+    monkeypatch.setattr(large_lists, "EXACT_COUNT_LIMIT", 3)
     paginator = EstimatedCountPaginator(Photo.objects.order_by("pk"), 2)
 
     if connection.vendor == "postgresql":
@@ -258,7 +258,7 @@ def test_a_long_list_is_counted_up_to_the_limit_then_estimated(db, library, monk
 def shelf(db, monkeypatch):
     """300 photos in three albums, 20 a page, and pages read by id from the 3rd on (the
     deferred join), so that a plain OFFSET and the deferred join can be compared."""
-    monkeypatch.setattr(admin_scale, "DEFERRED_JOIN_OFFSET", 40)
+    monkeypatch.setattr(large_lists, "DEFERRED_JOIN_OFFSET", 40)
     monkeypatch.setattr(PhotoAdmin, "list_per_page", 20)
     albums = [
         Album.objects.create(name=name, slug=name.lower(), folder=name)

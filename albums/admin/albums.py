@@ -19,19 +19,19 @@ from django.utils.html import format_html, format_html_join
 from django.utils.timesince import timesince
 from django.utils.translation import ngettext
 
-from .admin_scale import (
+from ..counts import COUNTS_BY_KIND
+from ..exceptions import QueueUnavailable
+from ..models import Album, ApiToken, Photo, SyncRun, SyncStatus
+from ..previews import NoPreview, bucket_url, has_preview, thumbnail
+from ..sync import queue_sync, queue_syncs, run_as_dict, worker_seen
+from ..sync.records.runs import ACTIVE
+from .large_lists import (
     EstimatedCountPaginator,
     RelatedWithRowsFilter,
     search_by_each_term,
     searched_once,
     with_indexed_dates,
 )
-from .counts import COUNTS_BY_KIND
-from .exceptions import QueueUnavailable
-from .models import Album, ApiToken, Photo, SyncRun, SyncStatus
-from .previews import NoPreview, bucket_url, has_preview, thumbnail
-from .sync import queue_sync, queue_syncs, run_as_dict, worker_seen
-from .sync.records.runs import ACTIVE
 
 SYNC_QUEUED = "Sync of “{album}” queued as {run}."
 DRY_RUN_QUEUED = "Dry run of “{album}” queued as {run}."
