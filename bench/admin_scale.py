@@ -177,9 +177,9 @@ def build(args) -> None:
 
 
 def pages(args) -> list[tuple[str, str]]:
-    from albums.admin.albums import PhotoAdmin
     from django.urls import reverse
 
+    from albums.admin.photos import PhotoAdmin
     from albums.models import Album, Photo, SyncRun
 
     album = Album.objects.get(slug=f"album-{args.albums // 2:04}")

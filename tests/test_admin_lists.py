@@ -9,8 +9,6 @@ import zoneinfo
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from albums.admin.albums import PhotoAdmin
-from albums.admin.large_lists import EstimatedCountPaginator, IndexedDatesQuerySet
 from django.core.paginator import EmptyPage, Paginator
 from django.db import connection
 from django.db.models import Max, Min, QuerySet
@@ -20,6 +18,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from albums.admin import large_lists
+from albums.admin.large_lists import EstimatedCountPaginator, IndexedDatesQuerySet
+from albums.admin.photos import PhotoAdmin
 from albums.models import Album, Photo, SyncRun, SyncStatus
 
 PHOTOS = reverse("admin:albums_photo_changelist")
