@@ -154,3 +154,73 @@ def alerts_enabled() -> bool:
 def queue_retry_seconds() -> int:
     """How long django-q2 waits before delivering an unacknowledged task again."""
     return _positive_int("Q_CLUSTER['retry']", settings.Q_CLUSTER.get("retry", 60), example=22200)
+
+
+# Web renditions (albums.renditions): the formats photosite can write, with their default
+# quality (chosen by measurement: bench/RESULTS-renditions.md).
+RENDITION_FORMATS = {"webp": 80, "jpeg": 82, "avif": 60}
+
+
+def renditions_enabled() -> bool:
+    """ALBUMS_RENDITIONS: whether syncs make web renditions of photos (photosite.settings
+    reads the flag at start-up, naming a bad value)."""
+    return bool(getattr(settings, "ALBUMS_RENDITIONS", True))
+
+
+def rendition_sizes() -> tuple[int, ...]:
+    """ALBUMS_RENDITION_SIZES: the long edge of each rendition, in pixels, smallest first
+    (the first is the thumbnail, the last the display size)."""
+    value = getattr(settings, "ALBUMS_RENDITION_SIZES", "400,2048")
+    parts = value.replace(",", " ").split() if isinstance(value, str) else list(value)
+    try:
+        sizes = tuple(sorted({int(part) for part in parts}))
+    except (TypeError, ValueError):
+        sizes = ()
+    if not sizes or not sizes[0] >= 16 or sizes[-1] > 8192:
+        raise ImproperlyConfigured(
+            f"ALBUMS_RENDITION_SIZES must list long edges from 16 to 8192 pixels, such as "
+            f"'400,2048', not {value!r}."
+        )
+    return sizes
+
+
+def rendition_format() -> str:
+    value = str(getattr(settings, "ALBUMS_RENDITION_FORMAT", "webp")).strip().lower()
+    value = "jpeg" if value == "jpg" else value
+    if value not in RENDITION_FORMATS:
+        raise ImproperlyConfigured(
+            f"ALBUMS_RENDITION_FORMAT must be one of {', '.join(RENDITION_FORMATS)}, not {value!r}."
+        )
+    return value
+
+
+def rendition_quality() -> int:
+    """ALBUMS_RENDITION_QUALITY: 1-100; empty for the format's own default."""
+    value = (
+        getattr(settings, "ALBUMS_RENDITION_QUALITY", "") or RENDITION_FORMATS[rendition_format()]
+    )
+    quality = _positive_int("ALBUMS_RENDITION_QUALITY", value, example=80)
+    if quality > 100:
+        raise ImproperlyConfigured(
+            f"ALBUMS_RENDITION_QUALITY must be from 1 to 100, such as 80, not {value!r}."
+        )
+    return quality
+
+
+def renditions_per_run() -> int:
+    """How many photos synced before renditions existed a sync renders, per album and run
+    (render_albums renders them all)."""
+    value = getattr(settings, "ALBUMS_RENDITIONS_PER_RUN", 200)
+    return _whole_number("ALBUMS_RENDITIONS_PER_RUN", value, minimum=0, example=200)
+
+
+def media_url() -> str:
+    """ALBUMS_MEDIA_URL: a public base URL (a CDN, or the bucket's public address) under
+    which the renditions' keys are served; empty to link to them by presigned URLs."""
+    value = str(getattr(settings, "ALBUMS_MEDIA_URL", "") or "").strip()
+    if value and not (value.startswith(("https://", "http://", "/")) and " " not in value):
+        raise ImproperlyConfigured(
+            f"ALBUMS_MEDIA_URL must be an http(s) address or a path, such as "
+            f"https://cdn.example.com/, not {value!r}."
+        )
+    return value.rstrip("/") + "/" if value else ""

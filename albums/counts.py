@@ -68,6 +68,16 @@ class SyncCounts(Counts):
         "replaced in bucket", "bucket copies found changed since uploaded: uploaded again"
     )
     bytes_uploaded: int = _count("bytes uploaded", "bytes sent to the bucket", unit="bytes")
+    rendered: int = _count(
+        "renditions made", "photos whose web renditions were made and sent to the bucket"
+    )
+    not_rendered: int = _count(
+        "no rendition", "images that could not be rendered (backed up all the same; see why)"
+    )
+    renditions_pruned: int = _count(
+        "renditions pruned",
+        "photos pruned whose content no album holds any more: their renditions deleted too",
+    )
 
 
 @dataclass(frozen=True)

@@ -148,6 +148,19 @@ class Photo(models.Model):
     etag = models.CharField(
         "ETag", max_length=128, blank=True, help_text="The object's ETag when it was uploaded."
     )
+    # The web renditions of this content (albums.renditions): the settings they were made
+    # with, so a change of settings is seen; with a problem, they were tried and could not be.
+    renditions = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text="The settings of the web renditions made of this content; empty: none yet.",
+    )
+    rendition_problem = models.CharField(
+        "no rendition because",
+        max_length=300,
+        blank=True,
+        help_text="Why this photo has no web rendition (it is backed up all the same).",
+    )
 
     class Meta:
         ordering = ["album", "path"]
@@ -164,6 +177,12 @@ class Photo(models.Model):
             models.Index(fields=["album", "verified_at"], name="photo_album_verified_idx"),
             models.Index(fields=["taken_at"], name="photo_taken_at_idx"),
             models.Index(fields=["album", "taken_at"], name="photo_album_taken_at_idx"),
+            # The admin's "no web rendition" filter: few rows, found without a scan.
+            models.Index(
+                fields=["album", "path"],
+                condition=~Q(rendition_problem=""),
+                name="photo_no_rendition_idx",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -220,6 +239,11 @@ class SyncRun(RunCounts):
     dry_run = models.BooleanField(default=False)
     prune = models.BooleanField(default=False)
     repair = models.BooleanField(default=False, help_text="A verification that repairs.")
+    render_all = models.BooleanField(
+        "render all missing",
+        default=False,
+        help_text="A sync that makes every missing web rendition (render_albums).",
+    )
     status = models.CharField(max_length=16, choices=SyncStatus.choices, default=SyncStatus.RUNNING)
     queued_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -231,6 +255,11 @@ class SyncRun(RunCounts):
     files_done = models.PositiveIntegerField(default=0)
     failed = models.PositiveIntegerField(default=0, help_text="Files the run could not handle.")
     errors = models.JSONField(default=list, blank=True)
+    rendition_problems = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Photos synced whose web renditions could not be made, each with the reason.",
+    )
     diagnosis = models.JSONField(
         default=dict,
         blank=True,

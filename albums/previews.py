@@ -1,4 +1,5 @@
-"""How the admin shows a photo: a thumbnail of the local file, and a link to its object."""
+"""How the admin shows a photo: its thumbnail rendition from the bucket (albums.renditions),
+or one made from the local file for a photo without renditions, and a link to its object."""
 
 import os
 from pathlib import Path
@@ -9,6 +10,7 @@ from storages.backends.s3 import S3Storage
 
 from . import conf
 from .models import Photo
+from .renditions.links import rendition_keys
 from .storage import STORAGE_ALIAS
 from .sync.library.media import is_image
 
@@ -23,6 +25,18 @@ class NoPreview(Exception):
 def has_preview(photo: Photo) -> bool:
     """Whether the admin should try a thumbnail: images do; videos and sidecars get an icon."""
     return is_image(photo.content_type)
+
+
+def rendition(photo: Photo):
+    """The photo's thumbnail rendition, open for reading from the bucket; None when it has
+    none (or the bucket lost it)."""
+    keys = rendition_keys(photo.md5, photo.renditions, photo.rendition_problem)
+    if keys is None:
+        return None
+    try:
+        return storages[STORAGE_ALIAS].open(keys[0], "rb")
+    except (FileNotFoundError, OSError):
+        return None
 
 
 def thumbnail(photo: Photo) -> Path:

@@ -342,7 +342,16 @@ CACHES = {
 # Scheduled syncs (albums with "sync on schedule") every this many minutes; read through
 # albums.conf. It sets the schedule when it is created: edit it later in the admin.
 ALBUMS_SYNC_INTERVAL_MINUTES = os.environ.get("ALBUMS_SYNC_INTERVAL_MINUTES", "60")
-# Thumbnails shown in the admin, made from the local files and cached here.
+# Web renditions of every photo, made by the syncs and kept in the bucket under
+# <ALBUMS_KEY_PREFIX>/_renditions/ (albums.renditions); read through albums.conf.
+ALBUMS_RENDITIONS = env.flag("ALBUMS_RENDITIONS", default=True)
+ALBUMS_RENDITION_SIZES = os.environ.get("ALBUMS_RENDITION_SIZES", "400,2048")
+ALBUMS_RENDITION_FORMAT = os.environ.get("ALBUMS_RENDITION_FORMAT", "webp")
+ALBUMS_RENDITION_QUALITY = os.environ.get("ALBUMS_RENDITION_QUALITY", "")  # the format's own
+ALBUMS_RENDITIONS_PER_RUN = os.environ.get("ALBUMS_RENDITIONS_PER_RUN", "200")
+# A public or CDN base URL for the renditions' keys; empty: presigned URLs.
+ALBUMS_MEDIA_URL = os.environ.get("ALBUMS_MEDIA_URL", "")
+# Thumbnails of photos without renditions, made from the local files and cached here.
 ALBUMS_THUMBNAIL_DIR = Path(
     os.environ.get("ALBUMS_THUMBNAIL_DIR", BASE_DIR / "var" / "thumbnails")
 ).expanduser()

@@ -54,3 +54,7 @@ Q_CLUSTER = {**Q_CLUSTER, "sync": True}  # noqa: F405
 
 # Test photos are written moments before they are synced; the settle time has its own tests.
 ALBUMS_SETTLE_SECONDS = 0
+
+# Web renditions have their own tests (tests/services/test_renditions.py), which turn them on;
+# elsewhere a test's request and count figures are those of the sync alone.
+ALBUMS_RENDITIONS = False

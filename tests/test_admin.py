@@ -1,6 +1,7 @@
 """The admin door, through the Django test client: buttons, views, action, run and photo pages."""
 
 import re
+import shutil
 
 import pytest
 from django.contrib.messages import get_messages
@@ -458,3 +459,86 @@ def test_the_admin_says_photosite_and_has_no_view_site_link(syncer):
     assert "<title>Log in | photosite</title>" in login
     assert "Django administration" not in index + login
     assert "View site" not in index
+
+
+# Web renditions in the admin -----------------------------------------------------------------
+
+
+def thumbnail_srcs(page) -> list[str]:
+    return re.findall(r'<img src="([^"]+)" alt="" loading="lazy"', page.content.decode())
+
+
+def test_thumbnails_come_from_the_buckets_renditions_at_a_stable_url(album, s3, syncer, settings):
+    settings.ALBUMS_RENDITIONS = True
+    sync_album(album=album)
+    shutil.rmtree(album.path)  # the web server needs no PHOTOS_ROOT any more
+    photo = Photo.objects.get(path="photo1.jpg")
+
+    first = thumbnail_srcs(logged_in(syncer).get(reverse("admin:albums_photo_changelist")))
+    second = thumbnail_srcs(logged_in(syncer).get(reverse("admin:albums_photo_changelist")))
+
+    assert len(first) == 3 and first == second  # the same signed URL: browsers cache it
+    mine = next(src for src in first if photo.md5 in src)
+    assert f"albums-renditions/{photo.md5[:2]}/{photo.md5}/400-q80-v1.webp" in mine
+    assert "X-Amz-Signature=" in mine and "X-Amz-Expires=43200" in mine
+    settings.ALBUMS_MEDIA_URL = "https://cdn.example.com/"
+    cdn = thumbnail_srcs(logged_in(syncer).get(reverse("admin:albums_photo_changelist")))
+    assert (
+        f"https://cdn.example.com/albums-renditions/{photo.md5[:2]}/{photo.md5}/400-q80-v1.webp"
+        in cdn
+    )
+
+
+def test_a_local_folder_bucket_serves_the_thumbnail_rendition_to_staff(synced, syncer, settings):
+    settings.ALBUMS_RENDITIONS = True
+    sync_album(album=synced, render_all=True)
+    shutil.rmtree(synced.path)
+    photo = Photo.objects.get(path="photo1.jpg")
+    url = reverse("admin:albums_photo_thumbnail", args=[photo.pk])
+
+    assert Client().get(url).status_code == 302
+    response = logged_in(syncer).get(url)
+
+    assert (response.status_code, response["Content-Type"]) == (200, "image/webp")
+    assert b"".join(response.streaming_content)[8:12] == b"WEBP"
+
+
+def test_a_photo_without_rendition_says_why_in_its_page_its_run_and_a_filter(
+    album, s3, syncer, settings
+):
+    settings.ALBUMS_RENDITIONS = True
+    (album.path / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg" * 50)
+    result = sync_album(album=album)
+    photo = Photo.objects.get(path="broken.jpg")
+    client = logged_in(syncer)
+
+    photo_page = client.get(reverse("admin:albums_photo_change", args=[photo.pk])).content.decode()
+    run_page = client.get(
+        reverse("admin:albums_syncrun_change", args=[result.run_id])
+    ).content.decode()
+    listed = client.get(reverse("admin:albums_photo_changelist") + "?renditions=problem")
+
+    assert photo.rendition_problem.startswith("not an image libvips or pillow-heif can read")
+    assert photo.rendition_problem in photo_page
+    assert "Photos without web renditions" in run_page and photo.rendition_problem in run_page
+    assert [row.path for row in listed.context["cl"].result_list] == ["broken.jpg"]
+
+
+def test_the_render_action_queues_a_sync_that_renders_every_missing_rendition(
+    album, local_bucket, syncer, settings, on_commit
+):
+    sync_album(album=album)  # with renditions off: none made
+    settings.ALBUMS_RENDITIONS = True
+    settings.ALBUMS_RENDITIONS_PER_RUN = 0
+
+    with on_commit():
+        response = logged_in(syncer).post(
+            reverse("admin:albums_album_changelist"),
+            {"action": "render_selected", "_selected_action": [album.pk]},
+        )
+
+    run = SyncRun.objects.latest("id")
+    assert run.render_all and run.status == SyncStatus.SUCCESS
+    assert "Queued the missing web renditions of 1 album:" in texts(response)[0]
+    assert (run.rendered, run.unchanged) == (3, 3)
+    assert set(Photo.objects.values_list("renditions", flat=True)) == {"v1-webp-q80-400-2048"}

@@ -224,8 +224,12 @@ def test_a_nas_share_syncs_only_the_photos_as_a_new_user_would_see_it(moto_serve
     )
     assert "Excluded (built-in: Synology thumbnails and metadata): @eaDir/" in first.stderr
     assert "Excluded (built-in: Synology recycle bin): #recycle/" in first.stderr
-    keys = s3_client(endpoint_url=moto_server).list_objects_v2(Bucket="photosite-test")
-    assert [item["Key"] for item in keys["Contents"]] == ["albums/nas/IMG_1.JPG"]
+    listed = s3_client(endpoint_url=moto_server).list_objects_v2(Bucket="photosite-test")
+    keys = [item["Key"] for item in listed["Contents"]]
+    assert [key for key in keys if not key.startswith("albums-renditions/")] == [
+        "albums/nas/IMG_1.JPG"
+    ]
+    assert len(keys) == 3  # and its thumbnail and display size, beside the albums
     assert second.returncode == 0, second.stderr
     assert "0 uploaded, 0 re-uploaded, 0 already in bucket, 1 unchanged" in second.stdout
 
@@ -268,3 +272,66 @@ def test_a_malformed_album_ignore_file_fails_that_album_with_its_line(album, loc
     run = album.sync_runs.get()
     assert run.status == "failed" and "line 2: '[z-a].jpg' is not a valid" in run.message
     assert "(bad character range z-a)" in run.message and not Photo.objects.exists()
+
+
+# render_albums -------------------------------------------------------------------------------
+
+
+def render_albums(*args):
+    out, err = StringIO(), StringIO()
+    call_command("render_albums", *args, stdout=out, stderr=err)
+    return out.getvalue(), err.getvalue()
+
+
+def test_render_albums_makes_every_missing_rendition_and_force_makes_them_again(
+    album, local_bucket, settings
+):
+    sync_albums()  # renditions are off in the tests' settings: none made
+    settings.ALBUMS_RENDITIONS = True
+    settings.ALBUMS_RENDITIONS_PER_RUN = 1
+    (album.path / "broken.jpg").write_bytes(b"not a photo at all" * 100)
+
+    out, _ = render_albums("summer-2024")
+    again, _ = render_albums("--missing", "--json")
+    forced, _ = render_albums("--force", "--json")
+
+    assert out.strip().startswith(
+        "summer-2024: 4 photos, 1 uploaded, 0 re-uploaded, 0 already in bucket, 3 unchanged, "
+        "0 orphaned records removed, 3 rendered, 1 without rendition ("
+    )
+    assert {p.renditions for p in Photo.objects.all()} == {"v1-webp-q80-400-2048"}
+    assert len(list((local_bucket / "albums-renditions").rglob("*.webp"))) == 6
+    line = json.loads(again)
+    assert (line["rendered"], line["not_rendered"], line["unchanged"]) == (0, 0, 4)
+    line = json.loads(forced)
+    assert (line["rendered"], line["not_rendered"], line["uploaded"]) == (3, 1, 0)
+    assert line["rendition_problems"][0]["path"] == "broken.jpg"
+
+
+@pytest.mark.parametrize(
+    ("args", "setting", "message"),
+    [
+        (["--force", "--missing"], True, "--force renders every photo, --missing only those"),
+        (["--force", "--async"], True, "--force runs here only;"),
+        ([], False, "ALBUMS_RENDITIONS is off: turn it on to make web renditions."),
+    ],
+)
+def test_render_albums_refuses_what_it_cannot_do(
+    album, local_bucket, settings, args, setting, message
+):
+    settings.ALBUMS_RENDITIONS = setting
+
+    with pytest.raises(CommandError, match=message):
+        render_albums(*args)
+
+    assert not Photo.objects.exists()
+
+
+def test_a_bad_rendition_setting_stops_the_command_before_any_album(album, local_bucket, settings):
+    settings.ALBUMS_RENDITIONS = True
+    settings.ALBUMS_RENDITION_SIZES = "400,huge"
+
+    with pytest.raises(CommandError, match="ALBUMS_RENDITION_SIZES must list long edges"):
+        sync_albums()
+
+    assert not Photo.objects.exists()

@@ -1,4 +1,5 @@
-"""The layers point down only: doors -> albums.sync -> albums.storage -> models and settings.
+"""The layers point down only: doors -> albums.sync -> albums.renditions -> albums.storage ->
+models and settings.
 
 Inside albums.sync, its subpackages are layers too, lowest first in SYNC_LAYERS: each may
 import those before it in the list, never one after. Read from the source (the imports each
@@ -15,11 +16,13 @@ ALBUMS = Path(__file__).resolve().parent.parent / "albums"
 # What each layer may import from the project (besides itself).
 ALLOWED = {
     "albums.storage": {"albums.conf", "albums.exceptions"},
+    "albums.renditions": {"albums.conf", "albums.exceptions", "albums.storage"},
     "albums.sync": {
         "albums.conf",
         "albums.counts",
         "albums.exceptions",
         "albums.models",
+        "albums.renditions",
         "albums.storage",
     },
 }

@@ -71,7 +71,7 @@ class AlbumAdmin(admin.ModelAdmin):
         "recent_runs",
     ]
     fields = ["name", "slug", "folder", "sync_on_schedule", *readonly_fields]
-    actions = ["sync_selected", "restore_selected"]
+    actions = ["sync_selected", "render_selected", "restore_selected"]
     list_per_page = 50
 
     def get_queryset(self, request):
@@ -184,6 +184,30 @@ class AlbumAdmin(admin.ModelAdmin):
                 ngettext(
                     "Queued a sync of %(count)d album:",
                     "Queued syncs of %(count)d albums:",
+                    len(runs),
+                )
+                % {"count": len(runs)},
+                format_html_join(", ", "{}", ((run_link(run),) for run in runs)),
+            ),
+            messages.SUCCESS,
+        )
+        self._warn_if_no_worker(request)
+
+    @admin.action(permissions=["sync"], description="Make missing web renditions")
+    def render_selected(self, request, queryset):
+        """A sync of each album that renders every photo without renditions (render_albums)."""
+        try:
+            runs = queue_syncs(albums=queryset, trigger=SyncRun.Trigger.ADMIN, render_all=True)
+        except QueueUnavailable as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return
+        self.message_user(
+            request,
+            format_html(
+                "{} {}",
+                ngettext(
+                    "Queued the missing web renditions of %(count)d album:",
+                    "Queued the missing web renditions of %(count)d albums:",
                     len(runs),
                 )
                 % {"count": len(runs)},

@@ -9,7 +9,8 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from ..models import Album, Photo, SyncRun
-from ..previews import NoPreview, bucket_url, has_preview, thumbnail
+from ..previews import NoPreview, bucket_url, has_preview, rendition, thumbnail
+from ..renditions.links import media_urls, rendition_keys
 from .display import last_run
 from .large_lists import (
     EstimatedCountPaginator,
@@ -41,11 +42,11 @@ class PhotoStateFilter(admin.SimpleListFilter):
             case "excluded":
                 return queryset.filter(excluded_at__isnull=False)
             case "unverified":
-                return queryset.filter(_verified_beforelast_run())
+                return queryset.filter(_verified_before_last_run())
         return queryset
 
 
-def _verified_beforelast_run() -> Q:
+def _verified_before_last_run() -> Q:
     """Photos last verified before their album's last finished real run started.
 
     Found without reading every photo (issue 16): one query finds the albums that have
@@ -88,6 +89,19 @@ class PhotoFailedFilter(admin.SimpleListFilter):
         return queryset.filter(failed)
 
 
+class NoRenditionFilter(admin.SimpleListFilter):
+    title = "web renditions"
+    parameter_name = "renditions"
+
+    def lookups(self, request, model_admin):
+        return [("problem", "Could not be made")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "problem":  # a partial index holds just these (migration 0013)
+            return queryset.exclude(rendition_problem="")
+        return queryset
+
+
 @admin.register(Photo)
 class PhotoAdmin(admin.ModelAdmin):
     list_display = [
@@ -101,7 +115,12 @@ class PhotoAdmin(admin.ModelAdmin):
         "verified_at",
     ]
     list_display_links = ["preview", "path"]
-    list_filter = [("album", RelatedWithRowsFilter), PhotoStateFilter, PhotoFailedFilter]
+    list_filter = [
+        ("album", RelatedWithRowsFilter),
+        PhotoStateFilter,
+        PhotoFailedFilter,
+        NoRenditionFilter,
+    ]
     list_select_related = ["album"]
     search_fields = ["path", "key", "album__name"]  # see get_search_results
     date_hierarchy = "taken_at"
@@ -115,7 +134,7 @@ class PhotoAdmin(admin.ModelAdmin):
     fields = [
         "large_preview", "album", "path", "key", "bucket_link", "file_size", "dimensions",
         "content_type", "taken_at", "modified_at", "uploaded_at", "verified_at", "excluded_at",
-        "created_at",
+        "created_at", "renditions", "rendition_problem",
     ]  # fmt: skip
     readonly_fields = fields
 
@@ -201,11 +220,14 @@ class PhotoAdmin(admin.ModelAdmin):
         photo = self.get_object(request, unquote(object_id))
         if photo is None or not self.has_view_permission(request, photo):
             raise Http404
+        # Its thumbnail rendition from the bucket (a local-folder bucket has no URL of its
+        # own), else one made from the local file.
+        found = rendition(photo)
         try:
-            image = thumbnail(photo)
+            image = found or thumbnail(photo).open("rb")
         except NoPreview as exc:
             raise Http404(str(exc)) from None
-        response = FileResponse(image.open("rb"), content_type="image/jpeg")
+        response = FileResponse(image, content_type="image/webp" if found else "image/jpeg")
         response["Cache-Control"] = "private, max-age=86400"
         return response
 
@@ -222,11 +244,16 @@ class PhotoAdmin(admin.ModelAdmin):
                 min(pixels, 60),
                 (photo.path.rsplit(".", 1)[-1] if "." in photo.path else "file").upper(),
             )
-        url = reverse("admin:albums_photo_thumbnail", args=[photo.pk])
+        keys = rendition_keys(photo.md5, photo.renditions, photo.rendition_problem)
+        urls = media_urls(keys[:1]) if keys else None
+        if urls:  # straight from the bucket or the CDN, under a key that never changes
+            url = urls[keys[0]]
+        else:  # the version in the URL (its content, or its file's) lets a browser keep it
+            url = reverse("admin:albums_photo_thumbnail", args=[photo.pk])
+            url += f"?v={photo.md5 if keys else photo.mtime_ns}"
         return format_html(
-            '<img src="{}?v={}" alt="" loading="lazy" style="max-width: {}px; max-height: {}px">',
+            '<img src="{}" alt="" loading="lazy" style="max-width: {}px; max-height: {}px">',
             url,
-            photo.mtime_ns,
             pixels,
             pixels,
         )

@@ -15,7 +15,11 @@ from .display import status_badge
 from .large_lists import EstimatedCountPaginator, with_indexed_dates
 
 RUN_WHEN_FIELDS = ["trigger", "queued_at", "started_at", "finished_at", "took"]
-RUN_OPTION_FIELDS = {"sync": ["dry_run", "prune"], "verify": ["repair"], "restore": ["dry_run"]}
+RUN_OPTION_FIELDS = {
+    "sync": ["dry_run", "prune", "render_all"],
+    "verify": ["repair"],
+    "restore": ["dry_run"],
+}
 # Every count of a run's kind, photos first, then its bytes as a size ("bytes" below).
 RUN_COUNT_FIELDS = {
     kind: [*(name for name, _, _, unit in counts.specs() if unit == "photos"), "failed", "bytes"]
@@ -57,6 +61,10 @@ class SyncRunAdmin(admin.ModelAdmin):
             ("What it did", {"fields": RUN_COUNT_FIELDS[kind]}),
             (files, {"fields": ["error_list"]}),
         ]
+        if obj is not None and obj.rendition_problems:
+            fieldsets.append(
+                ("Photos without web renditions", {"fields": ["rendition_problem_list"]})
+            )
         if obj is not None and obj.diagnosis:
             fieldsets.append(("What check_storage found", {"fields": ["diagnosis_list"]}))
         return fieldsets
@@ -122,15 +130,11 @@ class SyncRunAdmin(admin.ModelAdmin):
 
     @admin.display(description="Errors")
     def error_list(self, run: SyncRun):
-        if not run.errors:
-            return "None."
-        rows = format_html_join(
-            "", "<tr><td>{}</td><td>{}</td></tr>", ((e["path"], e["error"]) for e in run.errors)
-        )
-        return format_html(
-            "<table><thead><tr><th>File</th><th>Error</th></tr></thead><tbody>{}</tbody></table>",
-            rows,
-        )
+        return _file_table(run.errors, "Error")
+
+    @admin.display(description="Why")
+    def rendition_problem_list(self, run: SyncRun):
+        return _file_table(run.rendition_problems, "Why")
 
     @admin.display(description="Checks")
     def diagnosis_list(self, run: SyncRun):
@@ -156,3 +160,17 @@ class SyncRunAdmin(admin.ModelAdmin):
         if run is None or not self.has_view_permission(request, run):
             raise Http404
         return JsonResponse(run_as_dict(run))
+
+
+def _file_table(rows: list[dict], heading: str):
+    """Files of a run, each with what went wrong."""
+    if not rows:
+        return "None."
+    cells = format_html_join(
+        "", "<tr><td>{}</td><td>{}</td></tr>", ((row["path"], row["error"]) for row in rows)
+    )
+    return format_html(
+        "<table><thead><tr><th>File</th><th>{}</th></tr></thead><tbody>{}</tbody></table>",
+        heading,
+        cells,
+    )

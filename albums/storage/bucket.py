@@ -119,12 +119,13 @@ class StorageBucket:
         content_type: str,
         md5: bytes | None,
         mtime_ns: int | None = None,
+        cache_control: str | None = None,
     ) -> str:
         """Store `body` (bytes, or a file open for reading at its start, `size` bytes long)
         under `key`; the object's ETag as the bucket reports it ("" where the storage has
         none). `md5`, when known, lets the server check what it received; `mtime_ns`, the
         file's time, is kept with the object where the storage can (for a restore with no
-        database)."""
+        database); `cache_control` is sent with it where the storage keeps headers."""
         return self._save(key, io.BytesIO(body) if isinstance(body, bytes) else body, content_type)
 
     def _save(self, key: str, file, content_type: str) -> str:
@@ -270,9 +271,12 @@ class S3Bucket(StorageBucket):
         content_type: str,
         md5: bytes | None,
         mtime_ns: int | None = None,
+        cache_control: str | None = None,
     ) -> str:
         name = self._key(key)
         params = self._object_parameters(name, content_type)
+        if cache_control is not None:
+            params["CacheControl"] = cache_control
         if mtime_ns is not None:
             params["Metadata"] = {**params.get("Metadata", {}), MTIME_METADATA: str(mtime_ns)}
         if isinstance(body, bytes):

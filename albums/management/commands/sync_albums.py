@@ -130,12 +130,21 @@ class Command(BaseCommand):
         if failed:
             raise CommandError(SOME_FAILED.format(failed=failed, total=len(albums)))
 
+    def run_options(self) -> dict:
+        """More options of the service's runs, for a command built on this one."""
+        return {}
+
+    def queue_options(self) -> dict:
+        return {}
+
     def _check_settings(self) -> None:
         """Bad environment values stop the command once, before any album starts."""
         try:
             conf.batch_size(), conf.workers(), conf.key_prefix(), conf.photo_extensions()
             conf.settle_seconds(), conf.max_delete(), conf.lease_seconds()
             conf.exclude_patterns()
+            if conf.renditions_enabled():
+                conf.rendition_sizes(), conf.rendition_quality(), conf.renditions_per_run()
         except ImproperlyConfigured as exc:
             raise CommandError(str(exc)) from exc
 
@@ -156,6 +165,7 @@ class Command(BaseCommand):
                     trigger=SyncRun.Trigger.COMMAND,
                     dry_run=self.options["dry_run"],
                     prune=self.options["prune"],
+                    **self.queue_options(),
                 )
             except QueueUnavailable as exc:
                 raise CommandError(str(exc)) from exc
@@ -184,6 +194,7 @@ class Command(BaseCommand):
                 if self.options["alert"]
                 else SyncRun.Trigger.COMMAND,
                 progress=self._progress_line if self._interactive() else lambda album: None,
+                **self.run_options(),
             ):
                 self._end_progress()
                 yield outcome

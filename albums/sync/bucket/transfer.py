@@ -19,10 +19,12 @@ import os
 from dataclasses import dataclass
 from enum import Enum
 
+from ...renditions import RenditionSpec
 from ...storage import RemoteObject, StorageBucket
 from ..library.media import ImageInfo, content_type_for, is_image, read_image_info
 from ..library.merge import KnownPhoto, Vanished
 from ..library.scan import LocalFile
+from .renditions import NONE_YET, RenditionState, ensure_renditions
 
 CHANGED_WHILE_UPLOADING = "changed while it was being uploaded; it will be uploaded on the next run"
 
@@ -42,6 +44,9 @@ class Job:
     upload: bool = True
     also_count: str = ""  # a count to add once it is done (why it is sent again)
     candidates: tuple[Vanished, ...] = ()  # photos gone from disk it may be, by size
+    renditions: RenditionSpec | None = None  # the web renditions it should have
+    render_only: bool = False  # unchanged and in the bucket: only its renditions are missing
+    force_render: bool = False  # render again even where the bucket has them (--force)
 
 
 class Sent(Enum):
@@ -63,6 +68,7 @@ class Transferred:
     md5: str
     etag: str
     source: Vanished | None = None  # for a copy: the photo copied from
+    rendition: RenditionState = NONE_YET
 
     @property
     def uploaded(self) -> bool:
@@ -80,7 +86,14 @@ def transfer(job: Job, bucket: StorageBucket) -> Transferred:
     A file that changes meanwhile raises FileChanged, and what this call put in the bucket
     is deleted: it may be a mix of old and new bytes, which the next run must not mistake
     for the photo.
+
+    Then its web renditions (`job.renditions`), unless its record has them for this content
+    or it turned out to be a moved photo (whose record keeps its own): found in the bucket,
+    or made from the bytes read (a small file) or from the file (the page cache) and sent.
+    A job `render_only` sends nothing else.
     """
+    if job.render_only:
+        return _render_only(job, bucket)
     with open(job.local.abspath, "rb") as file:
         opened = os.fstat(file.fileno())
         content = _Content(file, job.local.abspath, opened.st_size, small=bucket.small_file)
@@ -107,8 +120,73 @@ def transfer(job: Job, bucket: StorageBucket) -> Transferred:
                 bucket.delete(job.key)
             raise FileChanged(CHANGED_WHILE_UPLOADING)
         md5 = content.md5().hex()
+        moved = bool(job.candidates) and sent is not Sent.UPLOADED
+        rendition = NONE_YET if moved else _renditions(job, bucket, content, md5, changed)
     return Transferred(
-        job, opened.st_size, opened.st_mtime_ns, content_type, info, sent, md5, etag, source
+        job,
+        opened.st_size,
+        opened.st_mtime_ns,
+        content_type,
+        info,
+        sent,
+        md5,
+        etag,
+        source,
+        rendition,
+    )
+
+
+def _render_only(job: Job, bucket: StorageBucket) -> Transferred:
+    """An unchanged photo whose renditions are missing: only they are made and sent."""
+    with open(job.local.abspath, "rb") as file:
+        opened = os.fstat(file.fileno())
+        content = _Content(file, job.local.abspath, opened.st_size, small=bucket.small_file)
+        md5 = job.known.md5 or content.md5().hex()
+        info = read_image_info(content.header())
+
+        def changed() -> bool:
+            return _changed(opened, os.fstat(file.fileno())) or _changed(
+                opened, _stat_or_none(job.local.abspath)
+            )
+
+        rendition = _renditions(job, bucket, content, md5, changed)
+    content_type = content_type_for(job.local.path)
+    return Transferred(
+        job,
+        opened.st_size,
+        opened.st_mtime_ns,
+        content_type,
+        info,
+        Sent.FOUND,
+        md5,
+        job.known.etag,
+        rendition=rendition,
+    )
+
+
+def _renditions(job: Job, bucket: StorageBucket, content: "_Content", md5: str, changed):
+    """The renditions the photo's record should say it has: those it has already for this
+    content (`job.known`), or `job.renditions` found in the bucket or made now. Rendered
+    from a file that changed since it was read: none (they would not be of `md5`)."""
+    known = job.known
+    kept = (
+        RenditionState(known.renditions, known.rendition_problem)
+        if known is not None and known.md5 == md5
+        else NONE_YET
+    )
+    spec, content_type = job.renditions, content_type_for(job.local.path)
+    if spec is None or not is_image(content_type):
+        return kept
+    if kept.signature == spec.signature and not job.force_render:
+        return kept
+    return ensure_renditions(
+        bucket,
+        spec,
+        md5=md5,
+        source=content.data if content.data is not None else job.local.abspath,
+        content_type=content_type,
+        force=job.force_render,
+        unchanged=lambda: not changed(),
     )
 
 

@@ -19,21 +19,22 @@ from pathlib import Path
 from ... import conf
 from ...exceptions import SyncError
 from ...models import Album, SyncRun, SyncStatus
+from ...renditions import RenditionSpec
 from ...storage import RemoteObject
 from ..bucket.bucket_pool import BucketPool
 from ..bucket.transfer import Job, Sent, Transferred
 from ..library.exclusions import ExcludedSpan, Exclusions
 from ..library.folders import AlbumFolder, Census, album_folder, readable, take_census
 from ..library.merge import merge_by_path
-from ..library.scan import FolderWalk
-from ..outcome.result import SyncResult
+from ..library.scan import FolderWalk, printable
+from ..outcome.result import FileFailure, SyncResult
 from ..outcome.tally import ProgressCallback, Tally
 from ..records.lease import AlbumLease
 from ..records.photos import RecordedPhotos, RecordWriter, RunRecords
 from .failures import FILE_ERRORS, Failures
 from .moves import Moves
 from .orphans import Orphans
-from .photo_pass import PhotoPass
+from .photo_pass import PhotoPass, RenditionPlan
 
 logger = logging.getLogger("albums")
 
@@ -47,6 +48,10 @@ class SyncOptions:
     max_delete: int  # most objects --prune and --prune-excluded delete in one run
     prune_excluded: bool = False  # delete the bucket copies of recorded photos now excluded
     exclude: tuple[str, ...] = ()  # ALBUMS_EXCLUDE
+    renditions: RenditionSpec | None = None  # None: ALBUMS_RENDITIONS is off
+    # Unchanged photos without renditions rendered per album: None for all of them.
+    render_missing: int | None = 0
+    force_render: bool = False  # render every photo again (render_albums --force)
 
     @classmethod
     def resolve(
@@ -58,8 +63,12 @@ class SyncOptions:
         batch_size=None,
         workers=None,
         max_delete=None,
+        render_all=False,
+        force_render=False,
     ):
-        """The options of a run, the settings filling in what the caller left out."""
+        """The options of a run, the settings filling in what the caller left out.
+        `render_all` renders every photo whose renditions are missing (render_albums),
+        rather than ALBUMS_RENDITIONS_PER_RUN of them; `force_render` every photo."""
         options = cls(
             dry_run=dry_run,
             prune=prune,
@@ -68,6 +77,9 @@ class SyncOptions:
             workers=workers or conf.workers(),
             max_delete=conf.max_delete() if max_delete is None else max_delete,
             exclude=conf.exclude_patterns(),
+            renditions=RenditionSpec.from_settings(),
+            render_missing=None if render_all or force_render else conf.renditions_per_run(),
+            force_render=force_render,
         )
         if options.batch_size < 1 or options.workers < 1:
             raise ValueError("batch_size and workers must be at least 1")
@@ -129,6 +141,7 @@ class AlbumSync:
         self.moves: Moves | None = None  # photos gone from disk a new file may turn out to be
         self.orphans: Orphans | None = None
         self.still_changing: list[str] = []  # photos left for the next run
+        self.rendition_problems: list[FileFailure] = []  # photos without renditions, and why
         self.exclusions = Exclusions(options.exclude, album_name=album.name)
         self.excluded = ExcludedSpan()
         self.walk: FolderWalk | None = None
@@ -178,6 +191,7 @@ class AlbumSync:
             moves=self.moves,
             log=self.log,
             kept_vanished=self.kept_vanished,
+            renditions=self.options.renditions,
         )
         self.orphans.check_limit(
             self.orphans.deletions(orphaned=census.orphaned, excluded=census.excluded_recorded)
@@ -206,6 +220,7 @@ class AlbumSync:
             message=message,
             failures=tuple(self.failures.items),
             still_changing=tuple(self.still_changing),
+            rendition_problems=tuple(self.rendition_problems),
             **self.tally.counts(),
         )
 
@@ -251,6 +266,7 @@ class AlbumSync:
             dry_run=self.options.dry_run,
             tick=self._tick,
             still_changing=self.still_changing,
+            renditions=self._rendition_plan(),
         )
         jobs = decide_each.photos(entries)
         if not listing:
@@ -331,8 +347,22 @@ class AlbumSync:
         if stopping:
             raise stopping[0]
 
+    def _rendition_plan(self) -> RenditionPlan | None:
+        options = self.options
+        if options.renditions is None:
+            return None
+        return RenditionPlan(
+            options.renditions, missing=options.render_missing, force=options.force_render
+        )
+
     def _record(self, done: Transferred) -> None:
         job = done.job
+        self._count_renditions(done)
+        if job.render_only:
+            self.tally.settle("unchanged")
+            self.records.rendered(done)
+            self.tally.report()
+            return
         # A photo gone from disk follows the new file its object was copied from (or, after
         # a killed run, found copied already); one uploaded after all stays gone.
         came_from = job.candidates and done.sent is not Sent.UPLOADED
@@ -354,6 +384,16 @@ class AlbumSync:
         if done.uploaded:
             self.tally.add("bytes_uploaded", done.size)
         self.tally.report()
+
+    def _count_renditions(self, done: Transferred) -> None:
+        rendition = done.rendition
+        if rendition.made:
+            self.tally.add("rendered")
+        elif rendition.tried and rendition.problem:
+            self.log.info("No rendition (%s): %s", rendition.problem, done.job.local.path)
+            self.tally.add("not_rendered")
+            path = printable(done.job.local.path)
+            self.rendition_problems.append(FileFailure(path, rendition.problem))
 
     def _tick(self) -> None:
         """Between photos and while waiting on the pool: progress, the lease, due writes."""

@@ -7,10 +7,11 @@ from dataclasses import dataclass
 
 from ...exceptions import TooManyDeletions
 from ...models import Album
+from ...renditions import RenditionSpec, parse_signature
 from ..bucket.bucket_pool import BucketPool
 from ..library.merge import KnownPhoto, Vanished
 from ..outcome.tally import Tally
-from ..records.photos import RunRecords
+from ..records.photos import RunRecords, contents_recorded
 from .failures import Failures
 from .moves import Moves
 
@@ -46,9 +47,11 @@ class Orphans:
     moves: Moves
     log: logging.Logger | logging.LoggerAdapter
     kept_vanished: list[int] | None = None
+    renditions: RenditionSpec | None = None  # the run's, whose keys a prune also deletes
 
     def __post_init__(self):
         self.to_prune: list[tuple[KnownPhoto | Vanished, bool]] = []  # (photo, excluded)
+        self.pruned: list[KnownPhoto | Vanished] = []  # photos deleted, whose content went
         self.passed = False  # the move candidates left over are judged (after_the_pass)
 
     def found(self, photo: KnownPhoto, *, dry_run: bool) -> None:
@@ -141,6 +144,33 @@ class Orphans:
                     failures.judge(photo.path, refused[key], bucket)
                 else:
                     self._deleted(photo, excluded=excluded, moved=photo.id in moved_ids)
+        self._prune_renditions(bucket, failures, errors)
+
+    def _prune_renditions(self, bucket: BucketPool, failures: Failures, errors: tuple) -> None:
+        """Delete the renditions of the contents this prune removed that no recorded photo
+        of any album has any more (a photo deleted here may live on in another album, or
+        under another name). Those of the run's settings, and those its record named."""
+        gone = {photo.md5: photo for photo in self.pruned if photo.md5}
+        if not gone:
+            return
+        self.records.flush()  # what the run forgot, and what it recorded, counts from here
+        doomed: dict[str, str] = {}  # rendition key -> the content's MD5
+        for md5 in set(gone) - contents_recorded(list(gone)):
+            specs = {self.renditions, parse_signature(getattr(gone[md5], "renditions", ""))}
+            for spec in filter(None, specs):
+                doomed.update((key, md5) for key in spec.keys(md5))
+        failed: set[str] = set()
+        for keys, future in bucket.deletes(list(doomed)):
+            try:
+                refused = future.result()
+            except errors as exc:
+                failures.judge_each([gone[doomed[key]].path for key in keys], exc, bucket)
+                failed.update(doomed[key] for key in keys)
+                continue
+            for key in refused:
+                failures.judge(gone[doomed[key]].path, refused[key], bucket)
+                failed.add(doomed[key])
+        self.tally.add("renditions_pruned", len(set(doomed.values()) - failed))
 
     def _moved_away(self, moved_away: frozenset[int] | set[int]) -> None:
         """Orphans another album of the run moved: their records are that album's now."""
@@ -163,6 +193,7 @@ class Orphans:
         self.tally.add("pruned")
         if not moved:  # a moved photo's record followed it to its new key
             self._forget(photo)
+            self.pruned.append(photo)
 
     def _gone(self, photo: KnownPhoto | Vanished) -> None:
         if self.prune:

@@ -13,10 +13,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 
 from ... import conf
+from ...renditions import RenditionSpec
 from ..bucket.bucket_pool import BucketPool
 from ..bucket.pool import TICK_SECONDS
 from ..bucket.transfer import Job
 from ..library.exclusions import Excluded, ExcludedSpan
+from ..library.media import content_type_for, is_image
 from ..library.merge import Entry, KnownPhoto
 from ..library.scan import FolderWalk, printable
 from ..outcome.tally import Tally
@@ -51,6 +53,7 @@ class PhotoPass:
         dry_run: bool,
         tick: Callable[[], None],
         still_changing: list[str],
+        renditions: "RenditionPlan | None" = None,
     ):
         self.walk = walk
         self.excluded = excluded
@@ -64,6 +67,7 @@ class PhotoPass:
         self.dry_run = dry_run
         self.tick = tick  # between photos and while waiting: progress, lease, due writes
         self.still_changing = still_changing
+        self.renditions = renditions
 
     def photos(self, entries: Iterator[Entry]) -> Iterator[Job]:
         """The photos on disk this run can sync, as jobs; everything else is settled here.
@@ -131,18 +135,25 @@ class PhotoPass:
             yield replace(job, remote=found)
 
     def planned(self, jobs: Iterator[Job]) -> Iterator[Job]:
-        """Decide each photo's fate: unchanged ones are recorded as verified on the spot,
-        the rest go on as jobs to upload (or, when the bucket already has them, to record)."""
+        """Decide each photo's fate: unchanged ones are recorded as verified on the spot
+        (but those whose renditions are missing, which go on to be rendered, as many as the
+        run's plan allows), the rest go on as jobs to upload (or, when the bucket already
+        has them, to record), with the renditions they should have."""
+        plan = self.renditions
         for job in jobs:
             decision = decide(job.local, job.known, job.remote)
             for level, note in decision.notes:
                 self.log.log(level, note, job.local.path)
             if decision.action is Action.UNCHANGED:
+                if plan is not None and not self.dry_run and plan.takes(job):
+                    yield replace(job, upload=False, render_only=True, **plan.job_fields)
+                    continue
                 self.tally.settle("unchanged")
                 self.records.verified(job.known.id)
             else:
                 upload = decision.action is Action.UPLOAD
-                yield replace(job, upload=upload, also_count=decision.also_count)
+                fields = plan.job_fields if plan is not None else {}
+                yield replace(job, upload=upload, also_count=decision.also_count, **fields)
 
     def _exclude(self, left_out: Excluded | None, known: KnownPhoto | None) -> None:
         """What an exclusion covers: a file or folder the walk left out (`left_out`, named
@@ -160,3 +171,27 @@ class PhotoPass:
         is not an orphan: it may well be there."""
         if not self.walk.may_hide(photo.path):
             self.orphans.found(photo, dry_run=self.dry_run)
+
+
+class RenditionPlan:
+    """The web renditions of a run: the spec every photo it sends gets, and how many of
+    the unchanged photos still without them (synced before renditions existed, or with
+    other settings) it renders: `missing` of them (None: all), or every one with `force`."""
+
+    def __init__(self, spec: RenditionSpec, *, missing: int | None, force: bool = False):
+        self.spec = spec
+        self.left = missing
+        self.force = force
+        self.job_fields = {"renditions": spec, "force_render": force}
+
+    def takes(self, job: Job) -> bool:
+        """Whether this unchanged photo is rendered by this run (counted against the plan)."""
+        if not self.force and job.known.renditions == self.spec.signature:
+            return False  # made, or tried and refused: --force tries again
+        if not is_image(content_type_for(job.local.path)):
+            return False
+        if self.left is not None:
+            if self.left <= 0:
+                return False
+            self.left -= 1
+        return True

@@ -4,6 +4,7 @@ Sidecars and videos synced beside photos (ALBUMS_PHOTO_EXTENSIONS="+xmp,mov,mp4"
 content type and nothing else: Pillow is asked only about images.
 """
 
+import functools
 import logging
 import mimetypes
 import os
@@ -44,6 +45,8 @@ EXIF_IFD = 0x8769
 DATETIME_ORIGINAL = 36867
 OFFSET_TIME_ORIGINAL = 36881
 DATETIME = 306
+ORIENTATION = 274
+TURNED = {5, 6, 7, 8}  # EXIF orientations that show the image turned a quarter
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +78,9 @@ def is_image(content_type: str) -> bool:
 
 
 def read_image_info(file) -> ImageInfo:
-    """Width, height and EXIF date taken, read from the header only; empty if unknown.
+    """Width, height (as the photo is shown: upright, its EXIF orientation applied) and
+    EXIF date taken, read from the header only; empty if unknown. HEIC/HEIF is read
+    through pillow-heif.
 
     Best effort: a RAW or HEIC file Pillow cannot parse is still a photo to back up. A file
     whose name says it is no image (a video, a sidecar) is not read at all.
@@ -85,10 +90,13 @@ def read_image_info(file) -> ImageInfo:
         return ImageInfo()
     from PIL import Image  # here, not at import: a no-op sync never needs Pillow
 
+    _read_heif_too()
     try:
         with Image.open(file) as image:
             width, height = image.size
             exif = image.getexif()
+            if exif.get(ORIENTATION) in TURNED:
+                width, height = height, width
             details = exif.get_ifd(EXIF_IFD)
             taken = details.get(DATETIME_ORIGINAL) or exif.get(DATETIME)
             offset = details.get(OFFSET_TIME_ORIGINAL)
@@ -96,6 +104,14 @@ def read_image_info(file) -> ImageInfo:
         logger.debug("No image metadata for %s: %s", getattr(file, "name", file), exc)
         return ImageInfo()
     return ImageInfo(width=width, height=height, taken_at=_exif_datetime(taken, offset))
+
+
+@functools.cache
+def _read_heif_too() -> None:
+    """Pillow opens HEIC/HEIF photos from here on (once per process)."""
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
 
 
 def _exif_datetime(value, offset) -> datetime | None:

@@ -46,6 +46,8 @@ class KnownPhoto:
     md5: str = ""  # of the bytes uploaded; "" if recorded before checksums were kept
     etag: str = ""  # the object's ETag when it was uploaded
     key: str = ""
+    renditions: str = ""  # the settings its web renditions were made (or tried) with
+    rendition_problem: str = ""  # why they could not be made
 
 
 @dataclass(frozen=True, slots=True)

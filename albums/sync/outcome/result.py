@@ -72,6 +72,8 @@ class SyncResult(SyncCounts, RunOutcome):
     COUNTS = SyncCounts
 
     still_changing: tuple[str, ...] = ()  # photos left for the next run (the `deferred` count)
+    # Photos backed up whose web renditions could not be made (the `not_rendered` count).
+    rendition_problems: tuple[FileFailure, ...] = ()
 
     def summary(self) -> str:
         """One line for a person: the command's output, the admin message, the logs."""
@@ -101,12 +103,20 @@ class SyncResult(SyncCounts, RunOutcome):
             parts.append(f"{self.pruned} {would}pruned from bucket")
         if self.excluded_pruned:
             parts.append(f"{self.excluded_pruned} excluded {would}pruned from bucket")
+        if self.rendered:
+            parts.append(f"{self.rendered} rendered")
+        if self.not_rendered:
+            parts.append(f"{self.not_rendered} without rendition")
         if self.failed:
             parts.append(f"{self.failed} failed")
         return self._ending(f"{self.album}: " + ", ".join(parts), self.bytes_uploaded)
 
     def as_dict(self) -> dict:
-        return {**RunOutcome.as_dict(self), "still_changing": list(self.still_changing)}
+        return {
+            **RunOutcome.as_dict(self),
+            "still_changing": list(self.still_changing),
+            "rendition_problems": [asdict(problem) for problem in self.rendition_problems],
+        }
 
 
 @dataclass(frozen=True)

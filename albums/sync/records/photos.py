@@ -23,8 +23,10 @@ READ_CHUNK = 5000  # photo rows per database read
 ALBUMS_AHEAD = 100  # albums whose rows a run over several reads in one query
 UPDATED_FIELDS = [
     "key", "size", "mtime_ns", "content_type", "width", "height", "taken_at",
-    "uploaded_at", "verified_at", "md5", "etag", "excluded_at",
+    "uploaded_at", "verified_at", "md5", "etag", "excluded_at", "renditions", "rendition_problem",
 ]  # fmt: skip
+# A photo whose renditions only were made: what that tells of it.
+RENDERED_FIELDS = ["width", "height", "md5", "verified_at", "renditions", "rendition_problem"]
 # A moved photo keeps its record: same id, upload time and metadata, at its new place.
 MOVED_FIELDS = [
     "album", "path", "key", "size", "mtime_ns", "verified_at", "md5", "etag", "excluded_at",
@@ -34,7 +36,10 @@ Progress = Callable[[], dict[str, int]]  # the run row's progress fields, as the
 PROGRESS_FIELDS = ["files_done", "files_total", "failed"]
 
 
-KNOWN_FIELDS = ("path", "id", "size", "mtime_ns", "md5", "etag", "key")  # KnownPhoto's
+# KnownPhoto's fields, in its order.
+KNOWN_FIELDS = (
+    "path", "id", "size", "mtime_ns", "md5", "etag", "key", "renditions", "rendition_problem",
+)  # fmt: skip
 
 
 def recorded_photos(album: Album, *, after: str | None = None) -> Iterator[tuple[str, KnownPhoto]]:
@@ -55,6 +60,15 @@ def recorded_photos(album: Album, *, after: str | None = None) -> Iterator[tuple
         if len(page) < READ_CHUNK:
             return
         after = page[-1][0]
+
+
+def contents_recorded(md5s: list[str]) -> set[str]:
+    """Which of these contents (MD5s) some photo of any album is recorded with."""
+    found: set[str] = set()
+    for start in range(0, len(md5s), DB_CHUNK):
+        chunk = md5s[start : start + DB_CHUNK]
+        found.update(Photo.objects.filter(md5__in=chunk).values_list("md5", flat=True))
+    return found
 
 
 def forget_vanished(photo_ids_by_album: dict[int, list[int]]) -> None:
@@ -168,6 +182,7 @@ class RecordWriter:
         self.updates: list[Photo] = []
         self.moves: list[Photo] = []
         self.identified: list[Photo] = []
+        self.rendered: list[Photo] = []
         self.verified: list[int] = []
         self.forgotten: list[tuple[int, int]] = []  # (album id, photo id)
         self.excluded: list[int] = []
@@ -175,7 +190,7 @@ class RecordWriter:
         self._last_flush = time.monotonic()
 
     def flush_if_full(self) -> None:
-        rows = (self.creates, self.updates, self.moves, self.identified)
+        rows = (self.creates, self.updates, self.moves, self.identified, self.rendered)
         ids = (self.verified, self.forgotten, self.excluded)
         if sum(map(len, rows)) >= DB_CHUNK or sum(map(len, ids)) >= DB_CHUNK * 2:
             self.flush()
@@ -189,8 +204,9 @@ class RecordWriter:
         self._last_flush = time.monotonic()
         creates, updates, moves = self.creates, self.updates, self.moves
         verified, forgotten = self.verified, self.forgotten
-        identified, excluded = self.identified, self.excluded
+        identified, excluded, rendered = self.identified, self.excluded, self.rendered
         self.creates, self.updates, self.moves, self.identified = [], [], [], []
+        self.rendered = []
         self.verified, self.forgotten, self.excluded = [], [], []
         progress = [SyncRun(pk=run_id, **fields()) for run_id, fields in self.progress.items()]
         with transaction.atomic():
@@ -202,6 +218,8 @@ class RecordWriter:
                 Photo.objects.bulk_create(creates, batch_size=DB_CHUNK)
             if updates:
                 update_each(Photo, updates, UPDATED_FIELDS)
+            if rendered:
+                update_each(Photo, rendered, RENDERED_FIELDS)
             if verified:
                 Photo.objects.filter(pk__in=verified).update(
                     verified_at=timezone.now(), excluded_at=None
@@ -241,7 +259,7 @@ class RunRecords:
 
     def sent(self, done: Transferred) -> None:
         """Record a photo the pool has uploaded, copied, or found whole in the bucket."""
-        job, now = done.job, timezone.now()
+        job, now, rendition = done.job, timezone.now(), done.rendition
         photo = Photo(
             id=job.known.id if job.known else None,
             album=self.album,
@@ -250,16 +268,32 @@ class RunRecords:
             size=done.size,
             mtime_ns=done.mtime_ns,
             content_type=done.content_type,
-            width=done.info.width,
-            height=done.info.height,
+            width=rendition.width or done.info.width,
+            height=rendition.height or done.info.height,
             taken_at=done.info.taken_at,
             uploaded_at=None if done.sent is Sent.FOUND else now,
             verified_at=now,
             md5=done.md5,
             etag=done.etag,
             excluded_at=None,
+            renditions=rendition.signature,
+            rendition_problem=rendition.problem,
         )
         self._add(self.writer.creates if job.known is None else self.writer.updates, photo)
+
+    def rendered(self, done: Transferred) -> None:
+        """An unchanged photo whose renditions were made (or found, or could not be)."""
+        rendition = done.rendition
+        photo = Photo(
+            id=done.job.known.id,
+            width=rendition.width or done.info.width,
+            height=rendition.height or done.info.height,
+            md5=done.md5,
+            verified_at=timezone.now(),
+            renditions=rendition.signature,
+            rendition_problem=rendition.problem,
+        )
+        self._add(self.writer.rendered, photo)
 
     def moved(self, photo_id: int, done: Transferred) -> None:
         """Re-point the record of a photo gone from disk to the new file it turned out to be."""

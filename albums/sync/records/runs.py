@@ -35,6 +35,7 @@ logger = logging.getLogger("albums")
 FINISHED_FIELDS = [
     "failed",
     "errors",
+    "rendition_problems",
     "status",
     "message",
     "finished_at",
@@ -197,6 +198,8 @@ def _set_outcome(run: SyncRun, result: RunOutcome, *, done: int, found: int) -> 
     run.failed = result.failed
     reported = [*result.failures, *getattr(result, "problems", ())][:MAX_RECORDED_ERRORS]
     run.errors = [{"path": f.path, "error": f.error} for f in reported]
+    unrendered = getattr(result, "rendition_problems", ())[:MAX_RECORDED_ERRORS]
+    run.rendition_problems = [{"path": f.path, "error": f.error} for f in unrendered]
     run.status, run.message, run.finished_at = result.status, result.message, timezone.now()
     run.files_total, run.files_done = max(found, done), done
 

@@ -50,10 +50,12 @@ def queue_sync(
     prune: bool = False,
     kind: str = SyncRun.Kind.SYNC,
     repair: bool = False,
+    render_all: bool = False,
 ) -> SyncRun:
     """A queued run for `album`, handed to the cluster once the transaction commits: a sync,
     or with `kind` a verification (`repair` for verify_albums --repair) or a restore of the
-    album's missing photos.
+    album's missing photos; `render_all` makes a sync render every photo whose web
+    renditions are missing.
 
     If the album is being synced, the running sync is returned; if a run of the same kind
     is waiting (queued, not yet taken by a worker), that run is: a click and a scheduled
@@ -73,7 +75,7 @@ def queue_sync(
         if running is not None:
             return running
     fresh = now - timedelta(seconds=conf.queue_retry_seconds())
-    options = {"dry_run": dry_run, "prune": prune, "repair": repair}
+    options = {"dry_run": dry_run, "prune": prune, "repair": repair, "render_all": render_all}
     waiting = runs.waiting(album, kind=kind, since=fresh, **options)
     if waiting is not None:
         young = now - waiting.queued_at < timedelta(seconds=TASK_GRACE_SECONDS)
@@ -97,6 +99,7 @@ def queue_syncs(
     prune: bool = False,
     kind: str = SyncRun.Kind.SYNC,
     repair: bool = False,
+    render_all: bool = False,
 ) -> list[SyncRun]:
     """`queue_sync` for each album, in order, with the same options: the runs.
 
@@ -105,7 +108,7 @@ def queue_syncs(
     any number of albums, one task. A running sync or a waiting run of an album is handed
     back as `queue_sync` would."""
     albums = list(albums)
-    options = {"dry_run": dry_run, "prune": prune, "repair": repair}
+    options = {"dry_run": dry_run, "prune": prune, "repair": repair, "render_all": render_all}
     if len(albums) < 2 or kind != SyncRun.Kind.SYNC or dry_run:
         return [queue_sync(album=a, trigger=trigger, kind=kind, **options) for a in albums]
     found = _running_or_waiting(albums, options)

@@ -48,6 +48,8 @@ def sync_album(
     max_delete: int | None = None,
     progress: ProgressCallback | None = None,
     kept_vanished: list[int] | None = None,
+    render_all: bool = False,
+    force_render: bool = False,
 ) -> SyncResult:
     """Make the bucket and the database match the album's folder, and record the run.
 
@@ -76,6 +78,11 @@ def sync_album(
       recorded, the run is marked failed with INTERRUPTED, and KeyboardInterrupt goes on.
     - Two syncs of one album never run at once: the second raises SyncAlreadyRunning.
     - A dry run changes nothing in the bucket or the database (beyond its run record).
+    - Every image it sends gets its web renditions (ALBUMS_RENDITIONS), unless the bucket
+      has them for that content already; a photo that cannot be rendered is backed up all
+      the same, its reason recorded. Of the unchanged photos without them, it renders
+      ALBUMS_RENDITIONS_PER_RUN, all of them with `render_all`, every photo again with
+      `force_render`. A no-op reads and sends nothing for renditions.
 
     `run` is a SyncRun created earlier (a queued run); otherwise one is created. A raised
     SyncError carries the run's result as `.result`. With `kept_vanished` (see
@@ -89,6 +96,8 @@ def sync_album(
         batch_size=batch_size,
         workers=workers,
         max_delete=max_delete,
+        render_all=render_all,
+        force_render=force_render,
     )
 
     def engine(run: SyncRun, lease: AlbumLease | None) -> AlbumSync:
@@ -398,6 +407,7 @@ def run_queued_syncs(run_ids: list[int]) -> dict[str, int]:
             trigger=claimed[0].trigger if claimed else SyncRun.Trigger.TASK,
             queued={run.album_id: run for run in claimed},
             prune=any(run.prune for run in claimed),
+            render_all=any(run.render_all for run in claimed),
         )
         for outcome in outcomes:
             status = outcome.result.status if outcome.result else SyncStatus.FAILED
@@ -427,7 +437,12 @@ def run_queued_sync(run_id: int) -> SyncResult | VerifyResult | None:
         if run.kind == SyncRun.Kind.RESTORE:
             return restore_album(album=run.album, run=run, trigger=run.trigger)
         return sync_album(
-            album=run.album, run=run, dry_run=run.dry_run, prune=run.prune, trigger=run.trigger
+            album=run.album,
+            run=run,
+            dry_run=run.dry_run,
+            prune=run.prune,
+            trigger=run.trigger,
+            render_all=run.render_all,
         )
     except SyncError as exc:
         return exc.result  # recorded on the run: failed, or skipped when the album was busy
