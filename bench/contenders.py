@@ -63,12 +63,25 @@ def sync_albums(python: str, endpoint: str, workdir: Path, album, workers: int) 
         "AWS_S3_REGION_NAME": "us-east-1",
         "DJANGO_SECRET_KEY": "bench-only-secret-key",
         "ALBUMS_SYNC_WORKERS": str(workers),
+        # The other tools copy files: so does sync_albums here. The `renditions` contender
+        # (and bench/renditions_sync.py) measure it making its web renditions too.
+        "ALBUMS_RENDITIONS": "0",
         "PYTHONPATH": str(BENCH / "hooks"),
         "BENCH_QUERY_COUNT_FILE": str(workdir / "queries.txt"),
     }
     _migrate(python, env | {"DATABASE_URL": f"sqlite:///{template}"}, template)
     argv = [python, "manage.py", "sync_albums", "--discover"]
     return Contender("sync_albums", argv, argv, env, True, template, database)
+
+
+def with_renditions(python: str, endpoint: str, workdir: Path, album, workers: int) -> Contender:
+    """sync_albums making its web renditions (ALBUMS_RENDITIONS on, as by default)."""
+    own = workdir / "renditions"
+    own.mkdir(parents=True, exist_ok=True)
+    contender = sync_albums(python, endpoint, own, album, workers)
+    contender.name = "sync_albums + renditions"
+    contender.env = contender.env | {"ALBUMS_RENDITIONS": "1"}
+    return contender
 
 
 def _migrate(python: str, env: dict[str, str], template: Path) -> None:
@@ -116,6 +129,7 @@ def build(names, *, python, aws, rclone_bin, endpoint, workdir, album, workers):
             (["upload"], ["list"]), ("--workers", str(workers)),
         ),
         "sync_albums": lambda: sync_albums(python, endpoint, workdir, album, workers),
+        "renditions": lambda: with_renditions(python, endpoint, workdir, album, workers),
         "seed": lambda: python_script(
             "seed design", "seed_sync.py", python, endpoint, workdir, album, ([], [])
         ),

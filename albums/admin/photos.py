@@ -161,6 +161,7 @@ class PhotoAdmin(admin.ModelAdmin):
         changelist = super().get_changelist_instance(request)
         if changelist.paginator.short:  # the date drill-down reads a short list's dates at once
             changelist.queryset = changelist.queryset.few_rows()
+        _link_thumbnails(changelist.result_list)  # the page's URLs in one cache round trip
         return changelist
 
     def get_search_results(self, request, queryset, search_term):
@@ -244,16 +245,32 @@ class PhotoAdmin(admin.ModelAdmin):
                 min(pixels, 60),
                 (photo.path.rsplit(".", 1)[-1] if "." in photo.path else "file").upper(),
             )
-        keys = rendition_keys(photo.md5, photo.renditions, photo.rendition_problem)
-        urls = media_urls(keys[:1]) if keys else None
-        if urls:  # straight from the bucket or the CDN, under a key that never changes
-            url = urls[keys[0]]
-        else:  # the version in the URL (its content, or its file's) lets a browser keep it
-            url = reverse("admin:albums_photo_thumbnail", args=[photo.pk])
-            url += f"?v={photo.md5 if keys else photo.mtime_ns}"
+        if not hasattr(photo, "thumbnail_url"):
+            _link_thumbnails([photo])
+        url = photo.thumbnail_url
         return format_html(
             '<img src="{}" alt="" loading="lazy" style="max-width: {}px; max-height: {}px">',
             url,
             pixels,
             pixels,
         )
+
+
+def _link_thumbnails(photos) -> None:
+    """Set `thumbnail_url` on each photo: its thumbnail rendition straight from the bucket
+    or the CDN (a key that never changes), else this admin's thumbnail view, with a version
+    (its content, or its file's) that lets a browser keep it."""
+    keys = {}
+    for photo in photos:
+        found = rendition_keys(photo.md5, photo.renditions, photo.rendition_problem)
+        if found:
+            keys[photo.pk] = found[0]
+    urls = (media_urls(list(keys.values())) if keys else None) or {}
+    for photo in photos:
+        key = keys.get(photo.pk)
+        if key in urls:
+            photo.thumbnail_url = urls[key]
+        else:
+            version = photo.md5 if key else photo.mtime_ns
+            view = reverse("admin:albums_photo_thumbnail", args=[photo.pk])
+            photo.thumbnail_url = f"{view}?v={version}"
