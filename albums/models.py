@@ -1,11 +1,13 @@
+import secrets
 from dataclasses import fields
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
+from django.urls import reverse
 from django.utils import timezone
 
 from . import conf
@@ -55,6 +57,14 @@ class AlbumQuerySet(models.QuerySet):
         )
 
 
+class Visibility(models.TextChoices):
+    """Who sees an album on the site (albums.site)."""
+
+    PRIVATE = "private", "Private: staff only"
+    UNLISTED = "unlisted", "Unlisted: through a share link"
+    PUBLIC = "public", "Public: listed on the site"
+
+
 class Album(models.Model):
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=200, unique=True, allow_unicode=True)
@@ -65,6 +75,13 @@ class Album(models.Model):
         help_text="Folder relative to PHOTOS_ROOT.",
     )
     sync_on_schedule = models.BooleanField(default=True, help_text="Synced by the scheduled task.")
+    visibility = models.CharField(
+        max_length=16,
+        choices=Visibility.choices,
+        default=Visibility.PRIVATE,
+        help_text="Private: only staff who may view albums see it on the site. Unlisted: "
+        "anyone with one of its share links. Public: anyone, listed on the site's front page.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     # Outcome of the last finished sync (dry runs excluded).
@@ -107,6 +124,9 @@ class Album(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("site-album", args=[self.slug])
 
     @property
     def path(self) -> Path:
@@ -315,3 +335,62 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} ({self.name or 'token'} #{self.pk})"
+
+
+SHARE_LINK_DAYS = 30
+
+
+def new_share_token() -> str:
+    return secrets.token_urlsafe(24)  # 192 random bits, 32 characters
+
+
+def in_share_link_days():
+    return timezone.now() + timedelta(days=SHARE_LINK_DAYS)
+
+
+class ShareLink(models.Model):
+    """A link that shows one album to whoever has it (albums.site): /s/<token>/."""
+
+    album = models.ForeignKey(Album, on_delete=models.CASCADE, related_name="share_links")
+    token = models.CharField(max_length=64, unique=True, default=new_share_token, editable=False)
+    label = models.CharField(max_length=100, blank=True, help_text="Who or what it is for.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        default=in_share_link_days,
+        help_text=f"{SHARE_LINK_DAYS} days from now unless changed; empty: it never expires.",
+    )
+    password = models.CharField(
+        max_length=128,
+        blank=True,
+        editable=False,
+        help_text="A hash (Django's password hasher); empty: no password.",
+    )
+    allow_download = models.BooleanField(
+        "allow downloading originals", default=False, help_text="The photos as they were synced."
+    )
+    show_details = models.BooleanField(
+        "show file names and camera data",
+        default=False,
+        help_text="Off: a visitor sees the pictures and their dates, nothing else.",
+    )
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    view_count = models.PositiveIntegerField(default=0, editable=False)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.label or f"Share link #{self.pk}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("site-share", args=[self.token])
+
+    def gone(self, now=None) -> bool:
+        """Revoked, or past its expiry: the site answers 410."""
+        now = now or timezone.now()
+        return self.revoked_at is not None or (
+            self.expires_at is not None and self.expires_at <= now
+        )

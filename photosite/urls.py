@@ -1,13 +1,11 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 
 from albums import api, health
 
-# The admin is the whole site: it says photosite, and has no "View site" link (there is no
-# public site for it to lead to).
 admin.site.site_header = admin.site.site_title = "photosite"
 admin.site.index_title = "Albums, sync runs and photos"
-admin.site.site_url = None
+admin.site.site_url = "/"  # "View site": the index of public albums (albums.site)
 
 admin.autodiscover()  # see INSTALLED_APPS: the admin is loaded here, for the web only
 
@@ -20,4 +18,5 @@ urlpatterns = [
     path("api/albums/<str:slug>/sync/", api.sync_one, name="api-album-sync"),
     path("api/albums/<str:slug>/restore/", api.restore_one, name="api-album-restore"),
     path("api/sync-runs/<int:run_id>/", api.run_detail, name="api-sync-run"),
+    path("", include("albums.site.urls")),
 ]

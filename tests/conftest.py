@@ -14,6 +14,7 @@ import botocore.handlers
 import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.config import Config
+from django.db import connections
 from moto import mock_aws
 from moto.core.botocore_stubber import MockRawResponse
 from moto.server import ThreadedMotoServer
@@ -325,3 +326,26 @@ def viewer(db, django_user_model):
 def on_commit(django_capture_on_commit_callbacks):
     """Run on_commit callbacks (the enqueue of a run) as the block ends, as a commit would."""
     return lambda: django_capture_on_commit_callbacks(execute=True)
+
+
+# A real browser for the admin's and the site's browser tests (tests/browser.py) ---------
+
+
+@pytest.fixture
+def browser_page():
+    from tests.browser import CHROMIUM, CHROMIUM_ARGS, playwright_api
+
+    with playwright_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.set_default_timeout(20_000)
+            yield page
+        finally:
+            # Queries made while Playwright's event loop runs get a connection of their own
+            # (Django's connections are context-local): close it here, or it outlives the
+            # test and PostgreSQL refuses to drop the test database.
+            connections.close_all()
+            browser.close()

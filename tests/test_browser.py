@@ -4,52 +4,10 @@ Playwright (from pip) drives Debian's Chromium; no browser is downloaded. Screen
 the album and run pages are left in the test's tmp_path for a person to look at.
 """
 
-import shutil
-from pathlib import Path
-
-import pytest
-from django.db import connections
-
+from tests.browser import NEEDS_CHROMIUM
 from tests.conftest import PASSWORD
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-playwright_api = pytest.importorskip(
-    "playwright.sync_api", reason="playwright is not installed (pip install playwright)"
-)
-pytestmark = [
-    pytest.mark.skipif(
-        not CHROMIUM.exists() and not shutil.which("chromium"),
-        reason="Debian's chromium is not installed (apt-get install -y chromium)",
-    ),
-    pytest.mark.timeout(120),
-]
-
-
-@pytest.fixture
-def browser_page():
-    with playwright_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.set_default_timeout(20_000)
-            yield page
-        finally:
-            # Queries made while Playwright's event loop runs get a connection of their own
-            # (Django's connections are context-local): close it here, or it outlives the
-            # test and PostgreSQL refuses to drop the test database.
-            connections.close_all()
-            browser.close()
+pytestmark = NEEDS_CHROMIUM
 
 
 def test_log_in_sync_an_album_and_see_the_result(

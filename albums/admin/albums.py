@@ -16,6 +16,7 @@ from ..exceptions import QueueUnavailable
 from ..models import Album, Photo, SyncRun, SyncStatus
 from ..sync import queue_sync, queue_syncs, worker_seen
 from .display import last_run, run_link, status_badge
+from .share_links import ShareLinkInline
 
 SYNC_QUEUED = "Sync of “{album}” queued as {run}."
 DRY_RUN_QUEUED = "Dry run of “{album}” queued as {run}."
@@ -54,9 +55,10 @@ class SyncStateFilter(admin.SimpleListFilter):
 
 @admin.register(Album)
 class AlbumAdmin(admin.ModelAdmin):
-    list_display = ["name", "folder", "photo_count", "last_sync", "sync_on_schedule"]
+    list_display = ["name", "folder", "photo_count", "last_sync", "sync_on_schedule", "visibility"]
     list_filter = [
         SyncStateFilter,
+        "visibility",
         "sync_on_schedule",
         "last_sync_status",
         ("last_synced_at", admin.DateFieldListFilter),
@@ -70,7 +72,8 @@ class AlbumAdmin(admin.ModelAdmin):
         "failure_alert_sent_at",
         "recent_runs",
     ]
-    fields = ["name", "slug", "folder", "sync_on_schedule", *readonly_fields]
+    fields = ["name", "slug", "folder", "sync_on_schedule", "visibility", *readonly_fields]
+    inlines = [ShareLinkInline]
     actions = ["sync_selected", "render_selected", "restore_selected"]
     list_per_page = 50
 

@@ -21,6 +21,9 @@ from .spec import RenditionSpec
 MAX_PIXELS = 200_000_000
 HEIF_TYPES = {"image/heic", "image/heif", "image/avif"}
 RAW_PREFIX = "image/x-"  # the camera RAW types of albums.sync.library.media
+# libwebp's effort 2 encodes a 2048 px rendition in half the time of its default 4, for 8 %
+# more bytes (bench/RESULTS-renditions.md): the encoder is most of a render's time.
+WEBP_EFFORT = 2
 # Renders at once in this process: each holds a display-size image (about 12 MB), and more
 # than the cores would only queue for them.
 _renders = threading.BoundedSemaphore(2)
@@ -184,7 +187,7 @@ def _encoded(image, spec: RenditionSpec) -> bytes:
         return image.heifsave_buffer(
             Q=spec.quality, compression="av1", effort=2, keep="none", bitdepth=8
         )
-    return image.webpsave_buffer(Q=spec.quality, keep="none", effort=4)
+    return image.webpsave_buffer(Q=spec.quality, keep="none", effort=WEBP_EFFORT)
 
 
 def _first_line(exc: Exception) -> str:
