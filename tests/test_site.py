@@ -101,7 +101,9 @@ def test_the_album_page_shows_a_justified_grid_from_the_recorded_sizes(shown):
     page = Client().get(reverse("site-album", args=[shown.slug]))
 
     text = page.content.decode()
-    tiles = re.findall(r'<a class="tile"[^>]*style="flex-grow: (\d+); width: (\d+)px; aspect-ratio: 48 / 32"', text)
+    tiles = re.findall(
+        r'<a class="tile"[^>]*style="flex-grow: (\d+); width: (\d+)px; aspect-ratio: 48 / 32"', text
+    )
     assert tiles == [("330", "330")] * 3  # 48 x 32 photos at a 220 px row: 330 px wide
     assert text.count('loading="lazy"') == 3
     assert re.search(r'srcset="[^"]+ 48w, [^"]+ 48w"', text)  # never upscaled

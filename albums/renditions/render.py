@@ -1,34 +1,52 @@
 """Make a photo's web renditions: upright, sRGB, 8-bit, and without any metadata.
 
-libvips does the work (bench/RESULTS-renditions.md compares it with Pillow): it shrinks a
-JPEG while decoding it, so a 24 MP photo is never held whole, and it releases the GIL, so
-renders on the sync's threads run side by side. The display size is made from the file,
-the thumbnail from the display size. HEIC/HEIF comes through pillow-heif (libvips' binary
-wheel has no HEVC decoder): decoded once, then handed to libvips as pixels.
+Pillow does the work, tuned (bench/RESULTS-renditions.md compares it with a plain Pillow
+pipeline and with libvips): `draft()` has the JPEG decoder scale the photo down by up to 8
+while decoding, `reducing_gap` resizes in two cheap steps, and the thumbnail is made from
+the display size. Its time per 24 MP photo matched libvips' at 2 threads, at half the
+memory, with no library beyond Pillow and pillow-heif (HEIC/HEIF, which libvips' wheel
+cannot decode either). Most of a render is the WebP encoder's.
 
 Every rendition is written without EXIF, GPS, XMP, IPTC, maker notes, comments or an ICC
-profile (`keep="none"`): its pixels are converted to sRGB first, which browsers assume of an
-image without a profile.
+profile: its pixels are converted to sRGB first, which browsers assume of an image without
+a profile.
 """
 
+import functools
+import io
 import threading
 from dataclasses import dataclass
 
+from PIL import Image, ImageCms, UnidentifiedImageError
+
 from .spec import RenditionSpec
 
-# Larger than any camera's photo (a 151 MP Phase One), far smaller than a decompression bomb
-# (a small PNG that claims 50,000 x 50,000 pixels): the header says it before any decoding.
-MAX_PIXELS = 200_000_000
-HEIF_TYPES = {"image/heic", "image/heif", "image/avif"}
+# Pillow refuses a header that claims more than twice MAX_IMAGE_PIXELS (178 MP): more than
+# any camera's photo (a 151 MP Phase One), far less than a decompression bomb (a small PNG
+# that claims 50,000 x 50,000 pixels), refused before any decoding.
+MAX_PIXELS = 2 * Image.MAX_IMAGE_PIXELS
 RAW_PREFIX = "image/x-"  # the camera RAW types of albums.sync.library.media
-# libwebp's effort 2 encodes a 2048 px rendition in half the time of its default 4, for 8 %
-# more bytes (bench/RESULTS-renditions.md): the encoder is most of a render's time.
-WEBP_EFFORT = 2
-# Renders at once in this process: each holds a display-size image (about 12 MB), and more
-# than the cores would only queue for them.
+REDUCING_GAP = 3.0  # a box reduction to within 3x the size, then a bicubic resize
+# WebP's method 2 encodes a 2048 px rendition in under half the time of its default 4, for
+# 8 % more bytes (bench/RESULTS-renditions.md): the encoder is most of a render's time.
+WEBP_METHOD = 2
+# Renders at once in this process: each holds a photo decoded at up to twice the display
+# size (about 25 MB); more than the cores would only queue for them.
 _renders = threading.BoundedSemaphore(2)
+# EXIF orientation -> the transpose that makes the image upright.
+UPRIGHT = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+ORIENTATION = 0x0112
 
-NOT_AN_IMAGE = "not an image libvips or pillow-heif can read ({error})"
+NOT_AN_IMAGE = "not an image Pillow can read ({error})"
+UNKNOWN = "an unknown format, or damaged from its first bytes"
 TOO_LARGE = "{megapixels:,} megapixels, more than the {limit:,} a photo may have"
 RAW_NOT_RENDERED = (
     "a camera RAW file: no rendition is made of RAW files (the JPEG beside it has one)"
@@ -52,151 +70,125 @@ class Rendered:
 def render(source: bytes | str, spec: RenditionSpec, *, content_type: str) -> Rendered:
     """The renditions `spec` asks for, of the photo in `source` (its bytes, or its path).
 
-    Raises NotRenderable for a file that is no image these libraries read (corrupt,
-    truncated, unknown), one that claims more than MAX_PIXELS, and RAW files.
+    Raises NotRenderable for a file that is no image Pillow reads (corrupt, truncated,
+    unknown), one that claims more than MAX_PIXELS, and RAW files.
     """
-    import pyvips  # here, not at import: a sync without renditions never loads libvips
-
     if content_type.startswith(RAW_PREFIX):
         raise NotRenderable(RAW_NOT_RENDERED)
+    _read_heif_too()
     with _renders:
         try:
-            display = _load_display(pyvips, source, spec.sizes[-1], content_type)
-            width, height = display.get("photosite-width"), display.get("photosite-height")
-            display = _to_srgb(display).copy_memory()
-            images = []
-            for size in spec.sizes:
-                image = display if size == spec.sizes[-1] else _shrunk(display, size)
-                images.append((size, _encoded(image, spec), image.width, image.height))
-        except pyvips.Error as exc:
-            raise NotRenderable(NOT_AN_IMAGE.format(error=_first_line(exc))) from None
+            display, width, height = _display(source, spec.sizes[-1])
+        except Image.DecompressionBombError as exc:
+            raise NotRenderable(_too_large(exc)) from None
+        except UnidentifiedImageError:
+            raise NotRenderable(NOT_AN_IMAGE.format(error=UNKNOWN)) from None
+        except (OSError, ValueError, SyntaxError) as exc:
+            raise NotRenderable(NOT_AN_IMAGE.format(error=_said(exc))) from None
+        images = []
+        for size in spec.sizes:
+            image = display if size == spec.sizes[-1] else _shrunk(display, size)
+            images.append((size, _encoded(image, spec), image.width, image.height))
     return Rendered(width=width, height=height, images=tuple(images))
 
 
-def _load_display(pyvips, source: bytes | str, long_edge: int, content_type: str):
-    """The display size, upright (EXIF orientation applied), with the upright photo's size
-    set on it as "photosite-width" and "photosite-height"."""
-    if content_type in HEIF_TYPES and not _vips_reads(pyvips, source):
-        image = _heif_pixels(pyvips, source)
-        width, height = image.width, image.height
-        display = image.thumbnail_image(long_edge, height=long_edge, size="down")
+def _display(source: bytes | str, long_edge: int) -> tuple[Image.Image, int, int]:
+    """The display size, upright and 8-bit sRGB, and the upright photo's size."""
+    with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as photo:
+        width, height = photo.size
+        orientation = photo.getexif().get(ORIENTATION)
+        icc = photo.info.get("icc_profile")
+        # The JPEG decoder scales by 1/2, 1/4 or 1/8 to no less than twice the target,
+        # which keeps reducing_gap's quality; other formats decode whole.
+        scale = min(1.0, long_edge / max(width, height))
+        photo.draft("RGB", (round(width * scale * 2), round(height * scale * 2)))
+        photo.load()  # a truncated or corrupt file fails here
+        image = _eight_bit(photo)
+    image.thumbnail((long_edge, long_edge), Image.Resampling.BICUBIC, REDUCING_GAP)
+    if orientation in UPRIGHT:
+        image = image.transpose(UPRIGHT[orientation])
+    if orientation in (5, 6, 7, 8):
+        width, height = height, width
+    image = _to_srgb(image, icc)
+    image.info.clear()  # nothing of the original's metadata goes into a rendition
+    return image, width, height
+
+
+def _eight_bit(image: Image.Image) -> Image.Image:
+    """RGB or RGBA of 8 bits a channel: 16-bit and 32-bit greys scaled down (not clipped),
+    palettes and greys expanded; CMYK is left to the colour conversion."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        high = 65535 if image.mode.startswith("I;16") or (image.getextrema()[1] or 0) > 255 else 255
+        image = image.point(lambda value: value * (255 / high), "L") if high > 255 else image
+        return image.convert("RGB")
+    if image.mode in ("RGB", "RGBA", "CMYK"):
+        return image.copy()
+    if image.mode in ("LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        return image.convert("RGBA")
+    return image.convert("RGB")
+
+
+def _to_srgb(image: Image.Image, icc: bytes | None) -> Image.Image:
+    """Colours converted from the photo's profile (Display P3, Adobe RGB, a CMYK one) to
+    sRGB; an image without one is taken as sRGB already (CMYK through Pillow's own)."""
+    mode = "RGBA" if image.mode == "RGBA" else "RGB"
+    if icc:
+        try:
+            source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+            if image.mode == "RGBA":  # littlecms converts the colours; the alpha stays
+                alpha = image.getchannel("A")
+                converted = ImageCms.profileToProfile(
+                    image.convert("RGB"), source, _srgb(), outputMode="RGB"
+                )
+                converted.putalpha(alpha)
+                return converted
+            return ImageCms.profileToProfile(image, source, _srgb(), outputMode=mode)
+        except (ImageCms.PyCMSError, OSError, ValueError):
+            pass  # a broken profile: the pixels as they are
+    return image if image.mode == mode else image.convert(mode)
+
+
+@functools.cache
+def _srgb():
+    return ImageCms.createProfile("sRGB")
+
+
+def _shrunk(display: Image.Image, long_edge: int) -> Image.Image:
+    image = display.copy()
+    image.thumbnail((long_edge, long_edge), Image.Resampling.BICUBIC, REDUCING_GAP)
+    return image
+
+
+def _encoded(image: Image.Image, spec: RenditionSpec) -> bytes:
+    out = io.BytesIO()
+    if spec.format == "jpeg":
+        if image.mode == "RGBA":
+            flat = Image.new("RGB", image.size, (255, 255, 255))
+            flat.paste(image, mask=image.getchannel("A"))
+            image = flat
+        image.save(out, "JPEG", quality=spec.quality, optimize=True, progressive=True)
+    elif spec.format == "avif":
+        image.save(out, "AVIF", quality=spec.quality, speed=8)
     else:
-        header = pyvips.Image.new_from_source(_source(pyvips, source), "")
-        _check_size(header.width, header.height)
-        width, height = header.width, header.height
-        if header.get_typeof("orientation") and header.get("orientation") in (5, 6, 7, 8):
-            width, height = height, width
-        # Shrink while decoding (JPEG's DCT scaling, WebP's and HEIF's own), then rotate
-        # upright. The loader's fail_on="error" (thumbnail's own fail_on does not reach it)
-        # refuses a truncated or corrupt file rather than rendering it half grey.
-        display = pyvips.Image.thumbnail_source(
-            _source(pyvips, source),
-            long_edge,
-            height=long_edge,
-            size="down",
-            option_string="fail_on=error",
-        )
-    display = display.copy()
-    display.set_type(pyvips.GValue.gint_type, "photosite-width", width)
-    display.set_type(pyvips.GValue.gint_type, "photosite-height", height)
-    return display
+        image.save(out, "WEBP", quality=spec.quality, method=WEBP_METHOD)
+    return out.getvalue()
 
 
-def _vips_reads(pyvips, source: bytes | str) -> bool:
-    """Whether this libvips decodes this HEIF file (AVIF yes, HEVC-coded HEIC not in the
-    binary wheel)."""
-    try:
-        image = pyvips.Image.new_from_source(_source(pyvips, source), "")
-        image.crop(0, 0, 1, 1).avg()  # the header alone can load when the codec is missing
-    except pyvips.Error:
-        return False
-    return True
-
-
-def _source(pyvips, source: bytes | str):
-    """A libvips source of the photo: from memory, or from the file (whose name is never
-    parsed for options, so "[" in a file name is only a character)."""
-    if isinstance(source, bytes):
-        return pyvips.Source.new_from_memory(source)
-    return pyvips.Source.new_from_file(source)
-
-
-def _heif_pixels(pyvips, source: bytes | str):
-    """A HEIC/HEIF photo decoded by pillow-heif (its rotation and mirroring applied, as the
-    format requires), as a libvips image with its colour profile."""
+@functools.cache
+def _read_heif_too() -> None:
+    """Pillow opens HEIC/HEIF photos from here on (once per process)."""
     import pillow_heif
 
-    try:
-        heif = pillow_heif.open_heif(source, convert_hdr_to_8bit=True)
-        _check_size(*heif.size)
-        data = heif.data  # decodes the primary image
-    except (ValueError, RuntimeError, OSError) as exc:  # pillow-heif's errors
-        raise NotRenderable(NOT_AN_IMAGE.format(error=_first_line(exc))) from None
-    bands = len(heif.mode)  # "RGB" or "RGBA"
-    width, height = heif.size
-    rows = (
-        bytes(data) if heif.stride == width * bands else _packed(data, heif.stride, width * bands)
-    )
-    image = pyvips.Image.new_from_memory(rows, width, height, bands, "uchar")
-    image = image.copy(interpretation="srgb")
-    if profile := heif.info.get("icc_profile"):
-        image.set_type(pyvips.GValue.blob_type, "icc-profile-data", profile)
-    return image
+    pillow_heif.register_heif_opener()
 
 
-def _packed(data, stride: int, row: int) -> bytes:
-    view = memoryview(data)
-    return b"".join(view[start : start + row] for start in range(0, len(view), stride))
+def _too_large(exc: Exception) -> str:
+    import re
+
+    numbers = [int(n) for n in re.findall(r"\d+", str(exc))]
+    claimed = numbers[0] if numbers else MAX_PIXELS + 1
+    return TOO_LARGE.format(megapixels=claimed // 1_000_000, limit=MAX_PIXELS // 1_000_000)
 
 
-def _check_size(width: int, height: int) -> None:
-    if width * height > MAX_PIXELS:
-        raise NotRenderable(
-            TOO_LARGE.format(megapixels=width * height // 1_000_000, limit=MAX_PIXELS // 1_000_000)
-        )
-
-
-def _to_srgb(image):
-    """8-bit sRGB (with its alpha, if any): an embedded profile (Adobe RGB, Display P3, a
-    CMYK one) converted from, 16-bit and CMYK images brought down to it."""
-    if image.get_typeof("icc-profile-data"):
-        image = image.icc_transform("srgb", embedded=True, intent="perceptual")
-    elif image.interpretation == "cmyk":
-        image = image.icc_transform("srgb", input_profile="cmyk", intent="perceptual")
-    if image.interpretation not in ("srgb", "b-w") or image.format != "uchar":
-        image = image.colourspace("srgb")
-    if image.format != "uchar":
-        image = image.cast("uchar")
-    if image.bands == 2 or image.bands == 1:  # grey (with alpha): shown as RGB
-        image = image.colourspace("srgb")
-    return image
-
-
-def _shrunk(display, long_edge: int):
-    return display.thumbnail_image(long_edge, height=long_edge, size="down")
-
-
-def _encoded(image, spec: RenditionSpec) -> bytes:
-    if spec.format == "jpeg":
-        if image.hasalpha():
-            image = image.flatten(background=[255, 255, 255])
-        return image.jpegsave_buffer(
-            Q=spec.quality, keep="none", optimize_coding=True, interlace=True
-        )
-    if spec.format == "avif":
-        return image.heifsave_buffer(
-            Q=spec.quality, compression="av1", effort=2, keep="none", bitdepth=8
-        )
-    return image.webpsave_buffer(Q=spec.quality, keep="none", effort=WEBP_EFFORT)
-
-
-def _first_line(exc: Exception) -> str:
-    """What a library said went wrong: libvips' own line ("VipsJpeg: premature end of JPEG
-    image") rather than the operation that met it ("unable to copy to memory")."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    said = [line for line in lines if line.lower().startswith("vips")]
-    if said:
-        return said[0][:200]
-    # libvips keeps a decoder's own words with the thread that decoded, which may be one of
-    # its workers: then only the operation's failure reaches this thread.
-    return f"corrupt or cut short: {(lines or [type(exc).__name__])[0][:200]}"
+def _said(exc: Exception) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]

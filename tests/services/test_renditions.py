@@ -9,7 +9,6 @@ import zlib
 
 import pillow_heif
 import pytest
-import pyvips
 from PIL import Image
 
 from albums.models import Album, Photo, SyncRun
@@ -147,9 +146,7 @@ def test_other_formats_render_as_srgb(album, s3, name, write, size):
     elif write == "cmyk":
         Image.new("CMYK", (900, 600), (0, 255, 255, 0)).save(path, "JPEG")  # red in ink
     elif write == "png16":  # 16 bits a channel, as scanners and editors write them
-        deep = pyvips.Image.black(900, 600, bands=3).linear(1, [60_000, 5_000, 5_000])
-        deep = deep.cast("ushort")
-        deep.copy(interpretation="rgb16").pngsave(str(path))
+        path.write_bytes(png_16_bits((900, 600), (60_000, 5_000, 5_000)))
     elif write == "gif":
         frames = [Image.new("RGB", (300, 200), color) for color in (RED, BLUE)]
         frames[0].save(path, "GIF", save_all=True, append_images=frames[1:])
@@ -169,18 +166,26 @@ def test_other_formats_render_as_srgb(album, s3, name, write, size):
     assert pixel == pytest.approx(expected, abs=40)
 
 
-def bomb_png() -> bytes:
-    """A few KB of PNG that claims 50,000 x 50,000 pixels (7.5 GB decoded)."""
+def png(width: int, height: int, depth: int, rows: bytes) -> bytes:
+    """A PNG of RGB pixels written by hand: its header says what it likes."""
 
     def chunk(kind: bytes, body: bytes) -> bytes:
         crc = zlib.crc32(kind + body) & 0xFFFFFFFF
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
 
-    header = struct.pack(">IIBBBBB", 50_000, 50_000, 8, 2, 0, 0, 0)
-    rows = zlib.compress(b"\x00" * (50_000 * 3 + 1) * 8, 9)
-    return (
-        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b"")
-    )
+    header = struct.pack(">IIBBBBB", width, height, depth, 2, 0, 0, 0)
+    body = chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows, 9)) + chunk(b"IEND", b"")
+    return b"\x89PNG\r\n\x1a\n" + body
+
+
+def bomb_png() -> bytes:
+    """A few KB of PNG that claims 50,000 x 50,000 pixels (7.5 GB decoded)."""
+    return png(50_000, 50_000, 8, b"\x00" * (50_000 * 3 + 1) * 8)
+
+
+def png_16_bits(size: tuple[int, int], colour: tuple[int, int, int]) -> bytes:
+    row = b"\x00" + struct.pack(">HHH", *colour) * size[0]
+    return png(*size, 16, row * size[1])
 
 
 def test_photos_that_cannot_be_rendered_are_backed_up_and_say_why(album, s3, settings):
@@ -197,14 +202,11 @@ def test_photos_that_cannot_be_rendered_are_backed_up_and_say_why(album, s3, set
     assert (result.status, result.failed, result.uploaded) == ("success", 0, 8)
     assert (result.rendered, result.not_rendered) == (4, 3)
     problems = {p.path: p.error for p in result.rendition_problems}
-    assert problems.pop("cut.jpg") in (
-        # libvips' decoder says why, unless it decoded on a thread of its own
-        "not an image libvips or pillow-heif can read (VipsJpeg: premature end of JPEG image)",
-        "not an image libvips or pillow-heif can read (corrupt or cut short: unable to copy to "
-        "memory)",
+    assert problems.pop("cut.jpg").startswith(
+        "not an image Pillow can read (image file is truncated ("  # (N bytes not processed)
     )
     assert problems == {
-        "bomb.png": "2,500 megapixels, more than the 200 a photo may have",
+        "bomb.png": "2,500 megapixels, more than the 178 a photo may have",
         "IMG_1.CR2": RAW_NOT_RENDERED,
     }
     problems["cut.jpg"] = Photo.objects.get(path="cut.jpg").rendition_problem
