@@ -85,19 +85,20 @@ def ensure_database(args) -> None:
 ALBUMS_SQL = """
 INSERT INTO albums_album (id, name, slug, folder, sync_on_schedule, created_at,
     last_synced_at, last_sync_status, sync_lease_token, sync_lease_expires_at,
-    sync_failures_in_row)
+    sync_failures_in_row, visibility)
 SELECT a, 'Album ' || lpad(a::text, 4, '0'), 'album-' || lpad(a::text, 4, '0'),
     'Album ' || lpad(a::text, 4, '0'), a %% 2 = 0, now() - interval '400 days',
     now() - interval '1 day' + a * interval '1 second' + interval '30 seconds',
     CASE WHEN a %% 50 = 0 THEN 'failed' WHEN a %% 10 = 0 THEN 'partial' ELSE 'success' END,
-    '', NULL, 0
+    '', NULL, 0, 'private'
 FROM generate_series(1, %(albums)s) AS a
 """
 RUNS_SQL = """
 INSERT INTO albums_syncrun (id, album_id, kind, repair, trigger, dry_run, prune, status,
     queued_at, started_at, finished_at, message, files_total, files_done, scanned, new,
     existing, orphaned, uploaded, reuploaded, already_in_bucket, unchanged, deferred, removed,
-    pruned, failed, bytes_uploaded, errors, diagnosis, {other_counts})
+    pruned, failed, bytes_uploaded, errors, diagnosis, render_all, rendition_problems,
+    {other_counts})
 SELECT (r - 1) * %(albums)s + a, a, 'sync', false,
     CASE WHEN r %% 3 = 0 THEN 'schedule' WHEN r %% 3 = 1 THEN 'admin' ELSE 'command' END,
     r = %(per_album)s - 1 AND a %% 7 = 0, false,
@@ -116,7 +117,7 @@ SELECT (r - 1) * %(albums)s + a, a, 'sync', false,
             'error', 'Permission denied'))
         FROM generate_series(0, 4) AS n)
     ELSE '[]'::jsonb END,
-    '{{}}'::jsonb, {other_zeros}
+    '{{}}'::jsonb, false, '[]'::jsonb, {other_zeros}
 FROM generate_series(1, %(albums)s) AS a,
      generate_series(1, %(per_album)s) AS r,
      LATERAL (SELECT now() - (%(per_album)s - r + 1) * interval '1 day'
@@ -124,7 +125,7 @@ FROM generate_series(1, %(albums)s) AS a,
 """
 PHOTOS_SQL = """
 INSERT INTO albums_photo (album_id, path, key, size, mtime_ns, content_type, width, height,
-    taken_at, uploaded_at, verified_at, created_at, md5, etag)
+    taken_at, uploaded_at, verified_at, created_at, md5, etag, renditions, rendition_problem)
 SELECT album, path, 'albums/album-' || lpad(album::text, 4, '0') || '/' || path,
     2000000 + (i::bigint * 7919) %% 1000000, 1600000000000000000 + i::bigint * 1000000000,
     'image/jpeg', 4000, 3000,
@@ -133,7 +134,7 @@ SELECT album, path, 'albums/album-' || lpad(album::text, 4, '0') || '/' || path,
     CASE WHEN album %% 50 = 0 OR (album %% 10 = 0 AND i %% %(photos_per_album)s < 5)
          THEN now() - interval '2 days' + album * interval '1 second' + interval '10 seconds'
          ELSE now() - interval '1 day' + album * interval '1 second' + interval '10 seconds' END,
-    now() - interval '300 days', md5(path), md5(path)
+    now() - interval '300 days', md5(path), md5(path), '', ''
 FROM generate_series(0, %(photos)s - 1) AS i,
      LATERAL (SELECT i / %(photos_per_album)s + 1 AS album,
                      'day ' || (i %% %(photos_per_album)s %% 10) || '/IMG_' || lpad(i::text, 7, '0') || '.jpg' AS path) AS p

@@ -7,6 +7,7 @@ from django.core.management.base import BaseCommand
 from PIL import Image, ImageDraw
 
 from albums import conf
+from albums.models import Album, Visibility
 
 SAMPLE_ALBUM = "Sample Album"
 SAMPLE_PHOTOS = 12
@@ -20,6 +21,15 @@ class Command(BaseCommand):
         folder = conf.photos_root() / SAMPLE_ALBUM
         written = _write_sample_photos(folder)
         self.stdout.write(f"Sample album: {folder} ({written} new photos).")
+        # Public, so that the site's front page shows it once it is synced.
+        Album.objects.get_or_create(
+            folder=SAMPLE_ALBUM,
+            defaults={
+                "name": SAMPLE_ALBUM,
+                "slug": "sample-album",
+                "visibility": Visibility.PUBLIC,
+            },
+        )
         password = secrets.token_urlsafe(12)
         user, _ = get_user_model().objects.get_or_create(
             username=DEMO_USER, defaults={"is_staff": True, "is_superuser": True}
@@ -32,6 +42,7 @@ class Command(BaseCommand):
                 f"Admin: http://127.0.0.1:8000/admin/  user: {DEMO_USER}  password: {password}"
             )
         )
+        self.stdout.write("Site: http://127.0.0.1:8000/ (the sample album is public)")
 
 
 def _write_sample_photos(folder) -> int:
