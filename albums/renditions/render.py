@@ -93,20 +93,22 @@ def render(source: bytes | str, spec: RenditionSpec, *, content_type: str) -> Re
 
 
 def _display(source: bytes | str, long_edge: int) -> tuple[Image.Image, int, int]:
-    """The display size, upright and 8-bit sRGB, and the upright photo's size."""
+    """The display size, upright and 8-bit sRGB, and the upright photo's size. Only the
+    photo as decoded (a 24 MP JPEG at half its size, 18 MB) and the display size are ever
+    held: nothing is copied at full size."""
     with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as photo:
         width, height = photo.size
         orientation = photo.getexif().get(ORIENTATION)
         icc = photo.info.get("icc_profile")
-        # The JPEG decoder scales by 1/2, 1/4 or 1/8 to no less than twice the target,
-        # which keeps reducing_gap's quality; other formats decode whole.
+        # The JPEG decoder scales by 1/2, 1/4 or 1/8 to no less than the target; other
+        # formats decode whole.
         scale = min(1.0, long_edge / max(width, height))
-        photo.draft("RGB", (round(width * scale * 2), round(height * scale * 2)))
+        photo.draft("RGB", (max(1, round(width * scale)), max(1, round(height * scale))))
         photo.load()  # a truncated or corrupt file fails here
         image = _eight_bit(photo)
-    image.thumbnail((long_edge, long_edge), Image.Resampling.BICUBIC, REDUCING_GAP)
-    if orientation in UPRIGHT:
-        image = image.transpose(UPRIGHT[orientation])
+        image.thumbnail((long_edge, long_edge), Image.Resampling.BICUBIC, REDUCING_GAP)
+        # Upright, and no longer the file's image (closed with it).
+        image = image.transpose(UPRIGHT[orientation]) if orientation in UPRIGHT else image.copy()
     if orientation in (5, 6, 7, 8):
         width, height = height, width
     image = _to_srgb(image, icc)
@@ -122,7 +124,7 @@ def _eight_bit(image: Image.Image) -> Image.Image:
         image = image.point(lambda value: value * (255 / high), "L") if high > 255 else image
         return image.convert("RGB")
     if image.mode in ("RGB", "RGBA", "CMYK"):
-        return image.copy()
+        return image
     if image.mode in ("LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         return image.convert("RGBA")
     return image.convert("RGB")
