@@ -14,7 +14,9 @@ a profile.
 
 import functools
 import io
+import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from PIL import Image, ImageCms, UnidentifiedImageError
@@ -30,9 +32,12 @@ REDUCING_GAP = 3.0  # a box reduction to within 3x the size, then a bicubic resi
 # WebP's method 2 encodes a 2048 px rendition in under half the time of its default 4, for
 # 8 % more bytes (bench/RESULTS-renditions.md): the encoder is most of a render's time.
 WEBP_METHOD = 2
-# Renders at once in this process: each holds a photo decoded at up to twice the display
-# size (about 25 MB); more than the cores would only queue for them.
-_renders = threading.BoundedSemaphore(2)
+# Renders run on two threads of their own, whoever asks: each holds a photo decoded at the
+# display size's scale (a 24 MP JPEG at half size, 18 MB), and more than the cores would
+# only queue. Their own threads, not the sync's ten: glibc gives each thread that allocates
+# large images an arena of its own, and ten arenas each keeping a decoded photo's worth
+# took a sync of camera JPEGs from 160 to 490 MiB (bench/RESULTS-renditions-sync.md).
+RENDER_THREADS = 2
 # EXIF orientation -> the transpose that makes the image upright.
 UPRIGHT = {
     2: Image.Transpose.FLIP_LEFT_RIGHT,
@@ -76,19 +81,36 @@ def render(source: bytes | str, spec: RenditionSpec, *, content_type: str) -> Re
     if content_type.startswith(RAW_PREFIX):
         raise NotRenderable(RAW_NOT_RENDERED)
     _read_heif_too()
-    with _renders:
-        try:
-            display, width, height = _display(source, spec.sizes[-1])
-        except Image.DecompressionBombError as exc:
-            raise NotRenderable(_too_large(exc)) from None
-        except UnidentifiedImageError:
-            raise NotRenderable(NOT_AN_IMAGE.format(error=UNKNOWN)) from None
-        except (OSError, ValueError, SyntaxError) as exc:
-            raise NotRenderable(NOT_AN_IMAGE.format(error=_said(exc))) from None
-        images = []
-        for size in spec.sizes:
-            image = display if size == spec.sizes[-1] else _shrunk(display, size)
-            images.append((size, _encoded(image, spec), image.width, image.height))
+    return _renderers().submit(_render, source, spec).result()
+
+
+_executors: dict[int, ThreadPoolExecutor] = {}
+_executors_lock = threading.Lock()
+
+
+def _renderers() -> ThreadPoolExecutor:
+    """This process's render threads (a process forked from one that rendered, as a task
+    worker may be, gets threads of its own: it inherits none)."""
+    with _executors_lock:
+        pid = os.getpid()
+        if pid not in _executors:
+            _executors[pid] = ThreadPoolExecutor(RENDER_THREADS, thread_name_prefix="render")
+        return _executors[pid]
+
+
+def _render(source: bytes | str, spec: RenditionSpec) -> Rendered:
+    try:
+        display, width, height = _display(source, spec.sizes[-1])
+    except Image.DecompressionBombError as exc:
+        raise NotRenderable(_too_large(exc)) from None
+    except UnidentifiedImageError:
+        raise NotRenderable(NOT_AN_IMAGE.format(error=UNKNOWN)) from None
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise NotRenderable(NOT_AN_IMAGE.format(error=_said(exc))) from None
+    images = []
+    for size in spec.sizes:
+        image = display if size == spec.sizes[-1] else _shrunk(display, size)
+        images.append((size, _encoded(image, spec), image.width, image.height))
     return Rendered(width=width, height=height, images=tuple(images))
 
 
