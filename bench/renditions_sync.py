@@ -160,6 +160,9 @@ def report(args, results, sizes, elapsed) -> str:
     def med(name, phase, attr):
         return results[name][phase].median(attr)
 
+    def server(name, phase):
+        return statistics.median(s.server_cpu for s in results[name][phase].samples)
+
     names = list(results)
     lines = [
         "# Benchmark results: the first sync of camera JPEGs with web renditions",
@@ -188,9 +191,6 @@ def report(args, results, sizes, elapsed) -> str:
                 f"{last.request_total} | {ops} | "
                 f"{med(name, phase, 'rss_mib'):.0f} MiB |"
             )
-
-    def server(name, phase):
-        return statistics.median(s.server_cpu for s in results[name][phase].samples)
 
     slower = max(med(names[0], "initial", "wall"), med(names[1], "initial", "wall"))
     on = med(names[2], "initial", "wall")
