@@ -126,7 +126,12 @@ def images_before_scrolling(args, url: str) -> int | str:
     chromium = "/usr/bin/chromium"
     if not os.path.exists(chromium):
         return "chromium not installed"
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "photosite.settings", "DJANGO_DEBUG": "0"}
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "photosite.settings",
+        "DJANGO_DEBUG": "0",
+        "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
+    }
     port = 8765
     server = subprocess.Popen(  # noqa: S603 - our own interpreter and manage.py
         [sys.executable, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"],
@@ -143,7 +148,9 @@ def images_before_scrolling(args, url: str) -> int | str:
             page.on(
                 "request", lambda r: requested.append(r.url) if r.resource_type == "image" else None
             )
-            page.goto(f"http://127.0.0.1:{port}{url}", wait_until="load")
+            answer = page.goto(f"http://127.0.0.1:{port}{url}", wait_until="load")
+            if answer is None or answer.status != 200:
+                return f"the page answered {answer.status if answer else 'nothing'}"
             page.wait_for_timeout(1500)
             browser.close()
         return len(requested)
@@ -154,7 +161,6 @@ def images_before_scrolling(args, url: str) -> int | str:
 
 def main(argv=None) -> int:
     args = admin_scale.parse_args(argv)
-    os.environ["DJANGO_ALLOWED_HOSTS"] = "testserver,127.0.0.1"
     admin_scale.setup_django(args)
     admin_scale.ensure_database(args)
     from django.core.management import call_command

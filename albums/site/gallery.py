@@ -76,16 +76,12 @@ def photo_page(album: Album, *, after: str | None, photo_url, details: bool, med
     return Page(tiles, rows[-1].path if more else None)
 
 
+# What a tile needs of a photo (its album's id too: a related manager sets the album on each
+# row it reads, which would read a deferred album_id once a row).
 TILE_FIELDS = (
-    "id",
-    "path",
-    "md5",
-    "renditions",
-    "rendition_problem",
-    "width",
-    "height",
+    "id", "album_id", "path", "md5", "renditions", "rendition_problem", "width", "height",
     "taken_at",
-)
+)  # fmt: skip
 
 
 def tiles_of(photos: list[Photo], *, photo_url, details: bool, media_url) -> list[Tile]:
@@ -149,7 +145,7 @@ def summarised(albums: QuerySet) -> QuerySet:
 def covers(albums: list[Album], *, media_url) -> dict[int, Tile]:
     """Each album's cover tile, by album id: one query for all of them."""
     ids = [album.cover_id for album in albums if getattr(album, "cover_id", None)]
-    photos = list(Photo.objects.filter(pk__in=ids).only(*TILE_FIELDS, "album_id"))
+    photos = list(Photo.objects.filter(pk__in=ids).only(*TILE_FIELDS))
     tiles = {t.id: t for t in tiles_of(photos, photo_url=str, details=False, media_url=media_url)}
     return {p.album_id: tiles[p.pk] for p in photos if p.pk in tiles}
 

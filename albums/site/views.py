@@ -27,9 +27,11 @@ DOWNLOAD_SECONDS = 600
 @require_GET
 @site_page()
 def index(request):
-    albums = gallery.summarised(Album.objects.filter(visibility=Visibility.PUBLIC))
-    page = Paginator(albums.order_by("name"), ALBUMS_PER_PAGE).get_page(request.GET.get("page"))
-    listed = list(page.object_list)
+    public = Album.objects.filter(visibility=Visibility.PUBLIC).order_by("name", "pk")
+    page = Paginator(public.only("pk"), ALBUMS_PER_PAGE).get_page(request.GET.get("page"))
+    # Counted and summarised for this page's albums only (not the thousand before them).
+    ids = [album.pk for album in page.object_list]
+    listed = list(gallery.summarised(Album.objects.filter(pk__in=ids)).order_by("name", "pk"))
     covers = gallery.covers(listed, media_url=gallery.media_view_url)
     cards = [(album, covers.get(album.pk)) for album in listed]
     return render(request, "site/index.html", {"page": page, "cards": cards})
