@@ -4,16 +4,10 @@ Below the sync engine: nothing here imports `albums.sync`.
 """
 
 from .backend import STORAGE_ALIAS, describe, key_problem, open_photo_storage
-from .bucket import (
-    DeletesUnsupported,
-    ObjectChanged,
-    RemoteObject,
-    S3Bucket,
-    StorageBucket,
-    forget_clients,
-    open_bucket,
-)
+from .bucket import DeletesUnsupported, ObjectChanged, RemoteObject, StorageBucket
+from .clients import forget_clients
 from .errors import KeyRefused, ProblemKind, StorageProblem, classify_storage_error
+from .s3 import S3Bucket, open_bucket
 from .watch import EndpointSilent, EndpointWatch
 
 __all__ = [

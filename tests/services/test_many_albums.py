@@ -21,7 +21,7 @@ from albums.exceptions import (
     SyncLeaseLost,
 )
 from albums.models import Album, Photo, SyncRun
-from albums.storage import bucket as bucket_module
+from albums.storage import clients as bucket_module
 from albums.sync import INTERRUPTED, queue_scheduled_syncs, queue_syncs, sync_albums
 from albums.sync.records import photos as records
 from albums.sync.records.lease import AlbumLease, AlbumLeases

@@ -166,7 +166,7 @@ def test_an_endpoint_without_delete_objects_gets_one_delete_per_key_for_the_rest
     album, over_http, s3_requests, monkeypatch, caplog
 ):
     s3 = over_http
-    monkeypatch.setattr("albums.storage.bucket.DELETE_BATCH", 2)  # three requests' worth
+    monkeypatch.setattr("albums.storage.s3.DELETE_BATCH", 2)  # three requests' worth
     sync_album(album=album)
     add_orphans(album, s3, 5)
     s3_requests.reset()
