@@ -448,7 +448,7 @@ def test_videos_and_sidecars_get_an_icon_and_no_image_metadata(
     assert thumbnail.status_code == 404
 
 
-def test_the_admin_says_photosite_and_has_no_view_site_link(syncer):
+def test_the_admin_says_photosite_and_its_view_site_link_leads_to_the_site(syncer, album):
     client = logged_in(syncer)
 
     index = client.get(reverse("admin:index")).content.decode()
@@ -458,7 +458,11 @@ def test_the_admin_says_photosite_and_has_no_view_site_link(syncer):
     assert '<a href="/admin/">photosite</a>' in index
     assert "<title>Log in | photosite</title>" in login
     assert "Django administration" not in index + login
-    assert "View site" not in index
+    assert '<a href="/">View site</a>' in index  # the public albums (albums.site)
+    change = client.get(reverse("admin:albums_album_change", args=[album.pk])).content.decode()
+    view_on_site = client.get(re.search(r'href="([^"]+)" class="viewsitelink"', change).group(1))
+    assert view_on_site.status_code == 302
+    assert view_on_site["Location"].endswith(f"/a/{album.slug}/")  # staff see a private album
 
 
 # Web renditions in the admin -----------------------------------------------------------------
