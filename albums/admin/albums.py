@@ -175,71 +175,33 @@ class AlbumAdmin(admin.ModelAdmin):
 
     @admin.action(permissions=["sync"], description="Sync selected albums")
     def sync_selected(self, request, queryset):
-        try:
-            runs = queue_syncs(albums=queryset, trigger=SyncRun.Trigger.ADMIN)
-        except QueueUnavailable as exc:
-            self.message_user(request, str(exc), messages.ERROR)
-            return
-        self.message_user(
+        self._queue_each(
             request,
-            format_html(
-                "{} {}",
-                ngettext(
-                    "Queued a sync of %(count)d album:",
-                    "Queued syncs of %(count)d albums:",
-                    len(runs),
-                )
-                % {"count": len(runs)},
-                format_html_join(", ", "{}", ((run_link(run),) for run in runs)),
-            ),
-            messages.SUCCESS,
+            queryset,
+            ("Queued a sync of %(count)d album:", "Queued syncs of %(count)d albums:"),
         )
-        self._warn_if_no_worker(request)
 
     @admin.action(permissions=["sync"], description="Make missing web renditions")
     def render_selected(self, request, queryset):
         """A sync of each album that renders every photo without renditions (render_albums)."""
-        try:
-            runs = queue_syncs(albums=queryset, trigger=SyncRun.Trigger.ADMIN, render_all=True)
-        except QueueUnavailable as exc:
-            self.message_user(request, str(exc), messages.ERROR)
-            return
-        self.message_user(
+        self._queue_each(
             request,
-            format_html(
-                "{} {}",
-                ngettext(
-                    "Queued the missing web renditions of %(count)d album:",
-                    "Queued the missing web renditions of %(count)d albums:",
-                    len(runs),
-                )
-                % {"count": len(runs)},
-                format_html_join(", ", "{}", ((run_link(run),) for run in runs)),
+            queryset,
+            (
+                "Queued the missing web renditions of %(count)d album:",
+                "Queued the missing web renditions of %(count)d albums:",
             ),
-            messages.SUCCESS,
+            render_all=True,
         )
-        self._warn_if_no_worker(request)
 
     @admin.action(permissions=["restore"], description="Restore missing photos")
     def restore_selected(self, request, queryset):
-        runs = queue_syncs(
-            albums=queryset, trigger=SyncRun.Trigger.ADMIN, kind=SyncRun.Kind.RESTORE
-        )
-        self.message_user(
+        self._queue_each(
             request,
-            format_html(
-                "{} {}",
-                ngettext(
-                    "Queued a restore of %(count)d album:",
-                    "Queued restores of %(count)d albums:",
-                    len(runs),
-                )
-                % {"count": len(runs)},
-                format_html_join(", ", "{}", ((run_link(run),) for run in runs)),
-            ),
-            messages.SUCCESS,
+            queryset,
+            ("Queued a restore of %(count)d album:", "Queued restores of %(count)d albums:"),
+            kind=SyncRun.Kind.RESTORE,
         )
-        self._warn_if_no_worker(request)
 
     def restore_view(self, request, object_id):
         """POST only: queue a restore of the album's missing photos (albums.restore_album)."""
@@ -283,6 +245,18 @@ class AlbumAdmin(admin.ModelAdmin):
         return redirect("admin:albums_album_change", album.pk)
 
     # Helpers
+
+    def _queue_each(self, request, albums, message: tuple[str, str], **options) -> None:
+        """Queue a run of each album (one task for them all) and say so, with links."""
+        try:
+            runs = queue_syncs(albums=albums, trigger=SyncRun.Trigger.ADMIN, **options)
+        except QueueUnavailable as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return
+        said = ngettext(*message, len(runs)) % {"count": len(runs)}
+        links = format_html_join(", ", "{}", ((run_link(run),) for run in runs))
+        self.message_user(request, format_html("{} {}", said, links), messages.SUCCESS)
+        self._warn_if_no_worker(request)
 
     def _warn_if_no_worker(self, request):
         if not worker_seen():
