@@ -343,7 +343,7 @@ CACHES = {
 # albums.conf. It sets the schedule when it is created: edit it later in the admin.
 ALBUMS_SYNC_INTERVAL_MINUTES = os.environ.get("ALBUMS_SYNC_INTERVAL_MINUTES", "60")
 # Web renditions of every photo, made by the syncs and kept in the bucket under
-# <ALBUMS_KEY_PREFIX>/_renditions/ (albums.renditions); read through albums.conf.
+# <ALBUMS_KEY_PREFIX>-renditions/ (albums.renditions); read through albums.conf.
 ALBUMS_RENDITIONS = env.flag("ALBUMS_RENDITIONS", default=True)
 ALBUMS_RENDITION_SIZES = os.environ.get("ALBUMS_RENDITION_SIZES", "400,2048")
 ALBUMS_RENDITION_FORMAT = os.environ.get("ALBUMS_RENDITION_FORMAT", "webp")
