@@ -340,3 +340,23 @@ def test_a_no_op_over_many_albums_lists_no_rendition(album, s3, s3_requests, pho
     assert dict(s3_requests.counts) == {"ListObjectsV2": 1}  # the albums' prefix: photos only
     listed = [url for op, url in s3_requests.keys if op == "ListObjectsV2"]
     assert "prefix=albums%2F" in listed[0]
+
+
+def test_renditions_of_a_file_that_changed_while_rendered_are_not_sent(album, s3):
+    from django.core.files.storage import storages
+
+    from albums.storage import STORAGE_ALIAS, open_bucket
+    from albums.sync.bucket.renditions import NONE_YET, ensure_renditions
+
+    bucket = open_bucket(storages[STORAGE_ALIAS], workers=2)
+    spec = RenditionSpec((400, 2048), "webp", 80)
+    photo = (album.path / "photo1.jpg").read_bytes()
+
+    changed = ensure_renditions(
+        bucket, spec, md5="0" * 32, source=photo, content_type="image/jpeg", unchanged=lambda: False
+    )
+    kept = ensure_renditions(bucket, spec, md5="1" * 32, source=photo, content_type="image/jpeg")
+
+    assert changed == NONE_YET  # the record says none: the next run renders it again
+    assert kept.made and kept.signature == SIGNATURE
+    assert s3.object_keys() == sorted(spec.keys("1" * 32))
