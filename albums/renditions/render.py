@@ -15,6 +15,7 @@ a profile.
 import functools
 import io
 import os
+import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -207,8 +208,6 @@ def _read_heif_too() -> None:
 
 
 def _too_large(exc: Exception) -> str:
-    import re
-
     numbers = [int(n) for n in re.findall(r"\d+", str(exc))]
     claimed = numbers[0] if numbers else MAX_PIXELS + 1
     return TOO_LARGE.format(megapixels=claimed // 1_000_000, limit=MAX_PIXELS // 1_000_000)

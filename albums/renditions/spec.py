@@ -21,6 +21,12 @@ CONTENT_TYPES = {"webp": "image/webp", "jpeg": "image/jpeg", "avif": "image/avif
 EXTENSIONS = {"webp": "webp", "jpeg": "jpg", "avif": "avif"}
 
 
+def content_type_of(key: str) -> str:
+    """The content type of the rendition under `key`, from its extension."""
+    by_extension = {EXTENSIONS[fmt]: kind for fmt, kind in CONTENT_TYPES.items()}
+    return by_extension.get(key.rsplit(".", 1)[-1], "application/octet-stream")
+
+
 @dataclass(frozen=True, slots=True)
 class RenditionSpec:
     """The renditions every photo gets: one per long edge in `sizes` (smallest first),

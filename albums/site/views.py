@@ -15,6 +15,7 @@ from storages.backends.s3 import S3Storage
 
 from ..models import Album, ShareLink, Visibility
 from ..renditions import CACHE_CONTROL, prefix
+from ..renditions.spec import content_type_of
 from ..storage import STORAGE_ALIAS
 from . import access, gallery
 from .headers import site_page
@@ -137,10 +138,9 @@ def media(request, key: str):
     if isinstance(storage, S3Storage) or not key.startswith(prefix()) or ".." in key:
         raise Http404
     try:
-        response = FileResponse(storage.open(key, "rb"), content_type="image/webp")
+        response = FileResponse(storage.open(key, "rb"), content_type=content_type_of(key))
     except (FileNotFoundError, OSError):
         raise Http404 from None
-    response["Content-Type"] = _content_type(key)
     response["Cache-Control"] = CACHE_CONTROL
     return response
 
@@ -192,8 +192,3 @@ def _password_page(request, link: ShareLink, *, wrong: bool = False):
 
 def _quoted(value: str) -> str:
     return quote(value, safe="")
-
-
-def _content_type(key: str) -> str:
-    extension = key.rsplit(".", 1)[-1]
-    return {"webp": "image/webp", "jpg": "image/jpeg", "avif": "image/avif"}.get(extension, "")
