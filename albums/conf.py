@@ -76,6 +76,13 @@ def max_delete() -> int:
     )
 
 
+def move_window_days() -> int:
+    """How long a photo gone from an album (in a run without --prune) is remembered by its
+    content, so that another album finding it copies its object rather than uploading it."""
+    value = getattr(settings, "ALBUMS_MOVE_WINDOW_DAYS", 90)
+    return _whole_number("ALBUMS_MOVE_WINDOW_DAYS", value, minimum=0, example=90)
+
+
 def key_prefix() -> str:
     prefix = str(getattr(settings, "ALBUMS_KEY_PREFIX", "albums")).strip("/")
     if not prefix or any(part in {".", ".."} for part in prefix.split("/")):

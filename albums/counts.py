@@ -61,6 +61,12 @@ class SyncCounts(Counts):
         "excluded pruned",
         "bucket objects of recorded photos now excluded, deleted (--prune-excluded)",
     )
+    untracked_pruned: int = _count(
+        "untracked removed",
+        "objects under the album's prefix with neither a file nor a record (left by runs "
+        "without --prune, or by a crash between upload and record), deleted (--prune)",
+        unit="objects",
+    )
     moved: int = _count(
         "moved", "new paths of photos moved or renamed: copied inside the bucket, not uploaded"
     )

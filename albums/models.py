@@ -213,6 +213,33 @@ class Photo(models.Model):
         return datetime.fromtimestamp(self.mtime_ns / 1e9, tz=UTC)
 
 
+class DepartedPhoto(models.Model):
+    """A photo gone from its album's folder in a run that did not prune: its record is gone,
+    its object stays in the bucket. What identifies its content is kept for
+    ALBUMS_MOVE_WINDOW_DAYS, so that a later run of any album that finds the same content
+    (the photo moved to another album, or renamed) copies that object inside the bucket
+    instead of uploading it again. The object goes with the next prune of its album, as an
+    untracked object, and this row with it."""
+
+    album = models.ForeignKey(Album, on_delete=models.CASCADE, related_name="departed")
+    path = models.CharField(max_length=1024, help_text="Where it was, relative to the album.")
+    key = models.CharField(max_length=1024, help_text="Its object in the bucket.")
+    size = models.BigIntegerField()
+    md5 = models.CharField("MD5", max_length=32)
+    etag = models.CharField("ETag", max_length=128, blank=True)
+    departed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [
+            # Found by content, as a recorded photo gone from disk is (Photo's photo_content).
+            models.Index(fields=["size", "md5"], name="departed_content"),
+            models.Index(fields=["key"], name="departed_key"),
+        ]
+
+    def __str__(self) -> str:
+        return self.path
+
+
 def _count_columns() -> dict[str, models.Field]:
     """One column per count of every kind of run (albums.counts), described as the count is."""
     columns = {}

@@ -141,6 +141,7 @@ ALBUMS_EXCLUDE = os.environ.get("ALBUMS_EXCLUDE", "")  # gitignore-style, comma-
 ALBUMS_SYNC_LEASE_SECONDS = os.environ.get("ALBUMS_SYNC_LEASE_SECONDS", "300")
 ALBUMS_SETTLE_SECONDS = os.environ.get("ALBUMS_SETTLE_SECONDS", "5")
 ALBUMS_MAX_DELETE = os.environ.get("ALBUMS_MAX_DELETE", "1000")
+ALBUMS_MOVE_WINDOW_DAYS = os.environ.get("ALBUMS_MOVE_WINDOW_DAYS", "90")
 
 
 def photos_storage(environ) -> dict:

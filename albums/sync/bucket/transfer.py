@@ -120,7 +120,10 @@ def transfer(job: Job, bucket: StorageBucket) -> Transferred:
                 bucket.delete(job.key)
             raise FileChanged(CHANGED_WHILE_UPLOADING)
         md5 = content.md5().hex()
+        # A moved photo's record keeps its renditions; one an earlier run forgot has no
+        # record left, and its renditions are looked for like a new photo's.
         moved = bool(job.candidates) and sent is not Sent.UPLOADED
+        moved = moved and not (source is not None and source.departed)
         rendition = NONE_YET if moved else _renditions(job, bucket, content, md5, changed)
     return Transferred(
         job,
@@ -238,9 +241,12 @@ def _send(job: Job, bucket: StorageBucket, content: "_Content", content_type: st
         md5 = content.md5().hex()
         for source in (photo for photo in job.candidates if photo.md5 == md5):
             try:
-                return Sent.COPIED, bucket.copy(source.key, job.key, size=content.size), source
+                etag = bucket.copy(source.key, job.key, size=content.size)
             except FileNotFoundError:
                 continue  # its object is gone too: another candidate, or an upload
+            if _plain_md5(etag) and etag != md5:
+                continue  # its key holds other bytes now: the upload below replaces the copy
+            return Sent.COPIED, etag, source
     body = content.body()  # the MD5 is known once the body is ready
     etag = bucket.upload(
         job.key,
@@ -251,6 +257,12 @@ def _send(job: Job, bucket: StorageBucket, content: "_Content", content_type: st
         mtime_ns=mtime_ns,
     )
     return Sent.UPLOADED, etag, None
+
+
+def _plain_md5(etag: str) -> bool:
+    """Whether an ETag is the MD5 of the object's bytes (not of its parts, not encrypted
+    with a key of the bucket's): 32 hex digits, no part count."""
+    return len(etag) == 32 and "-" not in etag
 
 
 def _same_content(remote: RemoteObject, content: "_Content") -> bool:

@@ -113,16 +113,19 @@ class AlbumSync:
         listing: Iterable[tuple[str, RemoteObject]] | None = None,
         known_elsewhere: bool | None = None,
         recorded: RecordedPhotos | None = None,
+        moved_keys: set[str] | None = None,
     ):
         """`lease` is renewed as the run goes; `kept_vanished`, `writer` (a RecordWriter
         shared by the albums of a run), `listing` (this album's part of a listing of the
         whole prefix), `known_elsewhere` (whether other albums have photos known by
-        content) and `recorded` (its recorded photos, read ahead with other albums') come
-        from a run over several albums (albums.sync.many)."""
+        content), `recorded` (its recorded photos, read ahead with other albums') and
+        `moved_keys` (the old keys of the photos the run moved) come from a run over
+        several albums (albums.sync.many)."""
         self.album = album
         self.kept_vanished = kept_vanished
         self.shared_listing = listing
         self.known_elsewhere = known_elsewhere
+        self.moved_keys = set() if moved_keys is None else moved_keys
         self.options = options
         self.lease = lease
         self.log = DryRunLog(logger, {}) if options.dry_run else logger
@@ -180,6 +183,7 @@ class AlbumSync:
             new_photos=census.new,
             elsewhere=self.known_elsewhere,
             lease_token=self.lease.token if self.lease is not None else "",
+            taken_keys=self.moved_keys,
         )
         self.orphans = Orphans(
             album=self.album,
@@ -192,6 +196,8 @@ class AlbumSync:
             log=self.log,
             kept_vanished=self.kept_vanished,
             renditions=self.options.renditions,
+            exclusions=self.exclusions,
+            moved_keys=self.moved_keys,
         )
         self.orphans.check_limit(
             self.orphans.deletions(orphaned=census.orphaned, excluded=census.excluded_recorded)
@@ -230,8 +236,14 @@ class AlbumSync:
         """The pass: every photo decided as it is reached, what the bucket must receive
         coming out as jobs for the pool (see `take` for their results)."""
         census, folder = self.census, self.folder
-        listing = self.shared_listing is not None or self.bucket.listing_is_cheaper(
-            photos=census.photos, recorded=census.recorded, batch_size=self.options.batch_size
+        # A prune lists the prefix whatever it costs: the untracked objects it deletes are
+        # found nowhere else.
+        listing = (
+            self.shared_listing is not None
+            or (self.options.prune and self.bucket.can_list)
+            or self.bucket.listing_is_cheaper(
+                photos=census.photos, recorded=census.recorded, batch_size=self.options.batch_size
+            )
         )
         if census.new:
             self.log.info(
@@ -372,7 +384,11 @@ class AlbumSync:
                 "Photo moved from %s, copied in the bucket: %s", source.path, job.local.path
             )
             self.tally.settle("moved")
-            self.records.moved(source.id, done)
+            if source.departed:  # no record is left: the new file gets its own
+                self.records.sent(done)
+                self.records.claimed(source.id)
+            else:
+                self.records.moved(source.id, done)
         else:
             if job.known is not None:
                 self.tally.settle("reuploaded")

@@ -4,7 +4,10 @@ Such a file is copied inside the bucket instead of uploaded, and the photo's rec
 it (same id, same upload time and metadata). Candidates are found by size, which costs
 nothing, and confirmed by MD5, which costs a read of the new file only (albums.sync.transfer
 reads it anyway to upload it): this album's photos gone from disk, which the census found,
-and photos of other albums (in the same bucket) whose files are gone too.
+photos of other albums (in the same bucket) whose files are gone too, and photos an earlier
+run of any album forgot while their objects stayed (DepartedPhoto, ALBUMS_MOVE_WINDOW_DAYS):
+a move found across two runs. Such a one has no record to follow the file: the new file
+gets its own, and the old object goes with the next prune of the album it left.
 """
 
 import os
@@ -16,6 +19,7 @@ from ... import conf
 from ...models import Album, Photo
 from ..bucket.transfer import Job
 from ..library.merge import Vanished
+from ..records.photos import anything_departed, departed_candidates
 
 CHUNK = 2000  # new files looked up at once in other albums: one query per chunk
 
@@ -32,16 +36,26 @@ class Moves:
         new_photos: int,
         elsewhere: bool | None,
         lease_token: str = "",
+        taken_keys: set[str] | None = None,
     ) -> "Moves":
         """The candidates of a run that found `new_photos` and, gone from disk, `vanished`.
         With no new photo there is nothing to move to (and no query). `elsewhere`, when
         known already, is whether other albums have photos known by content; `lease_token`
-        the run's, whose albums (a run over several) are as free to move from as idle ones."""
+        the run's, whose albums (a run over several) are as free to move from as idle ones;
+        `taken_keys` gathers the old keys of the photos moved (shared by a run's albums)."""
         if not new_photos:
-            return cls(album, [], look_elsewhere=False)
+            return cls(album, [], look_elsewhere=False, taken_keys=taken_keys)
         if elsewhere is None:
-            elsewhere = Photo.objects.exclude(album=album).exclude(md5="").exists()
-        return cls(album, vanished, look_elsewhere=elsewhere, lease_token=lease_token)
+            elsewhere = (
+                Photo.objects.exclude(album=album).exclude(md5="").exists() or anything_departed()
+            )
+        return cls(
+            album,
+            vanished,
+            look_elsewhere=elsewhere,
+            lease_token=lease_token,
+            taken_keys=taken_keys,
+        )
 
     def __init__(
         self,
@@ -50,15 +64,17 @@ class Moves:
         *,
         look_elsewhere: bool,
         lease_token: str = "",
+        taken_keys: set[str] | None = None,
     ):
         self.album = album
+        self.taken_keys = set() if taken_keys is None else taken_keys
         self.look_elsewhere = look_elsewhere  # other albums have photos known by content
         self.lease_token = lease_token
         self._here: dict[int, list[Vanished]] = defaultdict(list)
         for photo in vanished:
             self._here[photo.size].append(photo)
         self._here_ids = {photo.id for photos in self._here.values() for photo in photos}
-        self._taken: dict[int, Vanished] = {}
+        self._taken: dict[tuple[bool, int], Vanished] = {}  # by (departed, id)
 
     def is_candidate(self, photo_id: int) -> bool:
         """Whether this album's photo, gone from disk, waits for a new file to move to."""
@@ -95,12 +111,14 @@ class Moves:
     def source_of(self, job: Job, md5: str, copied_from: Vanished | None) -> Vanished | None:
         """The photo a new file turned out to be (copied from it, or, after a killed run,
         found already copied), claimed for it; None if none or already taken."""
-        same = [c for c in job.candidates if c.md5 == md5 and c.id not in self._taken]
+        same = [c for c in job.candidates if c.md5 == md5 and (c.departed, c.id) not in self._taken]
         if not same:
             return None
         # The one copied from, if free; any other of the same content holds the same bytes.
         source = copied_from if copied_from in same else same[0]
-        self._taken[source.id] = source
+        self._taken[source.departed, source.id] = source
+        if not source.departed:
+            self.taken_keys.add(source.key)
         return source
 
     def candidates(self, sizes: Iterable[int]) -> dict[int, tuple[Vanished, ...]]:
@@ -111,11 +129,14 @@ class Moves:
         if self.look_elsewhere and sizes:
             for photo in _gone_elsewhere(self.album, sizes, self.lease_token):
                 found[photo.size].append(photo)
+            for row in departed_candidates(sizes):
+                found[row[4]].append(Vanished(*row, departed=True))
         return {size: tuple(photos) for size, photos in found.items() if photos}
 
     def taken(self) -> list[Vanished]:
-        """The photos moved by this run."""
-        return list(self._taken.values())
+        """The recorded photos moved by this run (their records followed them); not those
+        an earlier run forgot, whose objects are left to their album's prune."""
+        return [photo for photo in self._taken.values() if not photo.departed]
 
     def left_here(self) -> list[Vanished]:
         """This album's candidates no new file turned out to be: gone from disk for good."""
@@ -123,7 +144,7 @@ class Moves:
             photo
             for photos in self._here.values()
             for photo in photos
-            if photo.id not in self._taken
+            if (False, photo.id) not in self._taken
         ]
 
 

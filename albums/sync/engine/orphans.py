@@ -1,14 +1,16 @@
 """Photos gone from disk: forgotten, waited for (a new file may turn out to be them), or,
 when pruning, deleted from the bucket; recorded photos an exclusion now covers: kept, or
-with --prune-excluded deleted from the bucket; never more deletions than the run's limit."""
+with --prune-excluded deleted from the bucket; untracked objects (neither a file nor a
+record), deleted when pruning; never more deletions than the run's limit."""
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from ...exceptions import TooManyDeletions
+from ...exceptions import AlbumFolderEmpty, TooManyDeletions
 from ...models import Album
 from ...renditions import RenditionSpec, parse_signature
 from ..bucket.bucket_pool import BucketPool
+from ..library.exclusions import Exclusions
 from ..library.merge import KnownPhoto, Vanished
 from ..outcome.tally import Tally
 from ..records.photos import RunRecords, contents_recorded
@@ -20,6 +22,21 @@ TOO_MANY_DELETIONS = (
     "limit of {limit}; nothing was deleted. If that many photos really are gone, run again "
     "with --max-delete {count}."
 )
+NO_PHOTO_BUT_OBJECTS = (
+    "The folder of album {album!r} holds no photos, but the bucket holds {count} objects "
+    "under its prefix; refusing to treat them all as untracked. Nothing was deleted. Is the "
+    "disk mounted?"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Untracked:
+    """An object under the album's prefix with neither a file nor a record: left by a run
+    without --prune (its photo deleted from disk since), or by a crash between upload and
+    record of a file deleted since."""
+
+    path: str
+    key: str
 
 
 @dataclass
@@ -48,9 +65,14 @@ class Orphans:
     log: logging.Logger | logging.LoggerAdapter
     kept_vanished: list[int] | None = None
     renditions: RenditionSpec | None = None  # the run's, whose keys a prune also deletes
+    exclusions: Exclusions | None = None  # what the walk leaves out: never untracked
+    # Old keys of photos the run moved (in a run over several albums, shared by them all):
+    # another album's prune deletes them, so they are not untracked here.
+    moved_keys: set[str] = field(default_factory=set)
 
     def __post_init__(self):
         self.to_prune: list[tuple[KnownPhoto | Vanished, bool]] = []  # (photo, excluded)
+        self.untracked: list[Untracked] = []  # found when pruning, deleted with the rest
         self.pruned: list[KnownPhoto | Vanished] = []  # photos deleted, whose content went
         self.passed = False  # the move candidates left over are judged (after_the_pass)
 
@@ -71,12 +93,23 @@ class Orphans:
         else:
             self.records.excluded(photo.id)
 
+    def untracked_object(self, path: str, key: str) -> None:
+        """An object the listing holds where there is neither a file nor a record (nor a
+        folder the walk could not read, which may hide the file). When pruning it is set
+        aside for deletion, unless an exclusion covers its path: what is left out of the
+        sync is never taken for untracked."""
+        if not self.prune or (self.exclusions and self.exclusions.covers(path)):
+            return
+        if len(self.untracked) <= self.max_delete:  # one more is enough to stop the run
+            self.untracked.append(Untracked(path, key))
+
     def deletions(self, *, orphaned: int | None = None, excluded: int | None = None) -> int:
-        """How many bucket objects the run deletes: its orphans when pruning, its recorded
-        photos now excluded when pruning those (the counts so far unless given)."""
+        """How many bucket objects the run deletes: its orphans and untracked objects when
+        pruning, its recorded photos now excluded when pruning those (the counts so far
+        unless given)."""
         orphaned = self.tally["orphaned"] if orphaned is None else orphaned
         excluded = self.tally["excluded_recorded"] if excluded is None else excluded
-        return orphaned * self.prune + excluded * self.prune_excluded
+        return orphaned * self.prune + excluded * self.prune_excluded + len(self.untracked)
 
     def after_the_pass(self) -> None:
         """This album's move candidates no new file turned out to be are gone for good
@@ -102,10 +135,14 @@ class Orphans:
         """What a real run would remove and prune."""
         orphaned = self.tally["orphaned"]
         moved_here = sum(photo.album_id == self.album.pk for photo in self.moves.taken())
+        self._check_untracked()
         self.check_limit(self.deletions())
         self.tally.add("removed", orphaned - moved_here)
         if self.prune:
             self.tally.add("pruned", orphaned)
+            for item in self.untracked:
+                self.log.info("Deleted from S3, untracked: %s", item.path)
+            self.tally.add("untracked_pruned", len(self.untracked))
         if self.prune_excluded:
             self.tally.add("excluded_pruned", self.tally["excluded_recorded"])
 
@@ -126,12 +163,15 @@ class Orphans:
         if moved_away:
             self._moved_away(moved_away)
         moved = [(photo, False) for photo in self.moves.taken()] if self.prune else []
-        if not (self.to_prune or moved):
+        self._check_untracked()
+        if not (self.to_prune or moved or self.untracked):
             return
         elsewhere = sum(photo.album_id != self.album.pk for photo, _ in moved)
         self.check_limit(self.deletions() + elsewhere)
         moved_ids = {photo.id for photo, _ in moved}
-        doomed = {item[0].key: item for item in [*self.to_prune, *moved]}
+        untracked = [(item, False) for item in self.untracked]
+        doomed = {item[0].key: item for item in [*self.to_prune, *moved, *untracked]}
+        removed: list[str] = []  # untracked objects deleted
         for keys, future in bucket.deletes(list(doomed)):
             try:
                 refused = future.result()
@@ -142,9 +182,24 @@ class Orphans:
                 photo, excluded = doomed[key]
                 if key in refused:  # its record stays: the next prune tries again
                     failures.judge(photo.path, refused[key], bucket)
+                elif isinstance(photo, Untracked):
+                    self.log.info("Deleted from S3, untracked: %s", photo.path)
+                    removed.append(key)
                 else:
                     self._deleted(photo, excluded=excluded, moved=photo.id in moved_ids)
+        self.tally.add("untracked_pruned", len(removed))
+        self.records.untracked_removed(removed)
         self._prune_renditions(bucket, failures, errors)
+
+    def _check_untracked(self) -> None:
+        """Leave out what another album of the run moved away (its prune deletes those),
+        and refuse to take a whole album's objects for untracked when its folder holds no
+        photo at all (an empty mount point): nothing is deleted then."""
+        self.untracked = [item for item in self.untracked if item.key not in self.moved_keys]
+        if self.untracked and not self.tally.found_count:
+            raise AlbumFolderEmpty(
+                NO_PHOTO_BUT_OBJECTS.format(album=self.album.name, count=len(self.untracked))
+            )
 
     def _prune_renditions(self, bucket: BucketPool, failures: Failures, errors: tuple) -> None:
         """Delete the renditions of the contents this prune removed that no recorded photo
@@ -204,13 +259,13 @@ class Orphans:
             self.tally.add("removed")
             self.kept_vanished.append(photo.id)  # forgotten once every album is synced
             return
-        self._forget(photo)
+        self._forget(photo, object_kept=True)
 
     def _set_aside(self, photo: KnownPhoto | Vanished, *, excluded: bool) -> None:
         if len(self.to_prune) <= self.max_delete:  # one more is enough to stop the run
             self.to_prune.append((photo, excluded))
 
-    def _forget(self, photo: KnownPhoto | Vanished) -> None:
+    def _forget(self, photo: KnownPhoto | Vanished, *, object_kept: bool = False) -> None:
         self.log.info("Photo gone from disk, forgetting it: %s", photo.path)
-        self.records.forgotten(photo.id)
+        self.records.forgotten(photo.id, object_kept=object_kept)
         self.tally.add("removed")

@@ -2,7 +2,8 @@
 either becomes a job for the pool or is settled on the spot.
 
 Settled here: a name that cannot be a key (a failure, never renamed), a recorded photo gone
-from disk (an orphan), one an exclusion covers (left alone), an unchanged photo (marked
+from disk (an orphan), an object with neither a file nor a record (untracked: a prune deletes
+it), one an exclusion covers (left alone), an unchanged photo (marked
 verified), one still being written after the settle window (left for the next run). What
 the pool did with the jobs is recorded by AlbumSync.
 """
@@ -89,7 +90,9 @@ class PhotoPass:
             if local is None:
                 if known is not None:
                     self._orphan(known)
-                continue  # only in the bucket: not this run's to judge
+                elif entry.remote is not None:
+                    self._untracked(entry)
+                continue
             self.tally.found()
             job = Job(local, self.prefix + local.path, known, entry.remote)
             if problem := self.bucket.key_problem(job.key):
@@ -165,6 +168,12 @@ class PhotoPass:
             self.log.info("Excluded (%s): %s", left_out.reason, left_out.path)
         if known is not None:
             self.orphans.excluded(known, dry_run=self.dry_run)
+
+    def _untracked(self, entry: Entry) -> None:
+        """An object with neither a file nor a record: a prune deletes it. Under a folder
+        that could not be read, the file may well be there."""
+        if not self.walk.may_hide(entry.path):
+            self.orphans.untracked_object(entry.path, self.prefix + entry.path)
 
     def _orphan(self, photo: KnownPhoto) -> None:
         """A recorded photo the walk did not find. Under a folder that could not be read it

@@ -144,6 +144,21 @@ class Exclusions:
 
         return test
 
+    def covers(self, path: str) -> str | None:
+        """Why a file at `path` (relative to the album folder) would be left out by the walk,
+        or None: for a bucket object whose file is not there, which must not be taken for
+        untracked when the sync leaves its path out. Hidden names count (the walk skips
+        them before any exclusion), and so does any file a folder of its path leaves out."""
+        parts = path.split("/")
+        if any(part.startswith(".") for part in parts):
+            return "hidden"
+        for depth in range(1, len(parts)):
+            if why := self.folder("/".join(parts[:depth]), parts[depth - 1]):
+                return why
+        folder = "".join(part + "/" for part in parts[:-1])
+        test = self.file_test(folder, conf.photo_extensions())
+        return test(path, parts[-1]) if test is not None else None
+
     def _ignore_text(self, entry: os.DirEntry) -> str:
         try:
             if not entry.is_file(follow_symlinks=False):

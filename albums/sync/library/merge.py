@@ -52,7 +52,8 @@ class KnownPhoto:
 
 @dataclass(frozen=True, slots=True)
 class Vanished:
-    """A recorded photo whose file is gone from where it was, known by its content."""
+    """A recorded photo whose file is gone from where it was, known by its content; or,
+    `departed`, one an earlier run forgot whose object stays (a DepartedPhoto, by its id)."""
 
     id: int
     album_id: int
@@ -60,6 +61,7 @@ class Vanished:
     key: str
     size: int
     md5: str
+    departed: bool = False
 
 
 @dataclass(slots=True)

@@ -103,6 +103,10 @@ class SyncResult(SyncCounts, RunOutcome):
             parts.append(f"{self.pruned} {would}pruned from bucket")
         if self.excluded_pruned:
             parts.append(f"{self.excluded_pruned} excluded {would}pruned from bucket")
+        if self.untracked_pruned:
+            count = self.untracked_pruned
+            noun = "object" if count == 1 else "objects"
+            parts.append(f"{count} untracked {noun} {would}removed from bucket")
         if self.rendered:
             parts.append(f"{self.rendered} rendered")
         if self.not_rendered:

@@ -8,11 +8,13 @@ thread.
 
 import time
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 
 from django.db import transaction
 from django.utils import timezone
 
-from ...models import Album, Photo, SyncRun
+from ... import conf
+from ...models import Album, DepartedPhoto, Photo, SyncRun
 from ..bucket.transfer import Sent, Transferred
 from ..library.merge import KnownPhoto
 from .rows import update_each
@@ -71,13 +73,47 @@ def contents_recorded(md5s: list[str]) -> set[str]:
     return found
 
 
-def forget_vanished(photo_ids_by_album: dict[int, list[int]]) -> None:
+def forget_vanished(photo_ids_by_album: dict[int, list[int]], *, remember: bool = True) -> None:
     """Delete the records of photos gone from disk, by album, except those another album's
-    run moved meanwhile: a moved record belongs to its new album now."""
+    run moved meanwhile: a moved record belongs to its new album now.
+
+    `remember` (their objects stay in the bucket: the run did not prune) keeps what
+    identifies the content of each known by its MD5 as a DepartedPhoto, for
+    ALBUMS_MOVE_WINDOW_DAYS (see albums.sync.engine.moves); those of these albums older
+    than that are dropped here, so that no run pays for it but one that forgets photos."""
+    window = conf.move_window_days()
     for album_id, photo_ids in photo_ids_by_album.items():
         for start in range(0, len(photo_ids), DB_CHUNK):
-            chunk = photo_ids[start : start + DB_CHUNK]
-            Photo.objects.filter(album_id=album_id, pk__in=chunk).delete()
+            gone = Photo.objects.filter(
+                album_id=album_id, pk__in=photo_ids[start : start + DB_CHUNK]
+            )
+            if remember and window:
+                DepartedPhoto.objects.bulk_create(
+                    DepartedPhoto(album_id=album_id, **row)
+                    for row in gone.exclude(md5="").values("path", "key", "size", "md5", "etag")
+                )
+            gone.delete()
+    if remember and photo_ids_by_album:
+        DepartedPhoto.objects.filter(
+            album_id__in=list(photo_ids_by_album),
+            departed_at__lt=timezone.now() - timedelta(days=window),
+        ).delete()
+
+
+def departed_candidates(sizes: set[int], *, exclude_album: int | None = None):
+    """Photos forgotten within ALBUMS_MOVE_WINDOW_DAYS whose size is one of `sizes`, as
+    (id, album id, path, key, size, md5) rows."""
+    window = conf.move_window_days()
+    if not window:
+        return []
+    return DepartedPhoto.objects.filter(
+        size__in=sizes, departed_at__gte=timezone.now() - timedelta(days=window)
+    ).values_list("id", "album_id", "path", "key", "size", "md5")
+
+
+def anything_departed() -> bool:
+    """Whether some photo forgotten by an earlier run may still be copied from its object."""
+    return conf.move_window_days() > 0 and DepartedPhoto.objects.exists()
 
 
 class ReadAhead:
@@ -185,13 +221,16 @@ class RecordWriter:
         self.rendered: list[Photo] = []
         self.verified: list[int] = []
         self.forgotten: list[tuple[int, int]] = []  # (album id, photo id)
+        self.departed: list[tuple[int, int]] = []  # the same, whose object stays
+        self.claimed: list[int] = []  # DepartedPhoto ids a move copied from
+        self.untracked: list[str] = []  # keys of untracked objects a prune deleted
         self.excluded: list[int] = []
         self.progress: dict[int, Progress] = {}  # run id -> its progress fields, as they stand
         self._last_flush = time.monotonic()
 
     def flush_if_full(self) -> None:
         rows = (self.creates, self.updates, self.moves, self.identified, self.rendered)
-        ids = (self.verified, self.forgotten, self.excluded)
+        ids = (self.verified, self.forgotten, self.departed, self.excluded, self.untracked)
         if sum(map(len, rows)) >= DB_CHUNK or sum(map(len, ids)) >= DB_CHUNK * 2:
             self.flush()
 
@@ -205,9 +244,11 @@ class RecordWriter:
         creates, updates, moves = self.creates, self.updates, self.moves
         verified, forgotten = self.verified, self.forgotten
         identified, excluded, rendered = self.identified, self.excluded, self.rendered
+        departed, claimed, untracked = self.departed, self.claimed, self.untracked
         self.creates, self.updates, self.moves, self.identified = [], [], [], []
         self.rendered = []
         self.verified, self.forgotten, self.excluded = [], [], []
+        self.departed, self.claimed, self.untracked = [], [], []
         progress = [SyncRun(pk=run_id, **fields()) for run_id, fields in self.progress.items()]
         with transaction.atomic():
             if moves:
@@ -216,6 +257,8 @@ class RecordWriter:
                 update_each(Photo, identified, ("md5", "etag", "verified_at"))
             if creates:
                 Photo.objects.bulk_create(creates, batch_size=DB_CHUNK)
+                # An object a departed photo left is overwritten by a new one at its key.
+                _forget_departed(key=[photo.key for photo in creates])
             if updates:
                 update_each(Photo, updates, UPDATED_FIELDS)
             if rendered:
@@ -229,11 +272,28 @@ class RecordWriter:
                     excluded_at=timezone.now()
                 )
             if forgotten:
-                by_album: dict[int, list[int]] = {}
-                for album_id, photo_id in forgotten:
-                    by_album.setdefault(album_id, []).append(photo_id)
-                forget_vanished(by_album)
+                forget_vanished(_by_album(forgotten), remember=False)
+            if departed:
+                forget_vanished(_by_album(departed))
+            if claimed or untracked:
+                _forget_departed(id=claimed, key=untracked)
             update_each(SyncRun, progress, PROGRESS_FIELDS)
+
+
+def _by_album(pairs: list[tuple[int, int]]) -> dict[int, list[int]]:
+    by_album: dict[int, list[int]] = {}
+    for album_id, photo_id in pairs:
+        by_album.setdefault(album_id, []).append(photo_id)
+    return by_album
+
+
+def _forget_departed(**values: list) -> None:
+    """Delete the DepartedPhoto rows with one of these ids, or keys: their object is
+    copied from (the content lives on in a record), overwritten, or deleted."""
+    for field, items in values.items():
+        for start in range(0, len(items), DB_CHUNK):
+            chunk = items[start : start + DB_CHUNK]
+            DepartedPhoto.objects.filter(**{f"{field}__in": chunk}).delete()
 
 
 class RunRecords:
@@ -335,10 +395,23 @@ class RunRecords:
         """A recorded photo found unchanged and whole in the bucket."""
         self._add(self.writer.verified, photo_id)
 
-    def forgotten(self, photo_id: int) -> None:
+    def forgotten(self, photo_id: int, *, object_kept: bool = False) -> None:
         """A recorded photo gone from disk: its record goes, unless meanwhile another album
-        of the same run found it moved there (the record is that album's now)."""
-        self._add(self.writer.forgotten, (self.album.pk, photo_id))
+        of the same run found it moved there (the record is that album's now). When its
+        object stays in the bucket (`object_kept`), its content is remembered for a while
+        (see forget_vanished)."""
+        buffer = self.writer.departed if object_kept else self.writer.forgotten
+        self._add(buffer, (self.album.pk, photo_id))
+
+    def claimed(self, departed_id: int) -> None:
+        """A new file turned out to be a photo an earlier run forgot, copied from its object:
+        its content lives on in the new record (the old object goes with its album's prune)."""
+        self._add(self.writer.claimed, departed_id)
+
+    def untracked_removed(self, keys: list[str]) -> None:
+        """Untracked objects a prune deleted: no departed photo can be copied from them."""
+        for key in keys:
+            self._add(self.writer.untracked, key)
 
     def excluded(self, photo_id: int) -> None:
         """A recorded photo an exclusion now covers: its record is kept, marked excluded

@@ -37,7 +37,7 @@ from ..outcome.result import INTERRUPTED, AlbumOutcome, SyncResult
 from ..outcome.tally import ProgressCallback
 from ..records import runs
 from ..records.lease import AlbumLeases
-from ..records.photos import ReadAhead, RecordWriter
+from ..records.photos import ReadAhead, RecordWriter, anything_departed
 from ..records.runs import diagnose
 
 logger = logging.getLogger("albums")
@@ -93,6 +93,7 @@ class ManyAlbums:
         self.finished: list[_Album] = []  # ended, their outcomes not stored yet
         self.waiting: list[_Album] = []  # passed, their prunes waiting for the other albums
         self.moved_away: set[int] = set()  # photos moved to another album, by the ended ones
+        self.moved_keys: set[str] = set()  # their old keys, as each move is found
         self.outcomes: list[AlbumOutcome] = []  # stored, not yielded yet
 
     def run(self) -> Iterator[AlbumOutcome]:
@@ -132,8 +133,9 @@ class ManyAlbums:
         # few objects of albums not in it); otherwise one per album, of its own prefix.
         most = 2 * len(items) >= Album.objects.count()
         listing = SharedListing(owner.listing()) if most and owner.can_list else None
-        # Whether any photo is known by its content: if none is, no album looks for moves.
-        known = Photo.objects.exclude(md5="").exists()
+        # Whether any photo is known by its content (recorded, or forgotten by an earlier
+        # run while its object stayed): if none is, no album looks for moves.
+        known = Photo.objects.exclude(md5="").exists() or anything_departed()
         # Ctrl-C is taken here rather than in in_pool: it must also stop the albums between
         # two of them, and while the caller handles an outcome.
         with CtrlC() as ctrl_c:
@@ -200,6 +202,7 @@ class ManyAlbums:
                     listing=listing.album(f"{item.album.slug}/") if listing else None,
                     known_elsewhere=known,
                     recorded=ahead.recorded(item.album),
+                    moved_keys=self.moved_keys,
                 )
                 try:
                     root = root or photos_root()
