@@ -1,6 +1,10 @@
-"""GET /api/health/: is this site working? For a monitor (issues 16 and 28). No login.
+"""Is this site working? Two URLs, no login (issues 16 and 28).
 
-The whole picture, as one status. "failing" (503): the database does not answer, or albums synced on schedule are overdue,
+- `GET /api/health/live/`, for a load balancer or a container orchestrator: does this process
+  answer, and does its database? One `SELECT 1` and nothing else; 200, or 503 when the
+  database does not answer.
+- `GET /api/health/`, for a monitor: the whole picture, as one status.
+  "failing" (503): the database does not answer, or albums synced on schedule are overdue,
   no sync of theirs having gone through (succeeded or partly failed) for two intervals: their
   syncs fail as a whole. "degraded" (200): the site works but something needs attention: the
   last sync of a scheduled album failed or partly failed (one unreadable file makes every sync
@@ -205,3 +209,14 @@ def health(request: HttpRequest) -> JsonResponse:
     down, or albums synced on schedule are overdue); JSON either way."""
     result = check_health()
     return JsonResponse(result.as_dict(), status=503 if result.status == FAILING else 200)
+
+
+@_get_only
+def live(request: HttpRequest) -> JsonResponse:
+    """GET /api/health/live/: 200 when the process and its database answer, else 503. One
+    query, whatever the albums and the workers are doing."""
+    if database_answers():
+        return JsonResponse({"status": OK, "database": True, "problems": []})
+    return JsonResponse(
+        {"status": FAILING, "database": False, "problems": [DATABASE_DOWN]}, status=503
+    )

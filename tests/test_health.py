@@ -1,4 +1,5 @@
-"""GET /api/health/: what a monitor polls, without logging in (issues 16 and 28)."""
+"""GET /api/health/ and /api/health/live/: what a monitor, a load balancer or a container
+orchestrator polls, without logging in (issues 16 and 28)."""
 
 import json
 from datetime import timedelta
@@ -18,6 +19,7 @@ from albums.tasks import sync_due_albums
 from tests.conftest import FAKE_SECRET, closed_port, run_manage, use_s3, write_photo
 
 HEALTH = "/api/health/"
+LIVE = "/api/health/live/"
 UNKEYABLE = "back\\slash.jpg"  # a name that cannot be a key: its upload fails alone
 
 
@@ -88,6 +90,10 @@ def test_a_healthy_site_answers_200_to_anyone(db):
         "overdue": False,
         "problems": [],
     }
+    live = Client().get(LIVE)
+    assert live.status_code == 200
+    assert live["Cache-Control"].startswith("max-age=0")
+    assert live.json() == {"status": "ok", "database": True, "problems": []}
 
 
 def test_an_album_whose_syncs_end_partial_is_degraded_not_failing(partly_failing, scheduled):
@@ -108,6 +114,7 @@ def test_an_album_whose_syncs_end_partial_is_degraded_not_failing(partly_failing
     assert (data["partial_albums"], data["failed_albums"]) == (1, 0)
     assert data["oldest_last_sync"] == iso(partial.finished_at)
     assert data["problems"] == [health.LAST_SYNC_PARTIAL.format(count=1)]
+    assert Client().get(LIVE).status_code == 200
 
 
 def test_albums_whose_syncs_fail_for_two_intervals_are_failing(album, scheduled):
@@ -141,6 +148,8 @@ def test_albums_whose_syncs_fail_for_two_intervals_are_failing(album, scheduled)
         health.OVERDUE.format(count=1, minutes=120),
         health.LAST_SYNC_FAILED.format(count=1),
     ]
+    # The process and its database answer: a load balancer keeps it in rotation.
+    assert Client().get(LIVE).status_code == 200
 
 
 def test_a_failed_sync_not_yet_overdue_is_degraded(album, scheduled):
@@ -192,6 +201,7 @@ def test_no_worker_is_degraded_not_failing(db, monkeypatch):
     data = response.json()
     assert (data["status"], data["worker_seen"]) == ("degraded", False)
     assert data["problems"] == [health.NO_WORKER]
+    assert Client().get(LIVE).status_code == 200
 
 
 def test_the_checks_cost_a_few_queries_whatever_the_library(db, monkeypatch):
@@ -214,15 +224,20 @@ def test_the_checks_cost_a_few_queries_whatever_the_library(db, monkeypatch):
 
     # SELECT 1, the schedule, the counts, the album that waited longest, the heartbeat.
     assert len(one_album) == len(queries(HEALTH)) == 5
+    assert queries(LIVE) == ["SELECT 1"]
+    with CaptureQueriesContext(connection) as captured:
+        Client().head(LIVE)
+    assert len(captured) == 1
 
 
+@pytest.mark.parametrize("url", [HEALTH, LIVE])
 @pytest.mark.parametrize("method", ["post", "put", "patch", "delete"])
-def test_only_get_is_allowed(db, method):
-    response = getattr(Client(enforce_csrf_checks=True), method)(HEALTH)
+def test_only_get_is_allowed(db, url, method):
+    response = getattr(Client(enforce_csrf_checks=True), method)(url)
 
     assert (response.status_code, response["Allow"]) == (405, "GET, HEAD")
     assert response.json() == {"error": health.METHOD_NOT_ALLOWED}
-    assert Client().head(HEALTH).status_code == 200
+    assert Client().head(url).status_code == 200
 
 
 def test_the_answer_names_no_album_path_or_secret(
@@ -243,7 +258,7 @@ def test_the_answer_names_no_album_path_or_secret(
         health.LAST_SYNC_FAILED.format(count=1),
         health.LAST_SYNC_PARTIAL.format(count=1),
     ]
-    for text in [response.content.decode()]:
+    for text in (response.content.decode(), Client().get(LIVE).content.decode()):
         for secret in (FAKE_SECRET, "FAKEACCESSKEY", django_settings.SECRET_KEY):
             assert secret not in text
         for private in (album.name, album.slug, album.folder, str(photos_root), "photosite-test"):
@@ -258,6 +273,7 @@ def test_plain_http_is_answered_where_every_other_page_goes_to_https(db, setting
     settings.SECURE_SSL_REDIRECT = True
 
     assert Client().get(HEALTH).status_code == 200
+    assert Client().get(LIVE).status_code == 200
     assert Client().get("/admin/login/").status_code == 301
 
 
@@ -272,10 +288,11 @@ DOWN_DATABASES = {
 @pytest.mark.parametrize("database", DOWN_DATABASES.values(), ids=DOWN_DATABASES.keys())
 def test_a_database_that_does_not_answer_is_503_and_names_nothing(tmp_path, database):
     """A real process whose database cannot be reached: no traceback, no host, user or
-    password in the answer or the log."""
+    password in the answers or the log."""
     code = (
-        "from django.test import Client; r = Client().get('/api/health/'); "
-        "print(r.status_code); print(r.content.decode())"
+        "from django.test import Client\n"
+        "for url in ('/api/health/', '/api/health/live/'):\n"
+        "    r = Client().get(url); print(r.status_code); print(r.content.decode())"
     )
     process = run_manage(
         "shell", "--verbosity", "0", "-c", code,
@@ -284,11 +301,16 @@ def test_a_database_that_does_not_answer_is_503_and_names_nothing(tmp_path, data
     )  # fmt: skip
 
     assert process.returncode == 0, process.stderr
-    status, body = process.stdout.strip().split("\n", 1)
-    assert status == "503"
+    status, body, live_status, live_body = process.stdout.strip().split("\n")
+    assert (status, live_status) == ("503", "503")
     data = json.loads(body)
     assert (data["status"], data["database"], data["worker_seen"]) == ("failing", False, None)
     assert data["problems"] == [health.DATABASE_DOWN]
+    assert json.loads(live_body) == {
+        "status": "failing",
+        "database": False,
+        "problems": [health.DATABASE_DOWN],
+    }
     for text in (process.stdout, process.stderr):
         assert FAKE_SECRET not in text and "Traceback" not in text
     assert "127.0.0.1" not in process.stdout and "photosite:" not in process.stdout
