@@ -1,13 +1,27 @@
-"""GET /api/health/: is this site working? For a monitor or a load balancer (issue 16).
+"""Is this site working? Two URLs, no login (issues 16 and 28).
 
-No login: the answer says only whether the database answers, whether a worker was seen and
-how long ago the scheduled albums last synced successfully. It names no album, path, host,
-setting or error text, so it shows nothing an anonymous caller should not see.
+- `GET /api/health/live/`, for a load balancer or a container orchestrator: does this process
+  answer, and does its database? One `SELECT 1` and nothing else; 200, or 503 when the
+  database does not answer.
+- `GET /api/health/`, for a monitor: the whole picture, as one status.
+  "failing" (503): the database does not answer, or albums synced on schedule are overdue,
+  no sync of theirs having gone through (succeeded or partly failed) for two intervals: their
+  syncs fail as a whole. "degraded" (200): the site works but something needs attention: the
+  last sync of a scheduled album failed or partly failed (one unreadable file makes every sync
+  of its album partial, which no load balancer should act on), or no worker has reported
+  lately. "ok" (200) otherwise.
+
+The answers say only whether the database answers, whether a worker was seen, how many
+scheduled albums are in each state and how long ago the one that has waited longest last
+synced. They name no album, path, host, setting or error text, so they show nothing an
+anonymous caller should not see.
 """
 
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
+from functools import wraps
 
 from django.db import DatabaseError, connection
 from django.db.models import Count, OuterRef, Q, Subquery
@@ -25,12 +39,23 @@ from .sync import worker_seen
 
 logger = logging.getLogger(__name__)
 
-OVERDUE_INTERVALS = 2  # a scheduled album is overdue after this many intervals without success
+OK, DEGRADED, FAILING = "ok", "degraded", "failing"
+OVERDUE_INTERVALS = 2  # a scheduled album is overdue after this many intervals without a sync
+# A sync that went through its album: every file handled, some perhaps failing alone. Only a
+# real sync counts: a verification or a restore that passes says nothing of the syncs.
+WENT_THROUGH = (SyncStatus.SUCCESS, SyncStatus.PARTIAL)
+
 DATABASE_DOWN = "The database does not answer."
 OVERDUE = (
-    "{count} album(s) synced on schedule have not synced successfully for more than "
-    "{minutes} minutes (two intervals)."
+    "{count} album(s) synced on schedule have not synced, even partly, for more than "
+    "{minutes} minutes (two intervals): their syncs fail."
 )
+LAST_SYNC_PARTIAL = (
+    "The last sync of {count} album(s) synced on schedule partly failed: some files could not "
+    "be synced."
+)
+LAST_SYNC_FAILED = "The last sync of {count} album(s) synced on schedule failed."
+NO_WORKER = "No worker has reported in the last few seconds: queued and scheduled syncs wait."
 METHOD_NOT_ALLOWED = "Use GET."
 # Schedule types with a fixed period, in minutes; a cron schedule falls back to the setting.
 PERIOD_MINUTES = {
@@ -52,60 +77,98 @@ class Health:
     interval_minutes: int | None = None
     scheduled_albums: int = 0
     overdue_albums: int = 0
-    # The scheduled album that has waited longest: its last success (None if it never had
-    # one) and whether it is overdue.
-    oldest_last_success: datetime | None = None
-    overdue: bool = False
+    # Scheduled albums by the outcome of their last real sync (Album.last_sync_status, what
+    # the admin shows).
+    partial_albums: int = 0
+    failed_albums: int = 0
+    # The scheduled album that has waited longest: when a sync of it last went through (None
+    # if none ever did).
+    oldest_last_sync: datetime | None = None
 
     @property
-    def ok(self) -> bool:
-        return self.database and not self.overdue
+    def overdue(self) -> bool:
+        return self.overdue_albums > 0
+
+    @property
+    def status(self) -> str:
+        if not self.database or self.overdue:
+            return FAILING
+        if self.partial_albums or self.failed_albums or not self.worker_seen:
+            return DEGRADED
+        return OK
 
     def problems(self) -> list[str]:
+        """What is wrong, worst first, in words that name no album."""
         if not self.database:
             return [DATABASE_DOWN]
+        problems = []
         if self.overdue:
             minutes = OVERDUE_INTERVALS * self.interval_minutes
-            return [OVERDUE.format(count=self.overdue_albums, minutes=minutes)]
-        return []
+            problems.append(OVERDUE.format(count=self.overdue_albums, minutes=minutes))
+        if self.failed_albums:
+            problems.append(LAST_SYNC_FAILED.format(count=self.failed_albums))
+        if self.partial_albums:
+            problems.append(LAST_SYNC_PARTIAL.format(count=self.partial_albums))
+        if not self.worker_seen:
+            problems.append(NO_WORKER)
+        return problems
 
     def as_dict(self) -> dict:
-        data = asdict(self)
-        return {"status": "ok" if self.ok else "failing", **data, "problems": self.problems()}
+        return {
+            "status": self.status,
+            **asdict(self),
+            "overdue": self.overdue,
+            "problems": self.problems(),
+        }
 
 
-def check_health(*, now: datetime | None = None) -> Health:
-    """The site's health. Never raises for a database that is down: that is the answer."""
-    now = now or timezone.now()
+def database_answers() -> bool:
+    """One `SELECT 1`. Never raises for a database that is down: that is the answer."""
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
     except DatabaseError:
         # Not logged with its text: a driver's message may name the host and the user.
         logger.warning("Health check: %s", DATABASE_DOWN)
+        return False
+    return True
+
+
+def check_health(*, now: datetime | None = None) -> Health:
+    """The site's health, in a fixed number of queries whatever the number of albums."""
+    now = now or timezone.now()
+    if not database_answers():
         return Health(database=False)
     minutes = schedule_interval_minutes()
-    last_success = (
-        SyncRun.objects.filter(album=OuterRef("pk"), dry_run=False, status=SyncStatus.SUCCESS)
+    last_sync = (
+        SyncRun.objects.filter(
+            album=OuterRef("pk"), kind=SyncRun.Kind.SYNC, dry_run=False, status__in=WENT_THROUGH
+        )
         .order_by("-id")
         .values("finished_at")[:1]
     )
     albums = Album.objects.filter(sync_on_schedule=True).annotate(
-        last_success=Subquery(last_success),
+        last_sync=Subquery(last_sync),
         # An album never synced is measured from its creation.
-        since=Coalesce(Subquery(last_success), "created_at"),
+        since=Coalesce(Subquery(last_sync), "created_at"),
     )
     limit = now - timedelta(minutes=OVERDUE_INTERVALS * minutes)
-    counts = albums.aggregate(total=Count("pk"), overdue=Count("pk", filter=Q(since__lt=limit)))
-    oldest = albums.order_by("since").values("last_success", "since").first()
+    counts = albums.aggregate(
+        total=Count("pk"),
+        overdue=Count("pk", filter=Q(since__lt=limit)),
+        partial=Count("pk", filter=Q(last_sync_status=SyncStatus.PARTIAL)),
+        failed=Count("pk", filter=Q(last_sync_status=SyncStatus.FAILED)),
+    )
+    oldest = albums.order_by("since").values("last_sync").first()
     return Health(
         database=True,
         worker_seen=worker_seen(),
         interval_minutes=minutes,
         scheduled_albums=counts["total"],
         overdue_albums=counts["overdue"],
-        oldest_last_success=oldest["last_success"] if oldest else None,
-        overdue=oldest is not None and oldest["since"] < limit,
+        partial_albums=counts["partial"],
+        failed_albums=counts["failed"],
+        oldest_last_sync=oldest["last_sync"] if oldest else None,
     )
 
 
@@ -121,14 +184,39 @@ def schedule_interval_minutes() -> int:
     return conf.sync_interval_minutes()
 
 
-@csrf_exempt  # GET only; other methods get a 405 rather than a CSRF failure
-@never_cache
+View = Callable[[HttpRequest], JsonResponse]
+
+
+def _get_only(view: View) -> View:
+    """GET and HEAD, no login; any other method gets a 405 rather than a CSRF failure."""
+
+    @csrf_exempt
+    @never_cache
+    @wraps(view)
+    def wrapped(request: HttpRequest) -> JsonResponse:
+        if request.method not in ("GET", "HEAD"):
+            response = JsonResponse({"error": METHOD_NOT_ALLOWED}, status=405)
+            response["Allow"] = "GET, HEAD"
+            return response
+        return view(request)
+
+    return wrapped
+
+
+@_get_only
 def health(request: HttpRequest) -> JsonResponse:
-    """GET /api/health/: 200 when healthy, 503 when the database is down or an album
-    synced on schedule is overdue; JSON either way. No login needed."""
-    if request.method not in ("GET", "HEAD"):
-        response = JsonResponse({"error": METHOD_NOT_ALLOWED}, status=405)
-        response["Allow"] = "GET, HEAD"
-        return response
+    """GET /api/health/: "ok" or "degraded" with 200, "failing" with 503 (the database is
+    down, or albums synced on schedule are overdue); JSON either way."""
     result = check_health()
-    return JsonResponse(result.as_dict(), status=200 if result.ok else 503)
+    return JsonResponse(result.as_dict(), status=503 if result.status == FAILING else 200)
+
+
+@_get_only
+def live(request: HttpRequest) -> JsonResponse:
+    """GET /api/health/live/: 200 when the process and its database answer, else 503. One
+    query, whatever the albums and the workers are doing."""
+    if database_answers():
+        return JsonResponse({"status": OK, "database": True, "problems": []})
+    return JsonResponse(
+        {"status": FAILING, "database": False, "problems": [DATABASE_DOWN]}, status=503
+    )

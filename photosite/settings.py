@@ -36,9 +36,9 @@ SECURE_HSTS_SECONDS = env.integer("DJANGO_HSTS_SECONDS", 31_536_000 if HTTPS els
 SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_PRELOAD = HTTPS
 if env.flag("DJANGO_BEHIND_PROXY"):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-# The health check answers over plain HTTP too: a load balancer or monitor may poll the
-# server directly, behind the TLS proxy. It is GET-only and shows nothing secret.
-SECURE_REDIRECT_EXEMPT = [r"^api/health/$"]
+# The health checks answer over plain HTTP too: a load balancer or monitor may poll the
+# server directly, behind the TLS proxy. They are GET-only and show nothing secret.
+SECURE_REDIRECT_EXEMPT = [r"^api/health/(live/)?$"]
 X_FRAME_OPTIONS = "DENY"
 
 CSRF_TRUSTED_ORIGINS = [

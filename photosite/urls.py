@@ -12,6 +12,7 @@ admin.autodiscover()  # see INSTALLED_APPS: the admin is loaded here, for the we
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/health/", health.health, name="api-health"),
+    path("api/health/live/", health.live, name="api-health-live"),
     path("api/sync/", api.sync_all, name="api-sync"),
     # The replaced system's scripts post to /api/sync: a redirect would lose the body.
     path("api/sync", api.sync_all),
