@@ -231,7 +231,13 @@ def test_the_run_page_shows_counts_and_file_errors(album, local_bucket, syncer):
 
 def test_the_run_page_shows_every_count_including_photos_left_for_the_next_run(album, syncer):
     run = SyncRun.objects.create(
-        album=album, trigger="admin", status="success", scanned=3, uploaded=2, deferred=1
+        album=album,
+        trigger="admin",
+        status="success",
+        scanned=3,
+        uploaded=2,
+        deferred=1,
+        untracked_pruned=4,
     )
 
     page = (
@@ -243,7 +249,7 @@ def test_the_run_page_shows_every_count_including_photos_left_for_the_next_run(a
     shown = dict(
         re.findall(r"<label>([^<]+):</label>\s*<div class=\"readonly\">([^<]*)</div>", page)
     )
-    assert shown["Left for next run"] == "1"
+    assert (shown["Left for next run"], shown["Untracked removed"]) == ("1", "4")
     assert (shown["Uploaded"], shown["Photos found"], shown["Failed"]) == ("2", "3", "0")
 
 

@@ -20,9 +20,9 @@ RUN_OPTION_FIELDS = {
     "verify": ["repair"],
     "restore": ["dry_run"],
 }
-# Every count of a run's kind, photos first, then its bytes as a size ("bytes" below).
+# Every count of a run's kind (photos, objects), then its bytes as a size ("bytes" below).
 RUN_COUNT_FIELDS = {
-    kind: [*(name for name, _, _, unit in counts.specs() if unit == "photos"), "failed", "bytes"]
+    kind: [*(name for name, _, _, unit in counts.specs() if unit != "bytes"), "failed", "bytes"]
     for kind, counts in COUNTS_BY_KIND.items()
 }
 

@@ -65,7 +65,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--prune",
             action="store_true",
-            help="Also delete from the bucket the photos gone from disk.",
+            help="Also delete from the bucket the photos gone from disk, and the objects under "
+            "the album's prefix with neither a file nor a record (untracked).",
         )
         parser.add_argument(
             "--prune-excluded",
