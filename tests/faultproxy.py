@@ -32,6 +32,7 @@ class Seen:
     size: int = 0  # bytes of body
     body_read_at: float = 0.0  # when the whole body had been read
     answered: bool = False
+    in_flight: int = 0  # requests the proxy was handling when this one came, itself included
 
     @property
     def key(self) -> str:
@@ -98,6 +99,7 @@ class FaultProxy:
     def __post_init__(self):
         self._closing = threading.Event()
         self._lock = threading.Lock()
+        self._active = 0  # requests being handled
         proxy = self
 
         class Handler(_Handler):
@@ -149,6 +151,15 @@ class _Handler(BaseHTTPRequestHandler):
         seen = Seen(self.command, self.path, time.monotonic())
         with owner._lock:
             owner.log.append(seen)
+            owner._active += 1
+            seen.in_flight = owner._active
+        try:
+            self._handle(owner, seen)
+        finally:
+            with owner._lock:
+                owner._active -= 1
+
+    def _handle(self, owner: FaultProxy, seen: Seen):
         action = owner.fault(seen) if owner.fault is not None else None
         length = int(self.headers.get("Content-Length") or 0)
         seen.size = length

@@ -37,6 +37,7 @@ from .errors import KeyRefused, delete_objects_unsupported, http_status
 from .watch import UploadHeard, UploadProgress
 
 DELETE_BATCH = 1000  # keys per DeleteObjects request: S3's most
+PARTS_IN_FLIGHT = 10  # of the uploads in parts, all files together (s3transfer's default)
 DELETES_UNSUPPORTED = "the endpoint does not take DeleteObjects: {cause}"
 
 
@@ -76,7 +77,9 @@ class S3Bucket(StorageBucket):
         self._manager_config = TransferConfig(
             multipart_threshold=config.multipart_threshold,
             multipart_chunksize=config.multipart_chunksize,
-            max_concurrency=workers,
+            # s3transfer's own threads, shared by every upload in parts of the run: as many
+            # as its default, however many requests the run keeps in flight otherwise.
+            max_concurrency=min(workers, PARTS_IN_FLIGHT),
         )
         self._manager = None
         self._lock = threading.Lock()

@@ -15,9 +15,15 @@ the endpoint takes, and:
   requests, never trips it;
 - marks a request's network error with whether any request was answered while it waited
   (`answered_meanwhile`), and counts the answers, so that Failures.judge can tell one file's
-  failure from an endpoint that answers nobody.
+  failure from an endpoint that answers nobody;
+- takes an answer that asks to slow down (503 SlowDown, 429, a throttling code) as no
+  failure at all: the request is tried again after a growing pause, up to
+  THROTTLED_ATTEMPTS times (botocore alone gives up after AWS_S3_MAX_ATTEMPTS, counting
+  them with every other error), and each one is counted (`throttled`), so that the run
+  keeps fewer requests in flight (albums.sync.bucket.concurrency).
 """
 
+import random
 import threading
 import time
 
@@ -25,6 +31,25 @@ from botocore import exceptions as boto
 from s3transfer.subscribers import BaseSubscriber
 
 PATIENCE_SECONDS = 8
+# An answer that says "slow down" is tried again this many times in all, after a pause that
+# doubles from THROTTLED_PAUSE up to THROTTLED_PAUSE_MAX seconds (with jitter, so that the
+# requests in flight do not come back together): about two minutes before a request that
+# is refused every time fails.
+THROTTLED_ATTEMPTS = 10
+THROTTLED_PAUSE = 0.5
+THROTTLED_PAUSE_MAX = 20.0
+# What S3 and S3-compatible services answer when a client goes too fast: botocore's own list
+# of throttling codes (for its standard retry mode), S3's "503 ServiceUnavailable: reduce
+# your request rate", and any 429. A 503 without such a code (a proxy's page in front of a
+# server that is down) is not one: it gets botocore's few tries, as any other error does.
+THROTTLING_CODES = frozenset({
+    "Throttling", "ThrottlingException", "ThrottledException", "RequestThrottledException",
+    "TooManyRequestsException", "ProvisionedThroughputExceededException",
+    "TransactionInProgressException", "RequestLimitExceeded", "BandwidthLimitExceeded",
+    "LimitExceededException", "RequestThrottled", "SlowDown", "PriorRequestNotComplete",
+    "EC2ThrottledException", "ServiceUnavailable",
+})  # fmt: skip
+THROTTLING_STATUSES = frozenset({429})
 _STARTED = "albums_request_started"  # in botocore's per-request context: (time, answers)
 
 
@@ -43,6 +68,7 @@ class EndpointWatch:
         self._lock = threading.Lock()
         self._heard_at = float("-inf")  # the last answer or upload block
         self.answers = 0  # HTTP responses, errors included
+        self.throttled = 0  # answers that asked to slow down
 
     def attach(self, client) -> None:
         """Listen to `client` (a boto3 S3 client): every request's start, every attempt's end."""
@@ -59,13 +85,17 @@ class EndpointWatch:
         with self._lock:
             context[_STARTED] = (self._clock(), self.answers)
 
-    def _attempted(self, response, caught_exception, request_dict, **kwargs) -> None:
+    def _attempted(self, response, caught_exception, request_dict, attempts=1, **kwargs):
         now = self._clock()
         if response is not None:
+            slow_down = is_throttling(response[0].status_code, response[1])
             with self._lock:
                 self._heard_at = now
                 self.answers += 1
-            return
+                self.throttled += slow_down
+            if slow_down and attempts < THROTTLED_ATTEMPTS:
+                return throttled_pause(attempts)  # botocore sleeps this long, then tries again
+            return None
         if not isinstance(caught_exception, boto.HTTPClientError | boto.ConnectionError):
             return  # not the network (a file that could not be read, say): not ours to judge
         if isinstance(caught_exception, boto.SSLError):
@@ -76,6 +106,18 @@ class EndpointWatch:
             caught_exception.answered_meanwhile = self.answers > answers
         if silent >= self.patience:
             raise EndpointSilent(seconds=silent, error=caught_exception) from caught_exception
+
+
+def is_throttling(status: int | None, parsed: dict) -> bool:
+    """Whether an answer (its HTTP status, botocore's parsed body) asks to slow down."""
+    code = (parsed or {}).get("Error", {}).get("Code", "")
+    return status in THROTTLING_STATUSES or code in THROTTLING_CODES
+
+
+def throttled_pause(attempts: int) -> float:
+    """Seconds to wait after the `attempts`-th answer that asked to slow down."""
+    ceiling = min(THROTTLED_PAUSE_MAX, THROTTLED_PAUSE * 2 ** (attempts - 1))
+    return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not security
 
 
 def answered_meanwhile(exc: Exception) -> bool:

@@ -25,6 +25,7 @@ from ...storage import (
     open_bucket,
     open_photo_storage,
 )
+from .concurrency import START, Concurrency
 from .pool import in_pool
 from .transfer import Job, file_md5, transfer
 
@@ -38,11 +39,13 @@ DELETING_ONE_BY_ONE = "Deleting one object per request for the rest of this run:
 
 class BucketPool:
     """The bucket of one run of album `album_name` (keys under `prefix`), and the run's pool
-    of `workers` threads, with at most `in_flight` requests at a time. `on_wait` is called
-    at least every second while the run's thread waits (progress, the lease, due writes).
+    of at most `workers` threads: as many requests in flight as make the run faster, from
+    `start` (albums.sync.bucket.concurrency). `on_wait` is called at least every second
+    while the run's thread waits (progress, the lease, due writes).
 
-    With `shared`, another album's BucketPool of the same run, the bucket and the pool are
-    that one's (a run over several albums opens them once): closing is its owner's."""
+    With `shared`, another album's BucketPool of the same run, the bucket, the pool and its
+    limit are that one's (a run over several albums opens them once): closing is its
+    owner's."""
 
     def __init__(
         self,
@@ -50,26 +53,30 @@ class BucketPool:
         album_name: str,
         prefix: str,
         workers: int,
-        in_flight: int,
         on_wait: Callable[[], None],
         log: logging.Logger | logging.LoggerAdapter,
         shared: "BucketPool | None" = None,
         subject: str = "",
+        start: int = START,
     ):
         """`subject` names what the run syncs in its errors, for a pool of several albums
         ("40 albums"); by default the album."""
         self.album_name = album_name
         self.subject = subject or f"album {album_name!r}"
         self.prefix = prefix
-        self.in_flight = in_flight
         self.on_wait = on_wait
         self.log = log
         self._owner = shared is None
         if shared is None:
             self.bucket = open_bucket(open_photo_storage(workers=workers), workers=workers)
             self.pool = ThreadPoolExecutor(workers, thread_name_prefix="albums-sync")
+            endpoint = self.bucket.endpoint
+            self.concurrency = Concurrency(
+                workers, start=start, throttled=lambda: endpoint.throttled
+            )
         else:
             self.bucket, self.pool = shared.bucket, shared.pool
+            self.concurrency = shared.concurrency
         self.where = describe(self.bucket.storage)  # for messages: never a credential
         # Where the endpoint's answers stood when the run began (see Failures.judge); for an
         # album of a run over several, when that run began: its shared listing was answered.
@@ -206,8 +213,14 @@ class BucketPool:
         return StorageError(LISTING_FAILED.format(subject=self.subject, cause=problem.cause))
 
     def map(self, fn, items, *, stop=lambda: False):
-        """`fn` over `items` on the pool, as (item, future) pairs in the order they finish."""
-        return in_pool(self.pool, fn, items, window=self.in_flight, on_wait=self.on_wait, stop=stop)
+        """`fn` over `items` on the pool, as (item, future) pairs in the order they finish;
+        as many in flight as the run's limit allows, which each one back informs."""
+        window = self.concurrency
+        for item, future in in_pool(
+            self.pool, fn, items, window=lambda: window.limit, on_wait=self.on_wait, stop=stop
+        ):
+            window.finished()
+            yield item, future
 
 
 class _Batches:

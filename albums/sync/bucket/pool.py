@@ -14,11 +14,12 @@ def in_pool(
     fn: Callable,
     items: Iterable,
     *,
-    window: int,
+    window: int | Callable[[], int],
     on_wait: Callable[[], None],
     stop: Callable[[], bool] = lambda: False,
 ) -> Iterator[tuple[object, Future]]:
-    """Run `fn` over `items` on `pool` with at most `window` in flight, yielding (item,
+    """Run `fn` over `items` on `pool` with at most `window` in flight (a number, or a
+    function giving it as it stands: see albums.sync.bucket.concurrency), yielding (item,
     future) as each finishes, and calling `on_wait` at least every TICK_SECONDS meanwhile.
 
     Stops taking new items once `stop()`, and drops the items handed to the pool that have
@@ -32,6 +33,7 @@ def in_pool(
     (BucketPool.deletes does, for batches it sends again one key at a time).
     """
     items = iter(items)
+    limit = window if callable(window) else lambda: window
     pending: dict[Future, object] = {}
     # Each future puts itself here when done: one wake-up per finished item, where waiting
     # on all of `pending` at once would register with every future in flight each time.
@@ -43,7 +45,7 @@ def in_pool(
             return bool(broken) or ctrl_c.pressed or stop()
 
         def fill():
-            while len(pending) < window and not stopping():
+            while len(pending) < limit() and not stopping():
                 try:
                     item = next(items)
                 except StopIteration:

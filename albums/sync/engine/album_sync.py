@@ -43,8 +43,8 @@ logger = logging.getLogger("albums")
 class SyncOptions:
     dry_run: bool
     prune: bool
-    batch_size: int  # files handed to the pool at a time
-    workers: int  # threads checking and uploading
+    batch_size: int  # requests in flight when the run starts (it adapts from there)
+    workers: int  # the most threads checking and uploading: requests in flight
     max_delete: int  # most objects --prune and --prune-excluded delete in one run
     prune_excluded: bool = False  # delete the bucket copies of recorded photos now excluded
     exclude: tuple[str, ...] = ()  # ALBUMS_EXCLUDE
@@ -84,10 +84,6 @@ class SyncOptions:
         if options.batch_size < 1 or options.workers < 1:
             raise ValueError("batch_size and workers must be at least 1")
         return options
-
-    @property
-    def in_flight(self) -> int:
-        return max(self.batch_size, self.workers)
 
 
 class DryRunLog(logging.LoggerAdapter):
@@ -207,7 +203,7 @@ class AlbumSync:
             album_name=self.album.name,
             prefix=self.prefix,
             workers=self.options.workers,
-            in_flight=self.options.in_flight,
+            start=self.options.batch_size,
             on_wait=self._tick,
             log=self.log,
             shared=shared,

@@ -121,7 +121,6 @@ class AlbumRestore:
             album_name=self.album.name,
             prefix=self.prefix,
             workers=self.workers,
-            in_flight=self.workers * 2,
             on_wait=self._tick,
             log=logger,
         )

@@ -29,7 +29,7 @@ from ... import conf
 from ...exceptions import StorageError, SyncError
 from ...models import Album, Photo, SyncRun, SyncStatus
 from ..bucket.bucket_pool import BucketPool, SharedListing
-from ..bucket.pool import CtrlC, in_pool
+from ..bucket.pool import CtrlC
 from ..bucket.transfer import transfer
 from ..engine.album_sync import AlbumSync, SyncOptions
 from ..library.folders import photos_root
@@ -125,7 +125,7 @@ class ManyAlbums:
             subject=f"{len(items)} albums",
             prefix=f"{conf.key_prefix()}/",
             workers=self.options.workers,
-            in_flight=self.options.in_flight,
+            start=self.options.batch_size,
             on_wait=self._tick,
             log=logger,
         )
@@ -147,13 +147,8 @@ class ManyAlbums:
                 items, owner, listing, known, ReadAhead([item.album for item in items]), stop
             )
             try:
-                for (item, job), future in in_pool(
-                    owner.pool,
-                    lambda pair: transfer(pair[1], owner.bucket),
-                    jobs,
-                    window=self.options.in_flight,
-                    on_wait=self._tick,
-                    stop=stop,
+                for (item, job), future in owner.map(
+                    lambda pair: transfer(pair[1], owner.bucket), jobs, stop=stop
                 ):
                     if (error := item.sync.take(job, future)) is not None:
                         self._stop(item, error)
