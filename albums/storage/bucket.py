@@ -71,7 +71,7 @@ class StorageBucket:
         self.endpoint = EndpointWatch()
 
     def list_pages(
-        self, prefix: str, *, page_size: int
+        self, prefix: str, *, page_size: int, start_after: str = ""
     ) -> Iterator[list[tuple[str, RemoteObject]]]:
         raise NotImplementedError("this storage lists one folder level at a time")
 

@@ -86,14 +86,19 @@ class S3Bucket(StorageBucket):
         self._batch_deletes = True  # until the endpoint says it does not take DeleteObjects
 
     def list_pages(
-        self, prefix: str, *, page_size: int
+        self, prefix: str, *, page_size: int, start_after: str = ""
     ) -> Iterator[list[tuple[str, RemoteObject]]]:
-        """Every object under `prefix`, one request (`page_size` objects) per page, as (name,
-        object) pairs in S3's order: UTF-8 byte order of the keys, which is the code point
-        order of the names. A page is fetched only when the one before it has been taken."""
+        """Every object under `prefix` (whose name comes after `start_after`, when given),
+        one request (`page_size` objects) per page, as (name, object) pairs in S3's order:
+        UTF-8 byte order of the keys, which is the code point order of the names. A page is
+        fetched only when the one before it has been taken."""
         strip = len(self.location) + 1 if self.location else 0
+        after = {"StartAfter": self._key(start_after)} if start_after else {}
         pages = self.client.get_paginator("list_objects_v2").paginate(
-            Bucket=self.name, Prefix=self._key(prefix), PaginationConfig={"PageSize": page_size}
+            Bucket=self.name,
+            Prefix=self._key(prefix),
+            PaginationConfig={"PageSize": page_size},
+            **after,
         )
         for page in pages:
             yield [

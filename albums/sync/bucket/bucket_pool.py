@@ -8,8 +8,9 @@ touches the database.
 import logging
 import math
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from itertools import pairwise
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -30,6 +31,7 @@ from .pool import in_pool
 from .transfer import Job, file_md5, transfer
 
 LIST_PAGE = 1000  # keys per ListObjectsV2 request: S3's most
+RANGES_AHEAD = 8  # key ranges of a listing requested side by side
 LISTING_FAILED = (
     "Listing the bucket for {subject} failed: {cause}. The run stopped; what it had "
     "uploaded is recorded, and the next run goes on from there."
@@ -117,13 +119,20 @@ class BucketPool:
     def key_problem(self, key: str) -> str | None:
         return key_problem(self.bucket.storage, key)
 
-    def listing(self) -> Iterator[tuple[str, RemoteObject]]:
+    def listing(self, boundaries: Sequence[str] = ()) -> Iterator[tuple[str, RemoteObject]]:
         """The bucket's objects under the prefix, as (path, object) in path order.
 
-        The next page is requested on the pool while this one is merged, so the listing's
-        round trips overlap with the work on each page. Without the listing nothing can be
-        decided: any error stops the run.
+        With `boundaries` (paths in increasing order, about a page of objects apart: the
+        recorded photos tell where), the key ranges between them are listed side by side,
+        RANGES_AHEAD at a time, each from its own start (StartAfter), and handed on in
+        order: a bucket 100 ms away lists 100,000 objects in a fraction of the time of 100
+        pages one after another. Without, the next page is requested on the pool while this
+        one is merged. Either way the listing's round trips overlap with the work on each
+        page. Without the listing nothing can be decided: any error stops the run.
         """
+        if boundaries:
+            yield from self._ranged_listing(boundaries)
+            return
         strip = len(self.prefix)
         pages = self.bucket.list_pages(self.prefix, page_size=LIST_PAGE)
         ahead = self.pool.submit(next, pages, None)
@@ -137,6 +146,44 @@ class BucketPool:
             ahead = self.pool.submit(next, pages, None)
             for name, found in page:
                 yield name[strip:], found
+
+    def _ranged_listing(self, boundaries: Sequence[str]) -> Iterator[tuple[str, RemoteObject]]:
+        if any(a >= b for a, b in pairwise(boundaries)):
+            raise ValueError("the boundaries of a listing must increase")  # or keys repeat
+        edges = [None, *boundaries, None]
+        ranges = pairwise(edges)
+        ahead: deque[Future] = deque()
+
+        def request_next() -> None:
+            if (bounds := next(ranges, None)) is not None:
+                ahead.append(self.pool.submit(self._list_range, *bounds))
+
+        for _ in range(RANGES_AHEAD):
+            request_next()
+        strip = len(self.prefix)
+        while ahead:
+            try:
+                objects = ahead.popleft().result()
+            except (ClientError, BotoCoreError) as exc:
+                raise self._listing_error(exc) from exc
+            request_next()
+            for name, found in objects:
+                yield name[strip:], found
+
+    def _list_range(self, after: str | None, upto: str | None) -> list[tuple[str, RemoteObject]]:
+        """The objects whose paths come after `after` and up to `upto` (included); None: from
+        the first, to the last. A range is about a page: it is held whole."""
+        last = None if upto is None else self.prefix + upto
+        start = "" if after is None else self.prefix + after
+        objects: list[tuple[str, RemoteObject]] = []
+        for page in self.bucket.list_pages(self.prefix, page_size=LIST_PAGE, start_after=start):
+            for name, found in page:
+                if last is not None and name > last:
+                    return objects  # the next range's
+                objects.append((name, found))
+            if last is not None and objects and objects[-1][0] == last:
+                return objects  # the page ended on the boundary: no request for nothing
+        return objects
 
     def sizes(self, jobs: Iterable[Job]) -> Iterator[tuple[Job, Future]]:
         """One size check (a HEAD) per job: each future gives a RemoteObject or None."""

@@ -255,7 +255,7 @@ class AlbumSync:
         if self.shared_listing is not None:
             objects = self.shared_listing
         else:
-            objects = self.bucket.listing() if listing else ()
+            objects = self.bucket.listing(census.boundaries) if listing else ()
         entries = merge_by_path(
             readable(((found.path, found) for found in self.walk), self.album, folder.path),
             self.recorded,

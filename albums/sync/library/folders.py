@@ -27,6 +27,7 @@ FOLDER_UNREADABLE = (
 FOLDER_UNSAFE = (
     "The folder of album {album!r} ({folder!r}) is outside PHOTOS_ROOT; nothing was synced."
 )
+RANGE_PHOTOS = 1000  # a page of the bucket's listing
 FOLDER_EMPTY = (
     "The folder of album {album!r} ({folder}) holds no photos, but {count} are recorded; "
     "refusing to treat them all as deleted. Nothing was changed. If the photos really are "
@@ -86,6 +87,9 @@ class Census:
     excluded_recorded: int = 0  # recorded, now left out by an exclusion
     unreadable: int = 0  # folders and files the walk could not read
     vanished: list[Vanished] = field(default_factory=list)  # orphans known by content
+    # Every RANGE_PHOTOS-th recorded path: where the bucket's listing of the album can be
+    # cut into ranges of about a page each, listed side by side (BucketPool.listing).
+    boundaries: list[str] = field(default_factory=list)
 
 
 def take_census(
@@ -103,9 +107,13 @@ def take_census(
     walk = FolderWalk(folder.path, conf.photo_extensions(), exclusions=exclusions, real=folder.real)
     census = Census()
     excluded = ExcludedSpan()
+    last_recorded = None
     for entry in merge_by_path(readable(walk.paths(), album, folder.path), recorded):
         if entry.known:
             census.recorded += 1
+            last_recorded = entry.path
+            if census.recorded % RANGE_PHOTOS == 0:
+                census.boundaries.append(entry.path)
         if excluded.covering(entry.path, entry.local) is not None:
             census.excluded_recorded += bool(entry.known)
             continue
@@ -116,6 +124,8 @@ def take_census(
             continue
         census.photos += 1
         census.new += not entry.known
+    if census.boundaries and census.boundaries[-1] == last_recorded:
+        census.boundaries.pop()  # a range after the last photo would hold nothing
     census.unreadable = len(walk.failures)
     if not census.photos and census.orphaned and not census.unreadable:
         raise AlbumFolderEmpty(

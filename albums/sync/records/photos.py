@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 
-from django.db import transaction
+from django.db import connections, router, transaction
 from django.utils import timezone
 
 from ... import conf
@@ -71,6 +71,50 @@ def contents_recorded(md5s: list[str]) -> set[str]:
         chunk = md5s[start : start + DB_CHUNK]
         found.update(Photo.objects.filter(md5__in=chunk).values_list("md5", flat=True))
     return found
+
+
+def listing_boundaries(albums: list[Album], *, every: int) -> list[str]:
+    """Where the bucket's listing of these albums (under the albums' common prefix, in the
+    order of their keys) can be cut into ranges of about `every` recorded photos: names
+    relative to that prefix, in increasing order. An album's first key ("slug/") starts a
+    range once the albums before it hold `every` photos since the last cut; a large album is
+    also cut at every `every`-th of its paths. One query: a row per album, and one per
+    `every` photos (an index-only scan of the album's (album, path) index on PostgreSQL)."""
+    if not albums:
+        return []
+    slugs = {album.pk: album.slug for album in albums}
+    photo = Photo._meta
+    connection = connections[router.db_for_read(Photo)]
+    quote = connection.ops.quote_name
+    album_id, path = quote(photo.get_field("album").column), quote(photo.get_field("path").column)
+    # Names from the model's own metadata, quoted; the ids and `every` are parameters.
+    sql = (
+        f"SELECT {album_id}, {path}, rn, n FROM ("  # noqa: S608
+        f"SELECT {album_id}, {path}, "
+        f"ROW_NUMBER() OVER (PARTITION BY {album_id} ORDER BY {path}) AS rn, "
+        f"COUNT(*) OVER (PARTITION BY {album_id}) AS n "
+        f"FROM {quote(photo.db_table)} WHERE {album_id} IN ({', '.join(['%s'] * len(slugs))})"
+        f") ranked WHERE rn = 1 OR rn %% %s = 0"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*slugs, every])
+        rows = cursor.fetchall()
+    counts: dict[int, int] = {}
+    cuts: dict[int, list[str]] = {}
+    for row_album, row_path, number, count in rows:
+        counts[row_album] = count
+        if number % every == 0 and number < count:  # not after the album's last photo
+            cuts.setdefault(row_album, []).append(row_path)
+    boundaries: list[str] = []
+    since_cut = 0
+    for pk in sorted(counts, key=lambda pk: f"{slugs[pk]}/"):
+        if since_cut >= every:
+            boundaries.append(f"{slugs[pk]}/")
+            since_cut = 0
+        paths = cuts.get(pk, [])
+        boundaries += [f"{slugs[pk]}/{cut}" for cut in paths]
+        since_cut = counts[pk] - len(paths) * every if paths else since_cut + counts[pk]
+    return boundaries
 
 
 def forget_vanished(photo_ids_by_album: dict[int, list[int]], *, remember: bool = True) -> None:

@@ -28,7 +28,7 @@ from django.db import transaction
 from ... import conf
 from ...exceptions import StorageError, SyncError
 from ...models import Album, Photo, SyncRun, SyncStatus
-from ..bucket.bucket_pool import BucketPool, SharedListing
+from ..bucket.bucket_pool import LIST_PAGE, BucketPool, SharedListing
 from ..bucket.pool import CtrlC
 from ..bucket.transfer import transfer
 from ..engine.album_sync import AlbumSync, SyncOptions
@@ -37,7 +37,7 @@ from ..outcome.result import INTERRUPTED, AlbumOutcome, SyncResult
 from ..outcome.tally import ProgressCallback
 from ..records import runs
 from ..records.lease import AlbumLeases
-from ..records.photos import ReadAhead, RecordWriter, anything_departed
+from ..records.photos import ReadAhead, RecordWriter, anything_departed, listing_boundaries
 from ..records.runs import diagnose
 
 logger = logging.getLogger("albums")
@@ -132,7 +132,11 @@ class ManyAlbums:
         # One listing of the common prefix when the run covers most albums (it then reads
         # few objects of albums not in it); otherwise one per album, of its own prefix.
         most = 2 * len(items) >= Album.objects.count()
-        listing = SharedListing(owner.listing()) if most and owner.can_list else None
+        listing = None
+        if most and owner.can_list:
+            # Cut into ranges of about a page, listed side by side (see BucketPool.listing).
+            cuts = listing_boundaries([item.album for item in items], every=LIST_PAGE)
+            listing = SharedListing(owner.listing(cuts))
         # Whether any photo is known by its content (recorded, or forgotten by an earlier
         # run while its object stayed): if none is, no album looks for moves.
         known = Photo.objects.exclude(md5="").exists() or anything_departed()
