@@ -133,6 +133,40 @@ def test_a_run_over_many_albums_past_its_budget_goes_on_with_the_albums_left(
     assert set(Album.objects.values_list("last_sync_status", flat=True)) == {"success"}
 
 
+def test_a_prune_that_waits_for_the_other_albums_waits_for_the_run_that_goes_on(
+    photos_root, s3, clock, settings, on_commit
+):
+    """An album whose prune waits for the albums after it (a photo gone from it may have
+    moved to one of them) does not prune when the budget stops the run before them: it goes
+    on with them, and prunes once they have all passed."""
+    albums = [make_album(photos_root, f"Trip{number}", 2) for number in range(3)]
+    with on_commit():
+        queue_syncs(albums=albums, trigger=SyncRun.Trigger.ADMIN)
+    for path in (photos_root / "Trip0").iterdir():
+        path.unlink()
+    for number in range(3):  # new photos: this time the albums need more than one task
+        for photo in range(3):
+            path = photos_root / f"Trip{number}" / f"new{photo}.jpg"
+            path.write_bytes(os.urandom(512))
+            os.utime(path, (1_700_000_000, 1_700_000_000))
+    clock.reset()
+    settings.ALBUMS_TASK_BUDGET_SECONDS = "0.5"  # four uploads a task: Trip0's three, then one
+
+    with on_commit():
+        queue_syncs(albums=albums, trigger=SyncRun.Trigger.ADMIN, prune=True)
+
+    runs = SyncRun.objects.filter(prune=True)
+    first = runs.filter(album=albums[0]).order_by("id").first()
+    assert (first.status, first.uploaded, first.pruned) == ("continued", 3, 0)  # it waited
+    assert {run.status for run in runs} == {"continued", "success"}
+    assert sum(run.pruned for run in runs) == 2
+    assert (clock.counts["PutObject"], clock.counts["DeleteObjects"]) == (9, 1)
+    assert sorted(s3.object_keys()) == sorted(
+        f"albums/{photo.album.slug}/{photo.path}" for photo in Photo.objects.all()
+    )
+    assert Photo.objects.count() == 4 + 9
+
+
 def test_a_budget_spent_without_recording_a_photo_fails_rather_than_loop(
     photos_root, s3, one_at_a_time, settings, on_commit
 ):

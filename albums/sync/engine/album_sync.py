@@ -276,7 +276,8 @@ class AlbumSync:
         if not listing:
             jobs = decide_each.checked_one_by_one(jobs)
         jobs = self.moves.attach(decide_each.planned(jobs))
-        return jobs if self.options.dry_run else self.bucket.cleaned_up_first(jobs)
+        jobs = jobs if self.options.dry_run else self.bucket.cleaned_up_first(jobs)
+        return jobs if self.budget is None else self._within_budget(jobs)
 
     def take(self, job: Job, future: Future) -> SyncError | None:
         """A job back from the pool, recorded (or its failure); and the error that must
@@ -417,6 +418,14 @@ class AlbumSync:
         if self.lease is not None:
             self.lease.renew_if_due()
         self.records.flush_if_due()
+
+    def _within_budget(self, jobs: Iterator[Job]) -> Iterator[Job]:
+        """The jobs, until the time budget is spent: then TimeBudgetSpent, as from the pass.
+        Jobs decided ahead (a chunk of new photos looked up as possible moves, photos whose
+        size was checked) are never all sent after it."""
+        for job in jobs:
+            self.budget.check()
+            yield job
 
     def _pass_tick(self) -> None:
         """Between two photos of the pass: `_tick`, and the end of the pass once the task's
