@@ -229,10 +229,15 @@ def test_a_sync_the_task_timeout_stops_is_resumed_by_the_next_and_the_admin_says
     assert note in run_page.content.decode() and note in album_page.content.decode()
 
 
-def test_a_killed_syncs_successor_resumes_it_and_names_what_it_kept(photos_root, s3):
+@pytest.mark.parametrize("alone", [True, False], ids=["alone", "with-another-album"])
+def test_a_killed_syncs_successor_resumes_it_and_names_what_it_kept(
+    photos_root, s3, on_commit, alone
+):
     """A process killed mid-sync leaves its run "running"; the next run closes it as
-    abandoned and follows it, counting the photos it had sent and recorded."""
+    abandoned and follows it, counting the photos it had sent and recorded (alone, or in a
+    run over several albums)."""
     album = make_album(photos_root, "Killed", 6)
+    other = make_album(photos_root, "Other", 1)
     killed = SyncRun.objects.create(album=album, trigger="admin", status="queued")
     run_queued_sync(killed.pk)
     # As if its process had died before the end: the run open, three photos not sent yet.
@@ -240,15 +245,16 @@ def test_a_killed_syncs_successor_resumes_it_and_names_what_it_kept(photos_root,
     album.photos.filter(path__gte="003.jpg").delete()
     for key in s3.object_keys()[3:]:
         s3.delete(key)
-    successor = SyncRun.objects.create(album=album, trigger="admin", status="queued")
 
-    result = run_queued_sync(successor.pk)
+    with on_commit():
+        queued = queue_syncs(albums=[album] if alone else [album, other], trigger="schedule")
 
     killed.refresh_from_db()
-    successor.refresh_from_db()
+    successor = SyncRun.objects.get(pk=queued[0].pk)
     assert killed.status == "failed" and "stopped before it finished" in killed.message
-    assert (result.uploaded, result.unchanged) == (3, 3)
+    assert (successor.status, successor.uploaded, successor.unchanged) == ("success", 3, 3)
     assert (successor.follows_id, successor.resumed_photos) == (killed.pk, 3)
+    assert not SyncRun.objects.filter(album=other, follows__isnull=False).exists()
 
 
 @pytest.mark.parametrize(
