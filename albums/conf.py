@@ -163,6 +163,41 @@ def queue_retry_seconds() -> int:
     return _positive_int("Q_CLUSTER['retry']", settings.Q_CLUSTER.get("retry", 60), example=22200)
 
 
+def task_timeout_seconds() -> float | None:
+    """Q_TIMEOUT: how long django-q2 lets a task run before it stops it (None: never)."""
+    value = settings.Q_CLUSTER.get("timeout")
+    if value is None:
+        return None
+    return float(_positive_int("Q_CLUSTER['timeout']", value, example=21600))
+
+
+# What a background sync keeps of the task timeout for itself: the uploads in flight when its
+# budget is spent finish and are recorded, and the rest is queued, in the last quarter.
+TASK_BUDGET_SHARE = 0.75
+
+
+def task_budget_seconds() -> float | None:
+    """How long a background sync (a task of the worker) goes on before it stops cleanly and
+    queues the rest as a run of its own: ALBUMS_TASK_BUDGET_SECONDS, by default three
+    quarters of Q_TIMEOUT; always below Q_TIMEOUT. None: no task timeout, no budget."""
+    timeout = task_timeout_seconds()
+    value = getattr(settings, "ALBUMS_TASK_BUDGET_SECONDS", "")
+    if value in ("", None):
+        return None if timeout is None else timeout * TASK_BUDGET_SHARE
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = None
+    if seconds is None or not 0 < seconds < (timeout or float("inf")):
+        below = f" and below Q_TIMEOUT ({timeout:g})" if timeout is not None else ""
+        example = f"{timeout * TASK_BUDGET_SHARE:g}" if timeout is not None else "16200"
+        raise ImproperlyConfigured(
+            f"ALBUMS_TASK_BUDGET_SECONDS must be a number of seconds above 0{below}, such as "
+            f"{example}, or empty for three quarters of Q_TIMEOUT; not {value!r}."
+        )
+    return seconds
+
+
 # Web renditions (albums.renditions): the formats photosite can write, with their default
 # quality (chosen by measurement: bench/RESULTS-renditions.md).
 RENDITION_FORMATS = {"webp": 80, "jpeg": 82, "avif": 60}

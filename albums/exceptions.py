@@ -43,6 +43,11 @@ class SyncLeaseLost(SyncError):
     """This run's lease expired and another run took the album over."""
 
 
+class TimeBudgetSpent(SyncError):
+    """A background run spent the time its task gives it (albums.conf.task_budget_seconds):
+    it stops cleanly, what it did recorded, and the rest continues in another run."""
+
+
 class QueueUnavailable(SyncError):
     """The task queue (the django-q2 broker) could not be reached: nothing was queued."""
 

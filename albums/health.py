@@ -41,9 +41,11 @@ logger = logging.getLogger(__name__)
 
 OK, DEGRADED, FAILING = "ok", "degraded", "failing"
 OVERDUE_INTERVALS = 2  # a scheduled album is overdue after this many intervals without a sync
-# A sync that went through its album: every file handled, some perhaps failing alone. Only a
-# real sync counts: a verification or a restore that passes says nothing of the syncs.
-WENT_THROUGH = (SyncStatus.SUCCESS, SyncStatus.PARTIAL)
+# A sync that went through its album (every file handled, some perhaps failing alone), or
+# that made its way through part of it before its time budget ran out and goes on in the
+# next run (a first sync of a large library spans several). Only a real sync counts: a
+# verification or a restore that passes says nothing of the syncs.
+WENT_THROUGH = (SyncStatus.SUCCESS, SyncStatus.PARTIAL, SyncStatus.CONTINUED)
 
 DATABASE_DOWN = "The database does not answer."
 OVERDUE = (

@@ -41,6 +41,9 @@ class SyncStatus(models.TextChoices):
     PARTIAL = "partial", "Partly failed"
     FAILED = "failed", "Failed"
     SKIPPED = "skipped", "Skipped (another sync was running)"
+    # A background sync that spent its task's time budget: what it did is recorded, and the
+    # rest goes on in the run that follows it (SyncRun.follows).
+    CONTINUED = "continued", "Continued in another run"
 
 
 class AlbumQuerySet(models.QuerySet):
@@ -311,6 +314,25 @@ class SyncRun(RunCounts):
         default=dict,
         blank=True,
         help_text="check_storage's findings when the bucket failed the run.",
+    )
+    # A sync that picks up where an earlier one stopped: one that spent its time budget
+    # (continued), or one that was interrupted (killed, Ctrl-C, the task timeout).
+    follows = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="followed_by",
+        editable=False,
+        help_text="The earlier run this one picks up from.",
+    )
+    resumed_photos = models.PositiveIntegerField(
+        "photos not sent again",
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="After an interrupted run: the photos it had sent and recorded, which this "
+        "run found recorded and did not send again. Empty after a continued run.",
     )
 
     class Meta:

@@ -294,9 +294,10 @@ LOGGING = {
 }
 
 # Background work: django-q2. The ORM broker is the embedded default (nothing else to run);
-# REDIS_URL switches to Redis. `timeout` must outlast the longest sync and `retry` must
-# exceed `timeout` (django-q2 re-delivers a task still unacknowledged after `retry`
-# seconds): a long sync is then neither killed nor started twice. See docs/ADMIN.md.
+# REDIS_URL switches to Redis. `timeout` stops a task (SIGALRM, then the guard kills the
+# worker); a sync stops itself before it (ALBUMS_TASK_BUDGET_SECONDS) and goes on in a task of
+# its own, so `timeout` need only outlast a stall. `retry` must exceed `timeout` (django-q2
+# re-delivers a task still unacknowledged after `retry` seconds): a sync is never started twice.
 Q_TIMEOUT = env.integer("Q_TIMEOUT", 6 * 3600, minimum=1)
 Q_RETRY = env.integer("Q_RETRY", Q_TIMEOUT + 600, minimum=1)
 if Q_RETRY <= Q_TIMEOUT:
@@ -304,6 +305,9 @@ if Q_RETRY <= Q_TIMEOUT:
         f"Q_RETRY ({Q_RETRY}) must be greater than Q_TIMEOUT ({Q_TIMEOUT}), or a running "
         "sync would be delivered again while it runs."
     )
+# A background sync stops cleanly after this many seconds and queues the rest as a run of its
+# own, so that Q_TIMEOUT bounds a stall, never the work (albums.conf.task_budget_seconds).
+ALBUMS_TASK_BUDGET_SECONDS = os.environ.get("ALBUMS_TASK_BUDGET_SECONDS", "")  # "": 3/4 of it
 Q_CLUSTER = {
     # The queue's name: installs sharing one Redis (or one database) need names of their own.
     "name": os.environ.get("Q_CLUSTER_NAME") or "photosite",

@@ -13,6 +13,7 @@ from albums.admin import albums as albums_admin
 from albums.exceptions import StorageAccessDenied
 from albums.models import Album, Photo, SyncRun, SyncStatus
 from albums.sync import sync_album
+from albums.sync.usecases.continued import CONTINUED
 from tests.conftest import PASSWORD, Appender, closed_port, s3_error, write_photo
 
 
@@ -265,6 +266,43 @@ def test_a_running_run_shows_and_polls_its_progress(album, syncer):
     assert '<progress id="run-progress-bar" value="3" max="10">' in page
     assert reverse("admin:albums_syncrun_progress", args=[run.pk]) in page
     assert (progress["files_done"], progress["files_total"], progress["active"]) == (3, 10, True)
+
+
+def test_a_long_sync_says_which_run_goes_on_and_which_it_picks_up_from(album, syncer):
+    continued = SyncRun.objects.create(
+        album=album, trigger="schedule", status=SyncStatus.CONTINUED, uploaded=40
+    )
+    following = SyncRun.objects.create(
+        album=album, trigger="schedule", status=SyncStatus.SUCCESS, follows=continued
+    )
+    continued.message = CONTINUED.format(seconds="4 h 30 min", run=following.pk)
+    continued.save()
+    interrupted = SyncRun.objects.create(album=album, trigger="admin", status=SyncStatus.FAILED)
+    resumed = SyncRun.objects.create(
+        album=album, trigger="admin", status=SyncStatus.RUNNING, follows=interrupted,
+        resumed_photos=1,
+    )  # fmt: skip
+    client = logged_in(syncer)
+
+    def page(name, pk):
+        return client.get(reverse(f"admin:albums_{name}_change", args=[pk])).content.decode()
+
+    continued_page = page("syncrun", continued.pk)
+    assert f"the rest continues in run #{following.pk}" in continued_page
+    assert "Continued in" in continued_page and "icon-clock.svg" in continued_page
+    assert f"Continues run #{continued.pk}, which stopped after its time budget." in page(
+        "syncrun", following.pk
+    )
+    resumed_note = (
+        f"Resumed after run #{interrupted.pk}, which was interrupted: 1 photo it had sent and "
+        "recorded was not sent again."
+    )
+    assert resumed_note in page("syncrun", resumed.pk)
+    album_page = page("album", album.pk)
+    assert resumed_note in album_page and "Continued in another run" in album_page
+    progress = client.get(reverse("admin:albums_syncrun_progress", args=[resumed.pk])).json()
+    assert (progress["follows"], progress["resumed_photos"]) == (interrupted.pk, 1)
+    assert progress["note"] == resumed_note
 
 
 def test_runs_are_read_only(album, syncer, admin_client):

@@ -164,6 +164,18 @@ def test_a_failed_sync_not_yet_overdue_is_degraded(album, scheduled):
     assert response.json()["problems"] == [health.LAST_SYNC_FAILED.format(count=1)]
 
 
+def test_a_first_sync_that_goes_on_over_several_runs_is_not_failing(db):
+    """A large library's first sync stops at its time budget and goes on in the next run
+    (status continued): it is making its way, not failing."""
+    album = scheduled_album("large", age=timedelta(hours=5))
+    for hours in (4, 3, 2, 1):
+        run(album, SyncStatus.CONTINUED, ago=timedelta(hours=hours))
+
+    response = Client().get(HEALTH)
+
+    assert response.status_code == 200 and response.json()["overdue_albums"] == 0
+
+
 def test_an_album_never_synced_is_overdue_two_intervals_after_it_was_added(db):
     scheduled_album("new", age=timedelta(minutes=119))
     assert Client().get(HEALTH).status_code == 200

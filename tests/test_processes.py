@@ -143,6 +143,13 @@ def test_a_killed_sync_frees_its_album_and_the_next_run_completes(env, moto_serv
         statuses = [row[0] for row in database.execute("SELECT status FROM albums_syncrun")]
         assert "running" not in statuses  # the killed run is closed as failed
         assert statuses.count("failed") == 1
+        # The run after it says that it resumed it, and what the killed run had recorded.
+        (killed,) = database.execute("SELECT id FROM albums_syncrun WHERE status = 'failed'")
+        resumed = database.execute(
+            "SELECT follows_id, resumed_photos FROM albums_syncrun WHERE id = ?",
+            (result["run_id"],),
+        ).fetchone()
+        assert resumed == (killed[0], result["unchanged"])
 
 
 def test_an_unreadable_folder_is_reported_and_its_photos_kept(moto_server, tmp_path):

@@ -1,4 +1,5 @@
-"""A real `manage.py qcluster` picks up queued syncs and runs the schedule.
+"""A real `manage.py qcluster` picks up queued syncs and runs the schedule, and syncs an album
+that needs longer than its task timeout.
 
 The test settings force django-q2's sync mode, so these tests run every command in a
 subprocess on the production settings (photosite.settings) with a file SQLite database,
@@ -18,7 +19,8 @@ from pathlib import Path
 import pytest
 
 from albums.schedule import SCHEDULE_NAME
-from tests.conftest import write_photo
+from tests.conftest import S3_ENV, write_photo
+from tests.faultproxy import FaultProxy, Throttle
 
 ROOT = Path(__file__).resolve().parent.parent
 # django-q2 runs the scheduler every 30 s of the cluster's guard loop: allow for one pass.
@@ -198,3 +200,59 @@ def test_orm_broker(clusters):
 @pytest.mark.skipif(not redis_answers(), reason="no Redis server answers on 127.0.0.1:6379")
 def test_redis_broker(clusters):
     check_cluster(*clusters["redis"])
+
+
+# A sync longer than the task timeout (issue 28) --------------------------------------------
+
+LONG_PHOTOS = 120
+PHOTO_BYTES = 2048
+UPLOAD_SECONDS = 0.125  # each upload, the proxy reading its body that slowly
+TASK_TIMEOUT = 4  # Q_TIMEOUT: the album needs about twice as long (two uploads at a time)
+
+
+def test_a_sync_longer_than_the_task_timeout_is_never_killed_and_ends_synced(tmp_path, moto_server):
+    """A real cluster, Q_TIMEOUT 4 s, an album whose uploads take about 7.5 s: each task
+    stops its sync at its budget (3 s) and queues the rest, until the album is synced; no
+    task is killed, no photo is sent twice, no run is left open."""
+    proxy = FaultProxy(
+        moto_server,
+        fault=lambda seen: (
+            Throttle(int(PHOTO_BYTES / UPLOAD_SECONDS)) if seen.operation == "PutObject" else None
+        ),
+    ).start()
+    site = Site(
+        tmp_path, **S3_ENV, AWS_S3_ENDPOINT_URL=proxy.endpoint, Q_TIMEOUT=str(TASK_TIMEOUT),
+        ALBUMS_SYNC_WORKERS="2", ALBUMS_RENDITIONS="0",
+    )  # fmt: skip
+    for number in range(LONG_PHOTOS):
+        path = site.photos / "Big" / f"{number:03}.jpg"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(os.urandom(PHOTO_BYTES))
+        os.utime(path, (1_700_000_000, 1_700_000_000))
+    site.manage("migrate", "--verbosity", "0")
+    site.python(
+        "from albums.models import Album; "
+        "Album.objects.create(name='Big', slug='big', folder='Big', sync_on_schedule=False)"
+    )
+    site.manage("sync_albums", "big", "--async")
+    cluster = start_cluster(site)
+    try:
+        site.wait_for("SELECT id FROM albums_syncrun WHERE status = 'success'", seconds=LONG_PHOTOS)
+    finally:
+        stop_cluster(cluster)
+        proxy.stop()
+
+    log = site.log.read_text()
+    runs = site.query(
+        "SELECT id, status, follows_id, uploaded, "
+        "(julianday(finished_at) - julianday(started_at)) * 86400 FROM albums_syncrun ORDER BY id"
+    )
+    assert [run[1] for run in runs] == ["continued"] * (len(runs) - 1) + ["success"], log
+    assert len(runs) >= 2
+    assert [run[2] for run in runs] == [None, *(run[0] for run in runs[:-1])]  # each follows
+    assert max(run[4] for run in runs) < TASK_TIMEOUT  # each stopped itself in time
+    assert "reincarnated" not in log and "timeout" not in log.lower(), log
+    assert site.query("SELECT count(*), min(success) FROM django_q_task") == [(len(runs), 1)]
+    sent = [seen.key for seen in proxy.seen("PutObject")]
+    assert len(sent) == len(set(sent)) == sum(run[3] for run in runs) == LONG_PHOTOS
+    assert site.query("SELECT count(*) FROM albums_photo") == [(LONG_PHOTOS,)]

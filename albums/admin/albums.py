@@ -14,7 +14,7 @@ from django.utils.translation import ngettext
 
 from ..exceptions import QueueUnavailable
 from ..models import Album, Photo, SyncRun, SyncStatus
-from ..sync import queue_sync, queue_syncs, worker_seen
+from ..sync import follow_note, queue_sync, queue_syncs, worker_seen
 from .display import last_run, run_link, status_badge
 from .share_links import ShareLinkInline
 
@@ -49,7 +49,8 @@ class SyncStateFilter(admin.SimpleListFilter):
             case "busy":
                 return queryset.syncing()
             case "problem":
-                return queryset.exclude(last_sync_status__in=["", SyncStatus.SUCCESS])
+                fine = ["", SyncStatus.SUCCESS, SyncStatus.CONTINUED]  # continued: going on
+                return queryset.exclude(last_sync_status__in=fine)
         return queryset
 
 
@@ -156,7 +157,7 @@ class AlbumAdmin(admin.ModelAdmin):
             return "None yet."
         rows = format_html_join(
             "",
-            "<li>{} · {} · {} · {}</li>",
+            "<li>{} · {} · {} · {}{}</li>",
             (
                 (
                     run_link(run),
@@ -165,6 +166,7 @@ class AlbumAdmin(admin.ModelAdmin):
                     timesince(run.queued_at or run.started_at) + " ago"
                     if (run.queued_at or run.started_at)
                     else "",
+                    f" · {note}" if (note := follow_note(run)) else "",
                 )
                 for run in runs
             ),

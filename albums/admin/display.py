@@ -13,6 +13,7 @@ STATUS_ICONS = {
     SyncStatus.PARTIAL: "icon-alert.svg",
     SyncStatus.FAILED: "icon-no.svg",
     SyncStatus.SKIPPED: "icon-alert.svg",
+    SyncStatus.CONTINUED: "icon-clock.svg",  # went on in the run that follows it
 }
 
 

@@ -8,10 +8,10 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from ..counts import COUNTS_BY_KIND
-from ..models import SyncRun
-from ..sync import run_as_dict
+from ..models import SyncRun, SyncStatus
+from ..sync import follow_note, run_as_dict
 from ..sync.records.runs import ACTIVE
-from .display import status_badge
+from .display import run_link, status_badge
 from .large_lists import EstimatedCountPaginator, with_indexed_dates
 
 RUN_WHEN_FIELDS = ["trigger", "queued_at", "started_at", "finished_at", "took"]
@@ -55,8 +55,15 @@ class SyncRunAdmin(admin.ModelAdmin):
     def get_fieldsets(self, request, obj=None):
         kind = obj.kind if obj is not None else SyncRun.Kind.SYNC
         files = "Files that failed" if kind == SyncRun.Kind.SYNC else "Files with problems"
+        main = self.fieldsets
+        if obj is not None and (obj.follows_id or obj.status == SyncStatus.CONTINUED):
+            chain = [
+                *(["picks_up"] if obj.follows_id else []),
+                *(["continued_in"] if obj.status == SyncStatus.CONTINUED else []),
+            ]
+            main = [(None, {"fields": [*main[0][1]["fields"], *chain]})]
         fieldsets = [
-            *self.fieldsets,
+            *main,
             ("When", {"fields": [*RUN_OPTION_FIELDS[kind], *RUN_WHEN_FIELDS]}),
             ("What it did", {"fields": RUN_COUNT_FIELDS[kind]}),
             (files, {"fields": ["error_list"]}),
@@ -103,6 +110,22 @@ class SyncRunAdmin(admin.ModelAdmin):
             run.files_done,
             max(run.files_total, 1),
             text,
+        )
+
+    @admin.display(description="Picks up from")
+    def picks_up(self, run: SyncRun):
+        """After a run that spent its time budget, or one that was interrupted."""
+        return format_html("{} ({})", follow_note(run), run_link(run.follows))
+
+    @admin.display(description="Continued in")
+    def continued_in(self, run: SyncRun):
+        following = run.followed_by.order_by("id").first()
+        if following is None:
+            return "—"
+        return format_html(
+            "{} · {}",
+            run_link(following),
+            status_badge(following.status, following.get_status_display()),
         )
 
     @admin.display(description="Duration")

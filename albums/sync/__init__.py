@@ -3,7 +3,7 @@
 from .library.discover import discover_albums
 from .outcome.result import FileFailure, RestoreResult, SyncResult, VerifyResult
 from .outcome.tally import ProgressCallback
-from .records.runs import run_as_dict
+from .records.runs import follow_note, run_as_dict
 from .usecases.queue import queue_scheduled_syncs, queue_sync, queue_syncs, worker_seen
 from .usecases.service import (
     INTERRUPTED,
@@ -27,6 +27,7 @@ __all__ = [
     "SyncResult",
     "VerifyResult",
     "discover_albums",
+    "follow_note",
     "queue_scheduled_syncs",
     "queue_sync",
     "queue_syncs",

@@ -31,6 +31,7 @@ from ..outcome.result import FileFailure, SyncResult
 from ..outcome.tally import ProgressCallback, Tally
 from ..records.lease import AlbumLease
 from ..records.photos import RecordedPhotos, RecordWriter, RunRecords
+from .budget import TimeBudget
 from .failures import FILE_ERRORS, Failures
 from .moves import Moves
 from .orphans import Orphans
@@ -110,9 +111,11 @@ class AlbumSync:
         known_elsewhere: bool | None = None,
         recorded: RecordedPhotos | None = None,
         moved_keys: set[str] | None = None,
+        budget: TimeBudget | None = None,
     ):
-        """`lease` is renewed as the run goes; `kept_vanished`, `writer` (a RecordWriter
-        shared by the albums of a run), `listing` (this album's part of a listing of the
+        """`lease` is renewed as the run goes; `budget` (a background task's) stops the pass
+        between two photos once spent (TimeBudgetSpent, what went up recorded);
+        `kept_vanished`, `writer` (a RecordWriter shared by the albums of a run), `listing` (this album's part of a listing of the
         whole prefix), `known_elsewhere` (whether other albums have photos known by
         content), `recorded` (its recorded photos, read ahead with other albums') and
         `moved_keys` (the old keys of the photos the run moved) come from a run over
@@ -124,6 +127,7 @@ class AlbumSync:
         self.moved_keys = set() if moved_keys is None else moved_keys
         self.options = options
         self.lease = lease
+        self.budget = budget
         self.log = DryRunLog(logger, {}) if options.dry_run else logger
         self.prefix = f"{conf.key_prefix()}/{album.slug}/"
         self.tally = Tally(progress=progress)
@@ -272,7 +276,7 @@ class AlbumSync:
             log=self.log,
             prefix=self.prefix,
             dry_run=self.options.dry_run,
-            tick=self._tick,
+            tick=self._pass_tick,
             still_changing=self.still_changing,
             renditions=self._rendition_plan(),
         )
@@ -280,7 +284,8 @@ class AlbumSync:
         if not listing:
             jobs = decide_each.checked_one_by_one(jobs)
         jobs = self.moves.attach(decide_each.planned(jobs))
-        return jobs if self.options.dry_run else self.bucket.cleaned_up_first(jobs)
+        jobs = jobs if self.options.dry_run else self.bucket.cleaned_up_first(jobs)
+        return jobs if self.budget is None else self._within_budget(jobs)
 
     def take(self, job: Job, future: Future) -> SyncError | None:
         """A job back from the pool, recorded (or its failure); and the error that must
@@ -307,6 +312,18 @@ class AlbumSync:
         album once every other album is synced)."""
         self.orphans.after_the_pass()
         return self.orphans.may_have_moved()
+
+    def progress_made(self) -> int | None:
+        """How many photos this run recorded that a run after it will not handle again:
+        sent, found in the bucket, moved or rendered (not those found unchanged, which a run
+        after it walks past again). None for a dry run, which records nothing."""
+        if self.options.dry_run:
+            return None
+        tally = self.tally
+        return sum(
+            tally[name]
+            for name in ("uploaded", "reuploaded", "already_in_bucket", "moved", "rendered")
+        )
 
     def moved_from_other_albums(self) -> set[int]:
         """The photos of other albums this run found moved here (their records are this
@@ -413,6 +430,23 @@ class AlbumSync:
         if self.lease is not None:
             self.lease.renew_if_due()
         self.records.flush_if_due()
+
+    def _within_budget(self, jobs: Iterator[Job]) -> Iterator[Job]:
+        """The jobs, until the time budget is spent: then TimeBudgetSpent, as from the pass.
+        Jobs decided ahead (a chunk of new photos looked up as possible moves, photos whose
+        size was checked) are never all sent after it."""
+        for job in jobs:
+            self.budget.check()
+            yield job
+
+    def _pass_tick(self) -> None:
+        """Between two photos of the pass: `_tick`, and the end of the pass once the task's
+        time budget is spent. Raised from inside the pass, TimeBudgetSpent reaches the pool
+        as the pass's own error: no new photo starts, those in flight finish and are
+        recorded, then it goes on (albums.sync.bucket.pool.in_pool)."""
+        self._tick()
+        if self.budget is not None:
+            self.budget.check()
 
     def _progress_row(self) -> dict[str, int]:
         return {

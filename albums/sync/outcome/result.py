@@ -9,6 +9,12 @@ from ...counts import Counts, RestoreCounts, SyncCounts, VerifyCounts
 from ...models import Album
 
 INTERRUPTED = "Interrupted; what was uploaded is recorded."  # a run stopped by Ctrl-C
+# A run whose process was told to exit: django-q2's task timeout (Q_TIMEOUT) raises SystemExit
+# in the worker, which its guard kills three seconds later.
+STOPPED_BY_EXIT = (
+    "Stopped by the task timeout (Q_TIMEOUT) or a shutdown of its process; what was uploaded "
+    "is recorded, and the next run goes on from there."
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,13 +1,19 @@
 """A run's record and every change of its state, in one place.
 
-    queued ──claim──> running ──finish──> success | partial | failed
-       │ │               ↑                     (abandoned: failed, by the next run)
-       │ └─────skip──────┴──> skipped (another sync held the album)
-       └──drop──> failed (the broker never took its task, or lost it)
+    queued ──claim──> running ──finish──> success | partial | failed | continued
+     ↑ │ │               ↑  │                  (abandoned: failed, by the next run)
+     │ │ └─────skip──────┴──┼──> skipped (another sync held the album)
+     │ └──drop──> failed    │  (the broker never took its task, or lost it)
+     └──────requeue─────────┘  (a run over several albums stopped before it reached this one)
 
 A run made by a door for the worker starts queued (`queue`); a run the command starts itself
 is created running (`start`). The doors, the task and the service change a run only
 through these functions.
+
+A background sync that spends its task's time budget ends "continued", and the run that goes
+on from it is queued with it (`queue_continuations`), following it (`SyncRun.follows`). A sync
+that starts after one that was interrupted (killed, Ctrl-C, the task timeout) follows it too,
+with how many of the photos it had sent are not sent again (`note_resumptions`).
 
 The outcome of a real sync run in the background (`SyncRun.in_background`) is also counted in
 its album's streak of failures (`Album.sync_failures_in_row`), here, where the outcome is
@@ -20,14 +26,16 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import transaction
-from django.db.models import F
+from django.db.models import Count, F, OuterRef, Subquery
+from django.db.models.functions import Coalesce
 from django.dispatch import Signal
 from django.utils import timezone
+from django.utils.translation import ngettext
 
-from ...models import Album, SyncRun, SyncStatus
+from ...models import Album, Photo, SyncRun, SyncStatus
 from ...storage import StorageProblem
 from ...storage.diagnostics import diagnose_storage
-from ..outcome.result import RunOutcome
+from ..outcome.result import INTERRUPTED, STOPPED_BY_EXIT, RunOutcome
 from .rows import create_for_each, update_each
 
 logger = logging.getLogger("albums")
@@ -48,6 +56,14 @@ ABANDONED = (
     "the next sync picked up where it left off."
 )
 UNEXPECTED = "Unexpected error: {error}"
+# How a run that was cut short ends: what makes the next one a resumption of it.
+INTERRUPTIONS = (ABANDONED, INTERRUPTED, STOPPED_BY_EXIT)
+RESUMED = (
+    "Resumed after run #{run}, which was interrupted: {photos} it had sent and recorded "
+    "{were} not sent again."
+)
+CONTINUES = "Continues run #{run}, which stopped after its time budget."
+ENDED = (SyncStatus.SUCCESS, SyncStatus.PARTIAL, SyncStatus.FAILED, SyncStatus.CONTINUED)
 ACTIVE = (SyncStatus.QUEUED, SyncStatus.RUNNING)
 FAILING = (SyncStatus.FAILED, SyncStatus.PARTIAL)  # what makes or lengthens a streak
 
@@ -98,6 +114,38 @@ def queue_many(albums: list[Album], *, kind: str, trigger: str, **options: bool)
         for album in albums
     ]
     return SyncRun.objects.bulk_create(new, batch_size=500)
+
+
+def queue_continuations(continued: list[SyncRun]) -> list[SyncRun]:
+    """A queued run for the album of each of `continued` (runs that spent their time
+    budget), with its trigger and options, following it; in one query."""
+    now = timezone.now()
+    new = [
+        SyncRun(
+            album=run.album,
+            kind=SyncRun.Kind.SYNC,
+            trigger=run.trigger,
+            status=SyncStatus.QUEUED,
+            queued_at=now,
+            prune=run.prune,
+            render_all=run.render_all,
+            follows=run,
+        )
+        for run in continued
+    ]
+    return SyncRun.objects.bulk_create(new, batch_size=500)
+
+
+def requeue(started: list[SyncRun]) -> None:
+    """Runs a run over several albums started and stopped before it reached their albums
+    (its time budget was spent): queued again, as if never taken, for the task that goes
+    on from it. In one query."""
+    now = timezone.now()
+    SyncRun.objects.filter(pk__in=[run.pk for run in started], status=SyncStatus.RUNNING).update(
+        status=SyncStatus.QUEUED, started_at=None, queued_at=now
+    )
+    for run in started:
+        run.status, run.started_at, run.queued_at = SyncStatus.QUEUED, None, now
 
 
 def drop(run: SyncRun, *, message: str) -> None:
@@ -267,6 +315,67 @@ def start_many(
     return {run.album_id: run for run in [*claimed, *new]}
 
 
+def note_resumptions(started: list[SyncRun]) -> None:
+    """Each of these real syncs, just started, whose album's last run was interrupted
+    (killed and closed as abandoned, Ctrl-C, the task timeout) follows it, with how many
+    photos it had sent and recorded: this run finds them recorded and does not send them
+    again. One query for any number of runs, and one more when there is something to note.
+
+    The photos counted are those the interrupted run uploaded (their upload time within
+    its own); a photo sent in its last seconds, whose record was not written yet, is found
+    in the bucket by this run (counted as already there), never sent twice either."""
+    if not started:
+        return
+    ids = [run.pk for run in started]
+    latest = (
+        SyncRun.objects.filter(
+            album=OuterRef("album"), kind=SyncRun.Kind.SYNC, dry_run=False, status__in=ENDED
+        )
+        .exclude(pk__in=ids)
+        .order_by("-id")
+        .values("pk")[:1]
+    )
+    kept = (
+        Photo.objects.filter(
+            album=OuterRef("album"),
+            verified_at__gte=OuterRef("started_at"),  # (album, verified_at) is indexed
+            uploaded_at__gte=OuterRef("started_at"),
+            uploaded_at__lte=OuterRef("finished_at"),
+        )
+        .order_by()
+        .values("album")
+        .annotate(count=Count("pk"))
+        .values("count")
+    )
+    interrupted = (
+        SyncRun.objects.filter(
+            album__in=[run.album_id for run in started],
+            status=SyncStatus.FAILED,
+            message__in=INTERRUPTIONS,
+            pk=Subquery(latest),
+        )
+        .annotate(kept=Coalesce(Subquery(kept), 0))
+        .values_list("album_id", "pk", "kept")
+    )
+    found = {album_id: (pk, count) for album_id, pk, count in interrupted}
+    noted = [run for run in started if run.album_id in found]
+    for run in noted:
+        run.follows_id, run.resumed_photos = found[run.album_id]
+    update_each(SyncRun, noted, ("follows", "resumed_photos"))
+
+
+def follow_note(run: SyncRun) -> str:
+    """What the run picks up from, in words ("" for most runs): the admin's run and album
+    pages and the API say it."""
+    if run.follows_id is None:
+        return ""
+    if run.resumed_photos is None:
+        return CONTINUES.format(run=run.follows_id)
+    count = run.resumed_photos
+    photos = ngettext("%(n)d photo", "%(n)d photos", count) % {"n": count}
+    return RESUMED.format(run=run.follows_id, photos=photos, were="was" if count == 1 else "were")
+
+
 def close_abandoned_many(albums: list[Album], *, starting: list[SyncRun]) -> None:
     """`close_abandoned` for the albums of a run over several, whose leases it holds."""
     abandoned = SyncRun.objects.filter(
@@ -322,6 +431,9 @@ def run_as_dict(run: SyncRun) -> dict:
         "files_total": run.files_total,
         **{name: getattr(run, name) for name in run.counts_class.names()},
         "failed": run.failed,
+        "follows": run.follows_id,
+        "resumed_photos": run.resumed_photos,
+        "note": follow_note(run),
     }
 
 

@@ -17,6 +17,11 @@ cannot be used stops them all, as it would stop each.
 An album's prune waits for the other albums when what it would delete may have moved to one
 of them: the photo's new album then copies it from the object (and deletes that), where a
 prune done first would have made it upload the photo again.
+
+A run of a background task has the task's time budget (albums.sync.engine.budget). Once it
+is spent, nothing new starts and what is in flight finishes; the albums that passed end as
+usual, the one (or those) stopped midway end "continued" and the albums not reached are
+queued again: one task of their own goes on with them all (albums.sync.usecases.continued).
 """
 
 import logging
@@ -26,19 +31,22 @@ from dataclasses import dataclass
 from django.db import transaction
 
 from ... import conf
-from ...exceptions import StorageError, SyncError
+from ...exceptions import StorageError, SyncError, TimeBudgetSpent
 from ...models import Album, Photo, SyncRun, SyncStatus
 from ..bucket.bucket_pool import LIST_PAGE, BucketPool, SharedListing
 from ..bucket.pool import CtrlC
 from ..bucket.transfer import transfer
 from ..engine.album_sync import AlbumSync, SyncOptions
+from ..engine.budget import TimeBudget, describe_seconds
 from ..library.folders import photos_root
-from ..outcome.result import INTERRUPTED, AlbumOutcome, SyncResult
+from ..outcome.result import INTERRUPTED, STOPPED_BY_EXIT, AlbumOutcome, SyncResult
 from ..outcome.tally import ProgressCallback
 from ..records import runs
 from ..records.lease import AlbumLeases
 from ..records.photos import ReadAhead, RecordWriter, anything_departed, listing_boundaries
 from ..records.runs import diagnose
+from .continued import CONTINUED, NO_PROGRESS
+from .queue import queue_continuation
 
 logger = logging.getLogger("albums")
 
@@ -57,11 +65,12 @@ class _Album:
     error: SyncError | None = None  # what stops this album (the first, if several)
     lease_lost: bool = False  # another sync took the album meanwhile
     waiting: bool = False  # its pass is over, its prune waits for the other albums
+    cut: bool = False  # its pass stopped midway (the run stops): never ended as passed
     result: SyncResult | None = None
 
     @property
     def done(self) -> bool:
-        return self.submitted and not self.pending and self.result is None
+        return self.submitted and not self.pending and self.result is None and not self.cut
 
 
 class ManyAlbums:
@@ -76,9 +85,11 @@ class ManyAlbums:
         queued: dict[int, SyncRun] | None = None,
         progress: Callable[[Album], ProgressCallback | None] = lambda album: None,
         kept_vanished: dict[int, list[int]] | None = None,
+        budget: TimeBudget | None = None,
     ):
         """`queued` holds the runs a worker claimed, by album id; `kept_vanished` the ids of
-        photos gone from disk, forgotten once the run is over (see service.sync_albums)."""
+        photos gone from disk, forgotten once the run is over (see service.sync_albums);
+        `budget` the time the worker's task gives the run."""
         # In the order of their keys, which the shared listing comes in.
         self.albums = sorted(albums, key=lambda album: f"{album.slug}/")
         self.options = options
@@ -86,6 +97,7 @@ class ManyAlbums:
         self.queued = queued or {}
         self.progress = progress
         self.kept_vanished = {} if kept_vanished is None else kept_vanished
+        self.budget = budget
         self.leases = AlbumLeases()
         self.writer = RecordWriter()
         self.items: dict[int, _Album] = {}  # by album id
@@ -112,6 +124,7 @@ class ManyAlbums:
                 dry_run=False,
                 prune=self.options.prune,
             )
+            runs.note_resumptions(list(started.values()))
             self.items = {
                 album.pk: _Album(album, started[album.pk]) for album in held if album.pk in started
             }
@@ -144,15 +157,22 @@ class ManyAlbums:
         # two of them, and while the caller handles an outcome.
         with CtrlC() as ctrl_c:
 
-            def stop() -> bool:
+            def halt() -> bool:
                 return bool(self.stopping) or ctrl_c.pressed
 
+            def stop() -> bool:
+                return halt() or self._out_of_time()
+
             jobs = self._jobs(
-                items, owner, listing, known, ReadAhead([item.album for item in items]), stop
+                items, owner, listing, known, ReadAhead([item.album for item in items]), stop, halt
             )
             try:
                 for (item, job), future in owner.map(
-                    lambda pair: transfer(pair[1], owner.bucket), jobs, stop=stop
+                    lambda pair: transfer(pair[1], owner.bucket),
+                    jobs,
+                    # Not the time budget: the pass of the album under way must be asked for
+                    # its next photo to find out whether it has one (see _jobs).
+                    stop=halt,
                 ):
                     if (error := item.sync.take(job, future)) is not None:
                         self._stop(item, error)
@@ -169,6 +189,10 @@ class ManyAlbums:
                 self._stop_all(items, message=INTERRUPTED)
                 self._write()
                 raise
+            except SystemExit:  # the task timeout: see service._run_and_record
+                self._stop_all(items, message=STOPPED_BY_EXIT)
+                self._write()
+                raise
             except BaseException as exc:
                 self._stop_all(items, message=f"Unexpected error: {exc!r}")
                 self._write()
@@ -177,13 +201,23 @@ class ManyAlbums:
                 owner.close()
         if self.stopping:
             self._stop_all(items, error=self.stopping[0])
-        self._write()
+        if self._out_of_time() and not self.stopping:
+            with transaction.atomic():  # the outcomes and the runs that go on, together
+                self._continue_rest(items)
+                self._write()
+        else:
+            self._write()
         yield from self._take_outcomes()
         if self.stopping:
             self._diagnose(items, self.stopping[0])
 
-    def _jobs(self, items, owner, listing, known, ahead, stop) -> Iterator[tuple[_Album, object]]:
-        """Every album's jobs, one album after the other, as (album, job)."""
+    def _jobs(
+        self, items, owner, listing, known, ahead, stop, halt
+    ) -> Iterator[tuple[_Album, object]]:
+        """Every album's jobs, one album after the other, as (album, job): none from an
+        album after `stop()`; none more from the album under way after `halt()` (an error,
+        Ctrl-C) or, its time budget spent, from its next photo on (the pass itself stops
+        there: an album whose last photo was the last job passed)."""
         root = None  # PHOTOS_ROOT, resolved once for every album
         for item in items:
             self._tick()
@@ -202,6 +236,7 @@ class ManyAlbums:
                     known_elsewhere=known,
                     recorded=ahead.recorded(item.album),
                     moved_keys=self.moved_keys,
+                    budget=self.budget,
                 )
                 try:
                     root = root or photos_root()
@@ -209,8 +244,13 @@ class ManyAlbums:
                     for job in item.sync.jobs():
                         item.pending += 1
                         yield item, job
-                        if item.error is not None or stop():
+                        if item.error is not None:
                             break
+                        if halt():  # its pass is not over: the run's end decides its fate
+                            item.cut = True
+                            break
+                except TimeBudgetSpent:  # its pass stopped between two photos
+                    item.cut = True
                 except SyncError as exc:  # its folder, its deletion limit; or the bucket's
                     self._stop(item, exc)
             item.submitted = True
@@ -288,6 +328,57 @@ class ManyAlbums:
                 item.error = item.error or error or SyncError(message)
                 item.pending, item.submitted = 0, True
                 self._end(item, last=True)
+
+    def _out_of_time(self) -> bool:
+        return self.budget is not None and self.budget.spent()
+
+    def _continue_rest(self, items: list[_Album]) -> None:
+        """The time budget is spent: what was left of the run goes on in a task of its own.
+
+        An album stopped by an error of its own ends failed, as it would have. If every
+        other album has passed, the prunes that waited go ahead (`_end_waiting`). Otherwise
+        the albums whose pass stopped midway (or waited, or lost jobs the pool dropped) end
+        "continued", each with a new run following it, and those not reached have their
+        runs queued again; their leases are given back in the same transaction. A run that
+        neither ended an album nor recorded a photo goes on with none of them: they fail,
+        as a single album would (continued.NO_PROGRESS), rather than loop for ever."""
+        left = [item for item in items if item.result is None]
+        for item in left:
+            if item.error is not None and not isinstance(item.error, TimeBudgetSpent):
+                item.pending, item.submitted, item.cut = 0, True, False
+                self._end(item, last=True)
+        left = [item for item in left if item.result is None]
+        if all(item.waiting for item in left):
+            self._end_waiting()
+            return
+        seconds = describe_seconds(self.budget.seconds)
+        progressed = len(left) < len(items) or any(
+            item.sync is not None and item.sync.progress_made() for item in left
+        )
+        if not progressed:
+            for item in left:
+                item.error = TimeBudgetSpent(NO_PROGRESS.format(seconds=seconds))
+                item.pending, item.submitted, item.cut = 0, True, False
+                self._end(item, last=True)
+            return
+        stopped = [item for item in left if item.sync is not None]
+        unreached = [item for item in left if item.sync is None]
+        following = queue_continuation(
+            [item.run for item in stopped], requeued=[item.run for item in unreached]
+        )
+        for item in stopped:
+            message = CONTINUED.format(seconds=seconds, run=following[item.album.pk].pk)
+            item.result = item.sync.result(status=SyncStatus.CONTINUED, message=message)
+            item.sync.records.done()
+            self.finished.append(item)
+        self.leases.release([item.album for item in unreached])
+        self.waiting = []
+        logger.info(
+            "Time budget of %s spent: %d albums continue in their own runs, %d queued again",
+            seconds,
+            len(stopped),
+            len(unreached),
+        )
 
     def _write(self) -> None:
         """Write the records, then the outcomes of the albums ended, and free them."""

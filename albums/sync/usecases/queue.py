@@ -161,6 +161,26 @@ def queue_scheduled_syncs() -> list[SyncRun]:
     return queue_syncs(albums=albums, trigger=SyncRun.Trigger.SCHEDULE)
 
 
+def queue_continuation(
+    continued: list[SyncRun], *, requeued: list[SyncRun] = ()
+) -> dict[int, SyncRun]:
+    """The runs that go on from a background task that spent its time budget, by album id:
+    a new run for the album of each of `continued` (ended "continued"), following it, and
+    `requeued`, runs of albums the task never reached, queued again. In the caller's
+    transaction (with the outcomes and the leases given back), so that either all of it or
+    none is written; their one task is handed to the broker once it commits. A broker that
+    does not take it fails them (see `_enqueue`), which is logged: the runs it ends are
+    already recorded."""
+    new = runs.queue_continuations(continued)
+    runs.requeue(list(requeued))
+    waiting = sorted([*new, *requeued], key=lambda run: run.pk)
+    if waiting:
+        enqueue = _enqueue if len(waiting) == 1 else _enqueue_many
+        argument = waiting[0] if len(waiting) == 1 else waiting
+        transaction.on_commit(lambda: enqueue(argument), robust=True)
+    return {run.album_id: run for run in new}
+
+
 def _enqueue(run: SyncRun) -> None:
     """Hand the run's task to the broker; if the broker does not take it, the run is marked
     failed (nothing will ever run it) and QueueUnavailable raised."""

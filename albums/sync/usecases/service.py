@@ -12,17 +12,32 @@ from pathlib import Path
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 
 from ... import conf
-from ...exceptions import AlbumsNotFound, StorageError, SyncAlreadyRunning, SyncError
+from ...exceptions import (
+    AlbumsNotFound,
+    StorageError,
+    SyncAlreadyRunning,
+    SyncError,
+    TimeBudgetSpent,
+)
 from ...models import Album, SyncRun, SyncStatus
 from ..engine.album_sync import AlbumSync, SyncOptions
+from ..engine.budget import TimeBudget
 from ..library.discover import discover_albums
-from ..outcome.result import INTERRUPTED, AlbumOutcome, RestoreResult, SyncResult, VerifyResult
+from ..outcome.result import (
+    INTERRUPTED,
+    STOPPED_BY_EXIT,
+    AlbumOutcome,
+    RestoreResult,
+    SyncResult,
+    VerifyResult,
+)
 from ..outcome.tally import ProgressCallback
 from ..records import runs
 from ..records.lease import AlbumLease
 from ..records.photos import forget_vanished
 from ..recovery.restore import AlbumRestore
 from ..recovery.verify import AlbumVerify
+from .continued import continue_album
 from .many import ManyAlbums
 
 logger = logging.getLogger("albums")
@@ -50,6 +65,7 @@ def sync_album(
     kept_vanished: list[int] | None = None,
     render_all: bool = False,
     force_render: bool = False,
+    budget: TimeBudget | None = None,
 ) -> SyncResult:
     """Make the bucket and the database match the album's folder, and record the run.
 
@@ -77,6 +93,12 @@ def sync_album(
     - KeyboardInterrupt (Ctrl-C): no new upload starts, the uploads in flight finish and are
       recorded, the run is marked failed with INTERRUPTED, and KeyboardInterrupt goes on.
     - Two syncs of one album never run at once: the second raises SyncAlreadyRunning.
+    - With `budget` (a background task's; see albums.sync.engine.budget), once it is spent
+      no new photo starts, those in flight finish and are recorded, and the run ends
+      "continued", the rest queued as a run of its own in the same transaction (a run that
+      recorded nothing in its budget fails instead: it would only start over). A run after
+      an interrupted one (killed, Ctrl-C, the task timeout) sends nothing it had recorded,
+      and says so (SyncRun.follows).
     - A dry run changes nothing in the bucket or the database (beyond its run record).
     - Every image it sends gets its web renditions (ALBUMS_RENDITIONS), unless the bucket
       has them for that content already; a photo that cannot be rendered is backed up all
@@ -108,6 +130,7 @@ def sync_album(
             lease=lease,
             progress=progress,
             kept_vanished=kept_vanished,
+            budget=budget,
         )
 
     return _run(
@@ -278,6 +301,8 @@ def _run(album, run, engine, *, kind, trigger, lease, options, skipped):
             if lease is not None:
                 runs.close_abandoned(album, starting=run)
             run = runs.start(run, album=album, kind=kind, trigger=trigger, **options)
+            if kind == SyncRun.Kind.SYNC and lease is not None:
+                runs.note_resumptions([run])
             return _run_and_record(engine(run, lease), run)
     except SyncAlreadyRunning as exc:
         if run is not None:
@@ -298,6 +323,9 @@ def _run_and_record(engine: AlbumSync | AlbumVerify, run: SyncRun):
     album, tally = engine.album, engine.tally
     try:
         result = engine.run()
+    except TimeBudgetSpent as exc:
+        # Only a sync has a budget: its records are written, its pass ended where it was.
+        return continue_album(engine, run, exc)
     except SyncError as exc:
         exc.result = engine.result(status=SyncStatus.FAILED, message=str(exc))
         logger.error("%s of album %r failed: %s", run.get_kind_display(), album.name, exc)
@@ -306,6 +334,12 @@ def _run_and_record(engine: AlbumSync | AlbumVerify, run: SyncRun):
     except KeyboardInterrupt:
         # Ctrl-C: the engine let the uploads in flight finish and recorded what went up.
         stopped = engine.result(status=SyncStatus.FAILED, message=INTERRUPTED)
+        runs.finish(run, album, stopped, done=tally.done, found=tally.found_count)
+        raise
+    except SystemExit:
+        # The task timeout (django-q2's SIGALRM), which the worker's guard follows with a
+        # kill three seconds later: what reached the bucket is recorded (AlbumSync.run).
+        stopped = engine.result(status=SyncStatus.FAILED, message=STOPPED_BY_EXIT)
         runs.finish(run, album, stopped, done=tally.done, found=tally.found_count)
         raise
     except BaseException as exc:
@@ -342,6 +376,7 @@ def sync_albums(
     progress: Callable[[Album], ProgressCallback | None] = lambda album: None,
     trigger: str = SyncRun.Trigger.COMMAND,
     queued: dict[int, SyncRun] | None = None,
+    budget: TimeBudget | None = None,
     **options,
 ) -> Iterator[AlbumOutcome]:
     """Sync the albums (see `sync_album` for `options`), yielding how each went as it ends.
@@ -352,7 +387,9 @@ def sync_albums(
     the others; one that finds the bucket unusable stops them all. The records of photos
     gone from an album's folder are deleted once every album has been synced, not before: a
     photo moved to an album synced later is then found there by its content, and copied
-    inside the bucket rather than uploaded again. `queued` holds runs a worker claimed.
+    inside the bucket rather than uploaded again. `queued` holds runs a worker claimed;
+    `budget` is the time their task gives them (see `sync_album`): the albums it leaves
+    unfinished go on in one task of their own, queued with the outcomes.
     """
     albums = list(albums)
     kept_vanished: dict[int, list[int]] = {}
@@ -372,6 +409,7 @@ def sync_albums(
                 queued=queued,
                 progress=progress,
                 kept_vanished=kept_vanished,
+                budget=budget,
             ).run()
             return
         for album in albums:
@@ -383,6 +421,7 @@ def sync_albums(
                     trigger=trigger,
                     run=run,
                     kept_vanished=kept_vanished.setdefault(album.pk, []),
+                    budget=budget,
                     **options,
                 )
             except (SyncError, ImproperlyConfigured) as exc:
@@ -398,16 +437,19 @@ def sync_albums(
 def run_queued_syncs(run_ids: list[int]) -> dict[str, int]:
     """Run the queued syncs `run_ids` (a task of `queue_syncs`) as one run over their
     albums; how many runs ended in each status. Each run is claimed as `run_queued_sync`
-    claims one: a task delivered twice syncs each album once."""
+    claims one: a task delivered twice syncs each album once. The task's time budget
+    starts here: what it leaves unfinished goes on in a task of its own."""
     claimed = [run for run in map(runs.claim, run_ids) if run is not None]
     statuses: dict[str, int] = {}
     try:
+        budget = TimeBudget.for_task()
         outcomes = sync_albums(
             [run.album for run in claimed],
             trigger=claimed[0].trigger if claimed else SyncRun.Trigger.TASK,
             queued={run.album_id: run for run in claimed},
             prune=any(run.prune for run in claimed),
             render_all=any(run.render_all for run in claimed),
+            budget=budget,
         )
         for outcome in outcomes:
             status = outcome.result.status if outcome.result else SyncStatus.FAILED
@@ -425,7 +467,9 @@ def run_queued_sync(run_id: int) -> SyncResult | VerifyResult | None:
 
     Idempotent under re-delivery (django-q2 #327): the run is claimed with one conditional
     UPDATE from "queued", so a task delivered twice syncs once. A sync refused because
-    another holds the album's lease is recorded as skipped.
+    another holds the album's lease is recorded as skipped. A sync gets the task's time
+    budget, which starts here (see `sync_album`): never killed by the task timeout while it
+    makes progress, it goes on in a run of its own.
     """
     run = runs.claim(run_id)
     if run is None:
@@ -443,6 +487,7 @@ def run_queued_sync(run_id: int) -> SyncResult | VerifyResult | None:
             prune=run.prune,
             trigger=run.trigger,
             render_all=run.render_all,
+            budget=TimeBudget.for_task(),
         )
     except SyncError as exc:
         return exc.result  # recorded on the run: failed, or skipped when the album was busy

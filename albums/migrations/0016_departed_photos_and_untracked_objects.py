@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('albums', '0014_site'),
+        ('albums', '0015_continued_runs'),
     ]
 
     operations = [
