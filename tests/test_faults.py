@@ -363,7 +363,9 @@ def test_a_storm_of_503s_is_ridden_out_with_fewer_requests_in_flight(site):
 
     outcome.assert_clean()
     result = outcome.result
-    assert (result["status"], result["uploaded"], result["failed"]) == ("success", PHOTOS, 0)
+    assert (result["status"], result["uploaded"], result["failed"]) == ("success", PHOTOS, 0), (
+        result["failures"]
+    )
     assert len(site.proxy.seen("PutObject")) > PHOTOS  # tried again
     # Ten at most in flight at first (ALBUMS_SYNC_WORKERS); once the 503s have been heard
     # for a second or two, half that or less (one more: the listing's next page).

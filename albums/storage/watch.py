@@ -17,10 +17,13 @@ the endpoint takes, and:
   (`answered_meanwhile`), and counts the answers, so that Failures.judge can tell one file's
   failure from an endpoint that answers nobody;
 - takes an answer that asks to slow down (503 SlowDown, 429, a throttling code) as no
-  failure at all: the request is tried again after a growing pause, up to
-  THROTTLED_ATTEMPTS times (botocore alone gives up after AWS_S3_MAX_ATTEMPTS, counting
-  them with every other error), and each one is counted (`throttled`), so that the run
-  keeps fewer requests in flight (albums.sync.bucket.concurrency).
+  failure at all while the endpoint still answers other requests: the request is tried
+  again after a growing pause, up to THROTTLED_ATTEMPTS times (botocore alone gives up after
+  AWS_S3_MAX_ATTEMPTS, counting them with every other error), and each one is counted
+  (`throttled`), so that the run keeps fewer requests in flight
+  (albums.sync.bucket.concurrency). An endpoint that has answered nothing but that for
+  THROTTLED_PATIENCE seconds (a server down behind a proxy that says 503) gets botocore's
+  few tries only, so that its files fail in seconds rather than minutes each.
 """
 
 import random
@@ -38,10 +41,12 @@ PATIENCE_SECONDS = 8
 THROTTLED_ATTEMPTS = 10
 THROTTLED_PAUSE = 0.5
 THROTTLED_PAUSE_MAX = 20.0
+THROTTLED_PATIENCE = 60.0
 # What S3 and S3-compatible services answer when a client goes too fast: botocore's own list
 # of throttling codes (for its standard retry mode), S3's "503 ServiceUnavailable: reduce
-# your request rate", and any 429. A 503 without such a code (a proxy's page in front of a
-# server that is down) is not one: it gets botocore's few tries, as any other error does.
+# your request rate", any 429, and a 503 without a code (the answer to a HEAD has no body
+# to name it). A server down behind a proxy that says 503 to everything is told apart by
+# THROTTLED_PATIENCE: it answers nothing else.
 THROTTLING_CODES = frozenset({
     "Throttling", "ThrottlingException", "ThrottledException", "RequestThrottledException",
     "TooManyRequestsException", "ProvisionedThroughputExceededException",
@@ -50,6 +55,8 @@ THROTTLING_CODES = frozenset({
     "EC2ThrottledException", "ServiceUnavailable",
 })  # fmt: skip
 THROTTLING_STATUSES = frozenset({429})
+# A 503 whose answer has no body to name its code (the answer to a HEAD) is S3's SlowDown.
+UNNAMED = frozenset({"", "503"})
 _STARTED = "albums_request_started"  # in botocore's per-request context: (time, answers)
 
 
@@ -67,6 +74,8 @@ class EndpointWatch:
         self._clock = clock
         self._lock = threading.Lock()
         self._heard_at = float("-inf")  # the last answer or upload block
+        # The last answer that did not ask to slow down (at first, when the watch began).
+        self._answered_at = clock()
         self.answers = 0  # HTTP responses, errors included
         self.throttled = 0  # answers that asked to slow down
 
@@ -93,7 +102,10 @@ class EndpointWatch:
                 self._heard_at = now
                 self.answers += 1
                 self.throttled += slow_down
-            if slow_down and attempts < THROTTLED_ATTEMPTS:
+                if not slow_down:
+                    self._answered_at = now
+                patient = now - self._answered_at < THROTTLED_PATIENCE
+            if slow_down and patient and attempts < THROTTLED_ATTEMPTS:
                 return throttled_pause(attempts)  # botocore sleeps this long, then tries again
             return None
         if not isinstance(caught_exception, boto.HTTPClientError | boto.ConnectionError):
@@ -111,7 +123,11 @@ class EndpointWatch:
 def is_throttling(status: int | None, parsed: dict) -> bool:
     """Whether an answer (its HTTP status, botocore's parsed body) asks to slow down."""
     code = (parsed or {}).get("Error", {}).get("Code", "")
-    return status in THROTTLING_STATUSES or code in THROTTLING_CODES
+    return (
+        status in THROTTLING_STATUSES
+        or code in THROTTLING_CODES
+        or (status == 503 and code in UNNAMED)
+    )
 
 
 def throttled_pause(attempts: int) -> float:

@@ -18,6 +18,7 @@ from albums.exceptions import (
     TooManyDeletions,
 )
 from albums.models import Album, Photo, SyncRun
+from albums.storage import watch
 from albums.sync import sync_album
 from albums.sync.bucket import bucket_pool
 from albums.sync.engine.failures import UNANSWERED_IN_A_ROW
@@ -69,6 +70,51 @@ def test_a_transient_server_error_is_retried_and_the_run_succeeds(album, s3, s3_
 
     assert (result.status, result.uploaded) == ("success", 3)
     assert s3_requests.counts["PutObject"] == 4
+
+
+@pytest.mark.parametrize("operation", ["PutObject", "HeadObject"])
+def test_slow_down_answers_are_waited_out_however_many_in_a_row(
+    album, s3, s3_requests, monkeypatch, operation
+):
+    """Six 503s in a row for one photo (botocore alone tries three times), to its upload or
+    to its size check (a HEAD, whose answer has no body to name the code): each is tried
+    again after a pause; the photo is not failed."""
+    monkeypatch.setattr(watch, "THROTTLED_PAUSE", 0.01)
+    for name in ("photo2.jpg", "day 2/100% fun #1.jpg"):
+        (album.path / name).unlink()  # one photo: checked with a HEAD rather than a listing
+    left = {"count": 6}
+
+    def slow_down(op, request):
+        if op == operation and left["count"]:
+            left["count"] -= 1
+            return s3_error(request, 503, "SlowDown" if op == "PutObject" else "")
+        return None
+
+    s3_requests.fault = slow_down
+
+    result = sync_album(album=album)
+
+    assert (result.status, result.uploaded, result.failed) == ("success", 1, 0)
+    assert s3_requests.counts[operation] == 7
+
+
+def test_an_endpoint_that_answers_nothing_but_slow_down_fails_its_files_in_seconds(
+    album, s3, s3_requests, monkeypatch
+):
+    """A server down behind a proxy that says 503 to everything: once nothing else has been
+    heard for THROTTLED_PATIENCE, botocore's few tries only, and each file fails."""
+    monkeypatch.setattr(watch, "THROTTLED_PATIENCE", 0.5)
+    monkeypatch.setattr(watch, "THROTTLED_PAUSE", 0.1)
+    s3_requests.fault = lambda op, request: (
+        s3_error(request, 503, "SlowDown") if op == "PutObject" else None
+    )
+    started = time.monotonic()
+
+    result = sync_album(album=album)
+
+    assert (result.status, result.failed) == ("partial", 3)
+    assert "SlowDown" in result.failures[0].error
+    assert time.monotonic() - started < 10  # not ten pauses of up to 20 s each
 
 
 def test_a_file_removed_during_the_run_is_a_failure_not_a_crash(album, s3):
