@@ -51,7 +51,7 @@ def batch_size() -> int:
 
 def workers() -> int:
     return _positive_int(
-        "ALBUMS_SYNC_WORKERS", getattr(settings, "ALBUMS_SYNC_WORKERS", 10), example=10
+        "ALBUMS_SYNC_WORKERS", getattr(settings, "ALBUMS_SYNC_WORKERS", 64), example=64
     )
 
 

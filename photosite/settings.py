@@ -134,7 +134,7 @@ PHOTOS_ROOT = Path(os.environ.get("PHOTOS_ROOT", BASE_DIR / "photos")).expanduse
 
 # Read through albums.conf, which validates them when a sync starts.
 ALBUMS_SYNC_BATCH_SIZE = os.environ.get("ALBUMS_SYNC_BATCH_SIZE", "10")
-ALBUMS_SYNC_WORKERS = os.environ.get("ALBUMS_SYNC_WORKERS", "10")
+ALBUMS_SYNC_WORKERS = os.environ.get("ALBUMS_SYNC_WORKERS", "64")
 ALBUMS_KEY_PREFIX = os.environ.get("ALBUMS_KEY_PREFIX", "albums")
 ALBUMS_PHOTO_EXTENSIONS = os.environ.get("ALBUMS_PHOTO_EXTENSIONS", "")  # "" = defaults
 ALBUMS_EXCLUDE = os.environ.get("ALBUMS_EXCLUDE", "")  # gitignore-style, comma-separated
