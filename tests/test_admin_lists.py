@@ -328,3 +328,62 @@ def test_the_photo_list_shows_no_full_count(library, client):
     assert "3 results" in page and "Show all" in page
     assert f"{Photo.objects.count()} total" not in page  # no second count of the whole table
     assert response.context["cl"].full_result_count is None
+
+
+ALBUMS = reverse("admin:albums_album_changelist")
+RUNS = reverse("admin:albums_syncrun_changelist")
+TOKENS = reverse("admin:albums_apitoken_changelist")
+
+
+@pytest.mark.parametrize(
+    ("url", "offered"),
+    [(ALBUMS, True), (PHOTOS, False), (RUNS, False), (TOKENS, False)],
+)
+def test_show_counts_is_offered_only_where_counting_stays_fast(library, client, url, offered):
+    """Django counts every choice of every filter over the whole list: the albums are a
+    few thousand at most; photos and runs grow without bound (issue 28)."""
+    page = client.get(url).content.decode()
+
+    assert ("Show counts" in page) is offered
+    assert ("_facets=True" in page) is offered
+
+
+@pytest.mark.parametrize(
+    ("url", "query"),
+    [
+        (PHOTOS, ""),
+        (PHOTOS, "state=unverified&"),
+        (PHOTOS, "state=found&q=jpg&"),
+        (RUNS, ""),
+        (RUNS, "status__exact=partial&"),
+    ],
+)
+def test_counts_asked_for_by_hand_are_not_counted(library, client, url, query):
+    """`?_facets=True` typed in the address of a list without counts runs the list's own
+    queries, not one COUNT per filter choice."""
+    with CaptureQueriesContext(connection) as plain:
+        expected = client.get(f"{url}?{query}")
+    with CaptureQueriesContext(connection) as asked:
+        response = client.get(f"{url}?{query}_facets=True")
+
+    def counts(queries):
+        return sum(q["sql"].upper().count("COUNT(") for q in queries.captured_queries)
+
+    assert response.status_code == expected.status_code
+    assert len(asked.captured_queries) == len(plain.captured_queries)
+    assert counts(asked) == counts(plain)
+    assert not response.context["cl"].add_facets
+
+
+def test_the_album_list_counts_each_choice(library, client):
+    summer = library[0]
+    Album.objects.filter(pk=summer.pk).update(
+        last_synced_at=T0, last_sync_status=SyncStatus.PARTIAL, visibility="public"
+    )
+
+    page = client.get(ALBUMS + "?_facets=True").content.decode()
+
+    assert "Never synced (3)" in page
+    assert "Last sync had problems (1)" in page
+    assert "Public: listed on the site (1)" in page
+    assert "Partly failed (1)" in page
