@@ -387,3 +387,41 @@ def test_the_album_list_counts_each_choice(library, client):
     assert "Last sync had problems (1)" in page
     assert "Public: listed on the site (1)" in page
     assert "Partly failed (1)" in page
+
+
+def test_unverified_compares_each_photo_with_its_own_albums_last_run(library, client):
+    """Summer's last run started at T0, winter's a day later: a photo verified between the
+    two is verified in summer and not in winter."""
+    summer, winter = library
+    photo(summer, "between.jpg", verified=T0 + timedelta(hours=12))
+    photo(winter, "between.jpg", verified=T0 + timedelta(hours=12))
+    photo(winter, "after.jpg", verified=T0 + timedelta(days=1, minutes=1))
+
+    assert listed(client, "?state=unverified") == [
+        "summer/failed.jpg",
+        "summer/unverified.jpg",
+        "winter/between.jpg",
+        "winter/day 1/failed.jpg",
+    ]
+    assert listed(client, f"?state=unverified&album__id__exact={winter.pk}") == [
+        "winter/between.jpg",
+        "winter/day 1/failed.jpg",
+    ]
+
+
+def test_unverified_spread_over_many_albums_lists_each_photo_once(db, client):
+    """One unverified photo in each of many albums, each with several runs (dry runs and a
+    run still going after the last finished one): each listed once, none of the others."""
+    expected = []
+    for number in range(12):
+        album = Album.objects.create(name=f"A{number}", slug=f"a{number}", folder=f"A{number}")
+        started = T0 + timedelta(hours=number)
+        run(album, started=started - timedelta(days=1))
+        run(album, started=started)
+        run(album, started=started + timedelta(hours=1), dry_run=True)
+        run(album, started=started + timedelta(hours=2), finished=False)
+        photo(album, "old.jpg", verified=started - timedelta(minutes=1))
+        photo(album, "new.jpg", verified=started + timedelta(minutes=1))
+        expected.append(f"a{number}/old.jpg")
+
+    assert listed(client, "?state=unverified") == sorted(expected)
