@@ -203,6 +203,12 @@ class Photo(models.Model):
                 condition=~Q(rendition_problem=""),
                 name="photo_no_rendition_idx",
             ),
+            # The admin's "excluded by a pattern" filter, likewise (issue 28).
+            models.Index(
+                fields=["album", "path"],
+                condition=Q(excluded_at__isnull=False),
+                name="photo_excluded_idx",
+            ),
         ]
 
     def __str__(self) -> str:

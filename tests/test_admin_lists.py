@@ -425,3 +425,15 @@ def test_unverified_spread_over_many_albums_lists_each_photo_once(db, client):
         expected.append(f"a{number}/old.jpg")
 
     assert listed(client, "?state=unverified") == sorted(expected)
+
+
+def test_the_excluded_filter_shows_the_photos_an_exclusion_keeps(library, client):
+    summer, winter = library
+    for album, path in [(summer, "@eaDir/thumb.jpg"), (winter, "raw/IMG_1.CR2")]:
+        photo(album, path, verified=T0 - timedelta(days=3))
+    Photo.objects.filter(path__in=["@eaDir/thumb.jpg", "raw/IMG_1.CR2"]).update(excluded_at=T0)
+
+    assert listed(client, "?state=excluded") == ["summer/@eaDir/thumb.jpg", "winter/raw/IMG_1.CR2"]
+    assert listed(client, f"?state=excluded&album__id__exact={winter.pk}") == [
+        "winter/raw/IMG_1.CR2"
+    ]
