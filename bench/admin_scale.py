@@ -15,8 +15,9 @@ The pages are every admin list, its "Show counts" link (`?_facets=True`, offered
 every choice of every filter of every list (a few of a long list of choices), with counts
 where the list offers them, and the searches, deep pages, date steps and object pages of
 issue 16. A page slower than --once-over seconds at its warm-up is not fetched again: its
-warm-up time is reported. With --explain, the slowest query of each page that spent at least
---explain-ms in one query is run again under EXPLAIN (ANALYZE, BUFFERS) for the report.
+warm-up time is reported. With --explain, the slowest query of each page (the --explain-top
+slowest), if it took --explain-ms or more, is run again under EXPLAIN (ANALYZE, BUFFERS) for
+the report.
 """
 
 import argparse
@@ -53,6 +54,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="which photos were found already in the bucket (see FOUND; default rare)",
     )
     parser.add_argument("--only", help="only the pages whose label contains this")
+    parser.add_argument("--skip", help="not the pages whose label contains this")
     parser.add_argument(
         "--statement-timeout", type=float, default=60, help="seconds a query may take (0: none)"
     )
@@ -61,6 +63,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     parser.add_argument("--explain", action="store_true", help="add the slow queries' plans")
     parser.add_argument("--explain-ms", type=float, default=10, help="see --explain")
+    parser.add_argument("--explain-top", type=int, default=1, help="see --explain")
     return parser.parse_args(argv)
 
 
@@ -374,7 +377,7 @@ def measure(args) -> list[tuple[str, str, Fetched]]:
     client.force_login(user)
     rows = []
     for label, url in [*list_pages(user), *other_pages(args)]:
-        if args.only and args.only not in label:
+        if (args.only and args.only not in label) or (args.skip and args.skip in label):
             continue
         # The warm-up (caches, the planner's statistics, the OS page cache), kept when slow.
         best = fetch(client, url, args)
@@ -396,22 +399,25 @@ def measure(args) -> list[tuple[str, str, Fetched]]:
 
 
 def explain(args, rows) -> list[tuple[str, float, str, str]]:
-    """(page, ms, SQL, plan) of the slowest query of each page that spent --explain-ms in one."""
+    """(page, ms, SQL, plan) of the --explain-top slowest queries of each page that took
+    --explain-ms or more."""
     from django.db import DatabaseError, connection
 
     plans = []
     for label, _, fetched in rows:
-        slowest = fetched.slowest
-        if slowest is None or float(slowest["time"]) * 1000 < args.explain_ms:
-            continue
-        set_statement_timeout(args)
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + slowest["sql"])
-                plan = "\n".join(row[0] for row in cursor.fetchall())
-        except DatabaseError as exc:
-            plan = str(exc).strip().splitlines()[0]
-        plans.append((label, float(slowest["time"]) * 1000, slowest["sql"], plan))
+        queries = [query for query in fetched.queries if not query["sql"].startswith("EXPLAIN")]
+        slowest = sorted(queries, key=lambda query: -float(query["time"]))
+        for query in slowest[: args.explain_top]:
+            if float(query["time"]) * 1000 < args.explain_ms:
+                break
+            set_statement_timeout(args)
+            try:
+                with connection.cursor() as cursor:
+                    cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + query["sql"])
+                    plan = "\n".join(row[0] for row in cursor.fetchall())
+            except DatabaseError as exc:
+                plan = str(exc).strip().splitlines()[0]
+            plans.append((label, float(query["time"]) * 1000, query["sql"], plan))
     return plans
 
 
@@ -447,8 +453,8 @@ def report(args, rows, counts, plans) -> str:
     if plans:
         lines += [
             "",
-            f"Plans: the slowest query of each page that spent {args.explain_ms:g} ms or more in "
-            "one, run again under EXPLAIN (ANALYZE, BUFFERS).",
+            f"Plans: the {args.explain_top} slowest queries of each page that took "
+            f"{args.explain_ms:g} ms or more, run again under EXPLAIN (ANALYZE, BUFFERS).",
         ]
     for label, ms, sql, plan in plans:
         lines += [
