@@ -1,7 +1,8 @@
-"""The admin's photo and run lists: which rows each filter, search and date step shows.
+"""The admin's photo and run lists: which rows each filter, search and date step shows, and
+which lists offer "Show counts".
 
-These lists were rewritten to stay fast on a million photos (issue 16, bench/admin_scale.py);
-the tests pin what they show, on SQLite and on PostgreSQL alike.
+These lists were rewritten to stay fast on a million photos (issues 16 and 28,
+bench/admin_scale.py); the tests pin what they show, on SQLite and on PostgreSQL alike.
 """
 
 import re
