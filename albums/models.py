@@ -206,6 +206,28 @@ class Photo(models.Model):
                 condition=~Q(rendition_problem=""),
                 name="photo_no_rendition_idx",
             ),
+            # The admin's "excluded by a pattern" filter, likewise (issue 28).
+            models.Index(
+                fields=["album", "path"],
+                condition=Q(excluded_at__isnull=False),
+                name="photo_excluded_idx",
+            ),
+            # "Uploaded by photosite" and "found already in the bucket": one of the two is
+            # rare in most libraries (found in one photosite started, uploaded in one moved
+            # from another tool), and the rare one must not be looked for among all photos.
+            # With the id (on PostgreSQL) a count or a deep page is an index-only scan.
+            models.Index(
+                fields=["album", "path"],
+                include=["id"],
+                condition=Q(uploaded_at__isnull=True),
+                name="photo_found_idx",
+            ),
+            models.Index(
+                fields=["album", "path"],
+                include=["id"],
+                condition=Q(uploaded_at__isnull=False),
+                name="photo_uploaded_idx",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -1,7 +1,8 @@
-"""The admin's photo and run lists: which rows each filter, search and date step shows.
+"""The admin's photo and run lists: which rows each filter, search and date step shows, and
+which lists offer "Show counts".
 
-These lists were rewritten to stay fast on a million photos (issue 16, bench/admin_scale.py);
-the tests pin what they show, on SQLite and on PostgreSQL alike.
+These lists were rewritten to stay fast on a million photos (issues 16 and 28,
+bench/admin_scale.py); the tests pin what they show, on SQLite and on PostgreSQL alike.
 """
 
 import re
@@ -328,3 +329,112 @@ def test_the_photo_list_shows_no_full_count(library, client):
     assert "3 results" in page and "Show all" in page
     assert f"{Photo.objects.count()} total" not in page  # no second count of the whole table
     assert response.context["cl"].full_result_count is None
+
+
+ALBUMS = reverse("admin:albums_album_changelist")
+RUNS = reverse("admin:albums_syncrun_changelist")
+TOKENS = reverse("admin:albums_apitoken_changelist")
+
+
+@pytest.mark.parametrize(
+    ("url", "offered"),
+    [(ALBUMS, True), (PHOTOS, False), (RUNS, False), (TOKENS, False)],
+)
+def test_show_counts_is_offered_only_where_counting_stays_fast(library, client, url, offered):
+    """Django counts every choice of every filter over the whole list: the albums are a
+    few thousand at most; photos and runs grow without bound (issue 28)."""
+    page = client.get(url).content.decode()
+
+    assert ("Show counts" in page) is offered
+    assert ("_facets=True" in page) is offered
+
+
+@pytest.mark.parametrize(
+    ("url", "query"),
+    [
+        (PHOTOS, ""),
+        (PHOTOS, "state=unverified&"),
+        (PHOTOS, "state=found&q=jpg&"),
+        (RUNS, ""),
+        (RUNS, "status__exact=partial&"),
+    ],
+)
+def test_counts_asked_for_by_hand_are_not_counted(library, client, url, query):
+    """`?_facets=True` typed in the address of a list without counts runs the list's own
+    queries, not one COUNT per filter choice."""
+    with CaptureQueriesContext(connection) as plain:
+        expected = client.get(f"{url}?{query}")
+    with CaptureQueriesContext(connection) as asked:
+        response = client.get(f"{url}?{query}_facets=True")
+
+    def counts(queries):
+        return sum(q["sql"].upper().count("COUNT(") for q in queries.captured_queries)
+
+    assert response.status_code == expected.status_code
+    assert len(asked.captured_queries) == len(plain.captured_queries)
+    assert counts(asked) == counts(plain)
+    assert not response.context["cl"].add_facets
+
+
+def test_the_album_list_counts_each_choice(library, client):
+    summer = library[0]
+    Album.objects.filter(pk=summer.pk).update(
+        last_synced_at=T0, last_sync_status=SyncStatus.PARTIAL, visibility="public"
+    )
+
+    page = client.get(ALBUMS + "?_facets=True").content.decode()
+
+    assert "Never synced (3)" in page
+    assert "Last sync had problems (1)" in page
+    assert "Public: listed on the site (1)" in page
+    assert "Partly failed (1)" in page
+
+
+def test_unverified_compares_each_photo_with_its_own_albums_last_run(library, client):
+    """Summer's last run started at T0, winter's a day later: a photo verified between the
+    two is verified in summer and not in winter."""
+    summer, winter = library
+    photo(summer, "between.jpg", verified=T0 + timedelta(hours=12))
+    photo(winter, "between.jpg", verified=T0 + timedelta(hours=12))
+    photo(winter, "after.jpg", verified=T0 + timedelta(days=1, minutes=1))
+
+    assert listed(client, "?state=unverified") == [
+        "summer/failed.jpg",
+        "summer/unverified.jpg",
+        "winter/between.jpg",
+        "winter/day 1/failed.jpg",
+    ]
+    assert listed(client, f"?state=unverified&album__id__exact={winter.pk}") == [
+        "winter/between.jpg",
+        "winter/day 1/failed.jpg",
+    ]
+
+
+def test_unverified_spread_over_many_albums_lists_each_photo_once(db, client):
+    """One unverified photo in each of many albums, each with several runs (dry runs and a
+    run still going after the last finished one): each listed once, none of the others."""
+    expected = []
+    for number in range(12):
+        album = Album.objects.create(name=f"A{number}", slug=f"a{number}", folder=f"A{number}")
+        started = T0 + timedelta(hours=number)
+        run(album, started=started - timedelta(days=1))
+        run(album, started=started)
+        run(album, started=started + timedelta(hours=1), dry_run=True)
+        run(album, started=started + timedelta(hours=2), finished=False)
+        photo(album, "old.jpg", verified=started - timedelta(minutes=1))
+        photo(album, "new.jpg", verified=started + timedelta(minutes=1))
+        expected.append(f"a{number}/old.jpg")
+
+    assert listed(client, "?state=unverified") == sorted(expected)
+
+
+def test_the_excluded_filter_shows_the_photos_an_exclusion_keeps(library, client):
+    summer, winter = library
+    for album, path in [(summer, "@eaDir/thumb.jpg"), (winter, "raw/IMG_1.CR2")]:
+        photo(album, path, verified=T0 - timedelta(days=3))
+    Photo.objects.filter(path__in=["@eaDir/thumb.jpg", "raw/IMG_1.CR2"]).update(excluded_at=T0)
+
+    assert listed(client, "?state=excluded") == ["summer/@eaDir/thumb.jpg", "winter/raw/IMG_1.CR2"]
+    assert listed(client, f"?state=excluded&album__id__exact={winter.pk}") == [
+        "winter/raw/IMG_1.CR2"
+    ]

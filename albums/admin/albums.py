@@ -77,6 +77,9 @@ class AlbumAdmin(admin.ModelAdmin):
     inlines = [ShareLinkInline]
     actions = ["sync_selected", "render_selected", "restore_selected"]
     list_per_page = 50
+    # "Show counts" stays (Django's default): one album per folder, a few thousand at most,
+    # counted in tens of milliseconds (issue 28, bench/RESULTS-admin.md).
+    show_facets = admin.ShowFacets.ALLOW
 
     def get_queryset(self, request):
         photos = (
