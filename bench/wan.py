@@ -375,7 +375,8 @@ def details(conditions: list[Condition], tools: dict[str, Tool]) -> str:
                 notes = sorted({n for r in runs for n in r.sample.notes})
                 lines.append("| " + " | ".join([
                     cond.dataset.name, f"{cond.rtt_ms:g} ms", tool.label, phase,
-                    wall_text(runs), f"{bound:.1f}", f"{run.sample.wall / bound:.2f}",
+                    wall_text(runs), f"{bound:.1f}",
+                    f"{run.sample.wall / bound:.2f}" if bound else "-",
                     operations(run.sample) or "none",
                     f"{run.proxy['opened']} ({run.proxy['peak_open']})",
                     f"{run.proxy['up_bytes'] / MIB:.1f}",
