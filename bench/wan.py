@@ -107,9 +107,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                             "0 is the proxy without delay: the loopback reference)")  # fmt: skip
     parser.add_argument("--cap-mbit", type=float, default=100, help="camera set's uplink cap")
     parser.add_argument("--only", default=",".join(TOOLS), help=f"tools: {','.join(TOOLS)}")
-    parser.add_argument("--photosite-workers", default="10",
-                        help="ALBUMS_SYNC_WORKERS to run photosite with, e.g. 10,64 "
-                        "(each a contender; default 10, the setting's default)")  # fmt: skip
+    parser.add_argument("--photosite-workers", default="default",
+                        help="ALBUMS_SYNC_WORKERS values to run photosite with, each a "
+                        "contender, e.g. default,10,64 (default: not set, the app's own)")  # fmt: skip
     parser.add_argument("--repeat", default="1",
                         help="runs of each tool: N, or per set, e.g. small=3,camera=1,albums=1")  # fmt: skip
     parser.add_argument("--skip", action="append", default=[],
@@ -136,7 +136,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     args.rtts = {
         name: [float(x) for x in getattr(args, f"{name}_rtts").split(",") if x] for name in SETS
     }
-    args.photosite_workers = [int(x) for x in args.photosite_workers.split(",") if x]
+    args.photosite_workers = [
+        None if x == "default" else int(x) for x in args.photosite_workers.split(",") if x
+    ]
     if args.repeat.isdigit():
         args.repeat = dict.fromkeys(SETS, int(args.repeat))
     else:
@@ -163,18 +165,9 @@ def build_tools(args, endpoint: str, album: Album) -> tuple[list[Tool], list[str
     tools, missing = [], []
     for key in args.only:
         if key == "photosite":
-            for workers in args.photosite_workers:
-                own = workdir / f"photosite-w{workers}"
-                own.mkdir(parents=True, exist_ok=True)
-                contender = contenders.sync_albums(python, endpoint, own, album, workers)
-                default = " (the default)" if workers == 10 else ""
-                tools.append(Tool(
-                    "photosite" if workers == 10 else f"photosite-w{workers}",
-                    "photosite" if workers == 10 else f"photosite, {workers} workers",
-                    contender, f"ALBUMS_SYNC_WORKERS={workers}{default}: threads checking and "
-                    f"uploading; boto3 pool {2 * workers + 2}",
-                    {"initial": workers, "no-op": workers},
-                ))  # fmt: skip
+            tools += [
+                photosite(args, endpoint, album, workers) for workers in args.photosite_workers
+            ]
         elif key == "aws":
             if not args.aws:
                 missing.append("aws s3 sync (no aws binary: --aws or $BENCH_AWS)")
@@ -205,6 +198,33 @@ def build_tools(args, endpoint: str, album: Album) -> tuple[list[Tool], list[str
                               "10 threads of put_object; the no-op one listing",
                               {"initial": 10, "no-op": 10}))  # fmt: skip
     return tools, missing
+
+
+def photosite(args, endpoint: str, album: Album, workers: int | None) -> Tool:
+    """sync_albums with ALBUMS_SYNC_WORKERS set to `workers`, or (None) left to the app."""
+    name = f"w{workers}" if workers else "default"
+    own = args.workdir / f"photosite-{name}"
+    own.mkdir(parents=True, exist_ok=True)
+    contender = contenders.sync_albums(sys.executable, endpoint, own, album, workers or 10)
+    if workers:
+        return Tool(f"photosite-{name}", f"photosite, ALBUMS_SYNC_WORKERS={workers}", contender,
+                    f"ALBUMS_SYNC_WORKERS={workers}", {"initial": workers, "no-op": workers})  # fmt: skip
+    contender.env = {k: v for k, v in contender.env.items() if k != "ALBUMS_SYNC_WORKERS"}
+    default = app_setting(contender.env, "ALBUMS_SYNC_WORKERS")
+    return Tool("photosite", "photosite", contender,
+                f"ALBUMS_SYNC_WORKERS not set: the app's default, {default}",
+                {"initial": int(default), "no-op": int(default)})  # fmt: skip
+
+
+def app_setting(env: dict[str, str], name: str) -> str:
+    """One of photosite's settings as the app reads it with this environment."""
+    code = f"from django.conf import settings; print(settings.{name})"
+    done = subprocess.run(  # noqa: S603 - our own interpreter and manage.py
+        [sys.executable, "manage.py", "shell", "-c", code],
+        env={k: v for k, v in env.items() if k != "BENCH_QUERY_COUNT_FILE"},
+        cwd=REPO, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return done.stdout.strip().splitlines()[-1]
 
 
 def cpu_seconds(pid: int) -> float:
