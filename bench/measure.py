@@ -117,10 +117,10 @@ class PhotoReads:
 class Server:
     """The counting moto server (bench/s3server.py), in its own process."""
 
-    def __init__(self, python: str, script: Path, log: Path):
+    def __init__(self, python: str, script: Path, log: Path, args: tuple[str, ...] = ()):
         self.log = log.open("w")
         self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and script
-            [python, str(script)], stdout=subprocess.PIPE, stderr=self.log, text=True
+            [python, str(script), *args], stdout=subprocess.PIPE, stderr=self.log, text=True
         )
         self.port = json.loads(self.process.stdout.readline())["port"]
         self.url = f"http://127.0.0.1:{self.port}"
@@ -134,6 +134,11 @@ class Server:
         """Request body bytes of the uploads since the last reset of the counts."""
         with urllib.request.urlopen(self.url + "/_bench/bytes") as response:  # noqa: S310
             return json.loads(response.read())
+
+    def pid(self) -> int:
+        """The id of the process that serves (a worker of the one started, or that one)."""
+        with urllib.request.urlopen(self.url + "/_bench/pid") as response:  # noqa: S310
+            return json.loads(response.read())["pid"]
 
     def reset_state(self) -> None:
         reset = self.url + "/moto-api/reset"
@@ -191,8 +196,12 @@ class PeakRss:
         return self.peak_kib / 1024
 
 
-def run_process(argv, *, env, cwd, log: Path, server: Server, reads: PhotoReads, sizes):
-    """Run argv to the end and measure it; the process's output goes to `log`."""
+def run_process(argv, *, env, cwd, log: Path, server: Server, reads: PhotoReads, sizes,
+                timeout: float | None = None):  # fmt: skip
+    """Run argv to the end and measure it; the process's output goes to `log`.
+
+    With `timeout`, a process still running after that many seconds is killed (SIGKILL): its
+    exit code is then -9 and a note says so."""
     query_file = env.get("BENCH_QUERY_COUNT_FILE")
     if query_file and os.path.exists(query_file):
         os.unlink(query_file)
@@ -202,9 +211,14 @@ def run_process(argv, *, env, cwd, log: Path, server: Server, reads: PhotoReads,
         start = time.perf_counter()
         process = subprocess.Popen(argv, env=env, cwd=cwd, stdout=out, stderr=out)  # noqa: S603
         peak_rss = PeakRss(process.pid)
+        fired = threading.Event()
+        killer = threading.Timer(timeout or 0, _kill, (process, fired))
+        if timeout:
+            killer.start()
         # Wait for the exit without reaping, so that /proc/<pid>/io still holds its totals.
         os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOWAIT)
         wall = time.perf_counter() - start
+        killer.cancel()
         io = _io_counters(process.pid)
         rss_mib = peak_rss.stop()
         _, status, usage = os.wait4(process.pid, 0)
@@ -225,9 +239,16 @@ def run_process(argv, *, env, cwd, log: Path, server: Server, reads: PhotoReads,
         exit_code=process.returncode,
         uploaded=server.uploaded(),
     )
+    if fired.is_set() and process.returncode == -9:
+        sample.notes.append(f"stopped after {timeout:.0f} s")
     if overflowed:
         sample.notes.append("inotify queue overflowed: photo reads undercounted")
     return sample
+
+
+def _kill(process: subprocess.Popen, fired: threading.Event) -> None:
+    fired.set()
+    process.kill()
 
 
 def _read_json(path: str | None) -> dict:

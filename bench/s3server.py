@@ -7,12 +7,20 @@ counts as JSON; `?reset=1` also zeroes them (and the byte counts). `GET /_bench/
 the request body bytes of every upload (PutObject and UploadPart, by operation): what a tool
 sent of its photos, which a copy inside the bucket (CopyObject) does not count in.
 
-Run: python bench/s3server.py [--port 0]; it prints {"port": N} on its first line.
+`--keep-alive` serves the same app from gunicorn's threaded worker (one process, keep-alive
+connections) instead: werkzeug's server answers every request with "Connection: close", so
+each request costs a new TCP connection, which loopback hides but a far client pays a round
+trip for (bench/wan.py). `GET /_bench/pid` returns the serving process's id (gunicorn's
+worker, not the arbiter the harness started), for its CPU time.
+
+Run: python bench/s3server.py [--port 0] [--keep-alive]; it prints {"port": N} on its first
+line.
 """
 
 import argparse
 import json
 import logging
+import os
 import sys
 import threading
 from collections import Counter
@@ -27,6 +35,9 @@ from werkzeug.serving import make_server
 
 COUNTS_PATH = "/_bench/requests"
 BYTES_PATH = "/_bench/bytes"
+PID_PATH = "/_bench/pid"
+KEEP_ALIVE_SECONDS = 120  # longer than any pause of a run between two requests
+KEEP_ALIVE_THREADS = 64  # requests served at once (one GIL: this is not a speed setting)
 UPLOADS = ("PutObject", "UploadPart")
 
 
@@ -93,6 +104,8 @@ class CountingApp:
         if path == BYTES_PATH:
             with self.lock:
                 return self._json(start_response, dict(self.uploaded))
+        if path == PID_PATH:
+            return self._json(start_response, {"pid": os.getpid()})
         if not path.startswith("/moto-api"):  # the harness's own resets are not counted
             operation = classify(environ)
             size = body_bytes(environ) if operation in UPLOADS else 0
@@ -117,13 +130,43 @@ class CountingApp:
         return [body]
 
 
+def serve_keep_alive(app, port: int) -> None:
+    """The app on gunicorn's gthread worker: one process (the counts live in it), threads,
+    and connections kept open between requests."""
+    from gunicorn.app.base import BaseApplication
+
+    def ready(arbiter) -> None:
+        sys.stdout.write(json.dumps({"port": arbiter.LISTENERS[0].sock.getsockname()[1]}) + "\n")
+        sys.stdout.flush()
+
+    class Gunicorn(BaseApplication):
+        def load_config(self) -> None:
+            settings = {
+                "bind": f"127.0.0.1:{port}", "workers": 1, "worker_class": "gthread",
+                "threads": KEEP_ALIVE_THREADS, "keepalive": KEEP_ALIVE_SECONDS,
+                "worker_connections": 2048, "backlog": 2048, "timeout": 0,
+                "graceful_timeout": 1, "loglevel": "warning", "when_ready": ready,
+            }  # fmt: skip
+            for name, value in settings.items():
+                self.cfg.set(name, value)
+
+        def load(self):
+            return app
+
+    Gunicorn().run()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--keep-alive", action="store_true", help="gunicorn, keep-alive")
     args = parser.parse_args()
     # One log line per request on stderr would cost the server time during every run.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     app = CountingApp(DomainDispatcherApplication(create_backend_app))
+    if args.keep_alive:
+        serve_keep_alive(app, args.port)
+        return
     server = make_server(
         "127.0.0.1", args.port, app, threaded=True, request_handler=MotoRequestHandler
     )
