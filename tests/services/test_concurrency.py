@@ -107,3 +107,21 @@ def test_it_never_goes_below_the_floor():
         concurrency.finished()
 
     assert concurrency.limit == FLOOR
+
+
+def test_it_doubles_until_a_step_does_not_pay_then_steps_by_half():
+    """A link that 64 in flight fill (100 ms, 640 a second): 10, 20, 40, 64 in three
+    periods of half a second; once a step has not paid, it goes up by half at most."""
+    link = Link(rtt=0.1, capacity=640)
+    concurrency = controller(link, ceiling=64)
+
+    limits = link.run(concurrency, seconds=2)
+
+    assert sorted(set(limits)) == [START, 2 * START, 4 * START, 64]
+
+    narrow = Link(rtt=0.1, capacity=300)  # 30 in flight fill it: 80 does not pay
+    concurrency = controller(narrow, ceiling=128)
+    limits = narrow.run(concurrency, seconds=30)
+    last_double = limits.index(8 * START)
+    assert max(limits[last_double:]) == 8 * START  # never tried again
+    assert max(limits[limits.index(4 * START, last_double) :]) <= 4 * START * 1.5

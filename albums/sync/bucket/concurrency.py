@@ -8,9 +8,11 @@ limit is found by measuring, the way TCP finds its window:
 
 - The run's completions are counted over periods of at least PERIOD_SECONDS and of at
   least `limit` completions (so a period spans a round trip of every request in flight).
-- From START, the limit steps up by STEP while a period after a step is at least GAIN
-  faster than the one before it. A step that did not pay is taken back, and the limit held
-  for HOLD periods; then it is tried again, since the link may have changed.
+- From START, the limit doubles while a period after a step is at least GAIN faster than
+  the one before it (a far bucket is found in a few periods, as TCP's slow start finds a
+  window). From the first step that did not pay (taken back, the limit then held for HOLD
+  periods) or the first slow-down, steps are by STEP only, and tried again after each
+  hold, since the link may have changed.
 - An answer that asks to slow down (503 SlowDown, 429: counted by the endpoint watch, which
   also retries that request after a pause) halves the limit, not below FLOOR, at most once
   a BACKOFF_GAP, and holds it for HOLD periods.
@@ -26,7 +28,8 @@ from collections.abc import Callable
 
 START = 10  # the first limit: what served every loopback figure in bench/
 FLOOR = 2
-STEP = 1.5  # each step up multiplies the limit by this (at least one more)
+FIRST_STEP = 2.0  # each step up multiplies the limit by this, until one does not pay
+STEP = 1.5  # then by this (at least one more)
 GAIN = 0.10  # a step up pays when the next period is this much faster
 HOLD = 4  # periods without a step up after one that did not pay, or after a back-off
 PERIOD_SECONDS = 0.5
@@ -58,6 +61,7 @@ class Concurrency:
         self._rate: float | None = None  # completions a second in the last period
         self._stepped_from: int | None = None  # the limit before a step not yet judged
         self._hold = 0
+        self._step = FIRST_STEP
         self._backed_off_at = float("-inf")
 
     def finished(self) -> None:
@@ -82,16 +86,18 @@ class Concurrency:
             stepped_from, self._stepped_from = self._stepped_from, None
             if previous is not None and rate < previous * (1 + GAIN):
                 self.limit, self._hold = stepped_from, HOLD  # it did not pay: back
+                self._step = STEP
                 return
         if self._hold:
             self._hold -= 1
         elif self.limit < self.ceiling:
             self._stepped_from = self.limit
-            self.limit = min(self.ceiling, max(self.limit + 1, math.ceil(self.limit * STEP)))
+            step = math.ceil(self.limit * self._step)
+            self.limit = min(self.ceiling, max(self.limit + 1, step))
             self.peak = max(self.peak, self.limit)
 
     def _back_off(self, now: float) -> None:
         self.limit = max(min(FLOOR, self.ceiling), self.limit // 2)
         self._backed_off_at = now
-        self._stepped_from, self._hold = None, HOLD
+        self._stepped_from, self._hold, self._step = None, HOLD, STEP
         self._done, self._period_start, self._rate = 0, now, None

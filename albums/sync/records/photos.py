@@ -126,6 +126,7 @@ def forget_vanished(photo_ids_by_album: dict[int, list[int]], *, remember: bool 
     ALBUMS_MOVE_WINDOW_DAYS (see albums.sync.engine.moves); those of these albums older
     than that are dropped here, so that no run pays for it but one that forgets photos."""
     window = conf.move_window_days()
+    photo_ids_by_album = {album: ids for album, ids in photo_ids_by_album.items() if ids}
     for album_id, photo_ids in photo_ids_by_album.items():
         for start in range(0, len(photo_ids), DB_CHUNK):
             gone = Photo.objects.filter(
@@ -269,6 +270,7 @@ class RecordWriter:
         self.claimed: list[int] = []  # DepartedPhoto ids a move copied from
         self.untracked: list[str] = []  # keys of untracked objects a prune deleted
         self.excluded: list[int] = []
+        self._departed_known: bool | None = None  # whether any DepartedPhoto row exists
         self.progress: dict[int, Progress] = {}  # run id -> its progress fields, as they stand
         self._last_flush = time.monotonic()
 
@@ -302,7 +304,11 @@ class RecordWriter:
             if creates:
                 Photo.objects.bulk_create(creates, batch_size=DB_CHUNK)
                 # An object a departed photo left is overwritten by a new one at its key.
-                _forget_departed(key=[photo.key for photo in creates])
+                # Asked once per writer: rows this run writes are of keys it does not create.
+                if self._departed_known is None:
+                    self._departed_known = DepartedPhoto.objects.exists()
+                if self._departed_known:
+                    _forget_departed(key=[photo.key for photo in creates])
             if updates:
                 update_each(Photo, updates, UPDATED_FIELDS)
             if rendered:
