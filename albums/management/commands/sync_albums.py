@@ -77,12 +77,14 @@ class Command(BaseCommand):
         parser.add_argument(
             "--batch-size",
             type=positive_int,
-            help="Files handed to the thread pool at a time (default ALBUMS_SYNC_BATCH_SIZE).",
+            help="Requests in flight when the run starts; it finds its own number from there "
+            "(default ALBUMS_SYNC_BATCH_SIZE).",
         )
         parser.add_argument(
             "--workers",
             type=positive_int,
-            help="Threads checking and uploading (default ALBUMS_SYNC_WORKERS).",
+            help="The most requests in flight: threads checking and uploading "
+            "(default ALBUMS_SYNC_WORKERS).",
         )
         parser.add_argument(
             "--max-delete",
