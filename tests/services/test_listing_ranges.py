@@ -101,9 +101,10 @@ def test_the_cuts_of_albums_come_from_their_recorded_photos(db, photos_root):
 
     cuts = listing_boundaries(albums, every=4)
 
-    # In key order ("a-b/" sorts before "a/"): a-b (2), a (3) -> cut before big; big cut at
-    # its 4th and 8th photos (3 left); c (1): 4 since the cut -> cut before d.
-    assert cuts == ["big/", "big/03.jpg", "big/07.jpg", "d/"]
+    # In key order ("a-b/" sorts before "a/"), a cut before each album that would bring its
+    # range to 4 photos or more: a-b (2); a (2 + 3) -> cut, 3; big (3 + 11) -> cut, and at
+    # its 4th and 8th photos, 3 left; c (3 + 1) -> cut, 1; d (1 + 4) -> cut, its 4th the last.
+    assert cuts == ["a/", "big/", "big/03.jpg", "big/07.jpg", "c/", "d/"]
     assert listing_boundaries([], every=4) == []
 
 

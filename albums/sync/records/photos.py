@@ -77,8 +77,8 @@ def listing_boundaries(albums: list[Album], *, every: int) -> list[str]:
     """Where the bucket's listing of these albums (under the albums' common prefix, in the
     order of their keys) can be cut into ranges of about `every` recorded photos: names
     relative to that prefix, in increasing order. An album's first key ("slug/") starts a
-    range once the albums before it hold `every` photos since the last cut; a large album is
-    also cut at every `every`-th of its paths. One query: a row per album, and one per
+    range when, with it, the range would hold `every` photos or more; a large album is also
+    cut at every `every`-th of its paths. One query: a row per album, and one per
     `every` photos (an index-only scan of the album's (album, path) index on PostgreSQL)."""
     if not albums:
         return []
@@ -108,7 +108,9 @@ def listing_boundaries(albums: list[Album], *, every: int) -> list[str]:
     boundaries: list[str] = []
     since_cut = 0
     for pk in sorted(counts, key=lambda pk: f"{slugs[pk]}/"):
-        if since_cut >= every:
+        # Cut before an album that would fill the range: a range of fewer photos than a
+        # page is one request (ending past it), one of a page that ends on its cut too.
+        if since_cut and since_cut + counts[pk] >= every:
             boundaries.append(f"{slugs[pk]}/")
             since_cut = 0
         paths = cuts.get(pk, [])
