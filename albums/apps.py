@@ -46,9 +46,11 @@ class AlbumsConfig(AppConfig):
 
     def ready(self):
         from .alerts import on_streak_counted
+        from .memory import limit_malloc_arenas
         from .schedule import create_schedule_after_migrate
         from .sync.records.runs import streak_counted
 
+        limit_malloc_arenas()  # before any sync starts its threads
         connection_created.connect(configure_sqlite, dispatch_uid="albums_configure_sqlite")
         setting_changed.connect(
             forget_clients_when_storage_changes, dispatch_uid="albums_forget_clients"
