@@ -101,10 +101,11 @@ def test_the_cuts_of_albums_come_from_their_recorded_photos(db, photos_root):
 
     cuts = listing_boundaries(albums, every=4)
 
-    # In key order ("a-b/" sorts before "a/"), a cut before each album that would bring its
-    # range to 4 photos or more: a-b (2); a (2 + 3) -> cut, 3; big (3 + 11) -> cut, and at
-    # its 4th and 8th photos, 3 left; c (3 + 1) -> cut, 1; d (1 + 4) -> cut, its 4th the last.
-    assert cuts == ["a/", "big/", "big/03.jpg", "big/07.jpg", "c/", "d/"]
+    # In key order ("a-b/" sorts before "a/"), a range ends on the last photo of the album
+    # before one that would bring it over 4 photos: a-b (2); a (2 + 3) -> cut after a-b, 3;
+    # big (3 + 11) -> cut after a, and at its 4th and 8th photos, 3 left; c (3 + 1 = 4: a
+    # page, no cut); d (4 + 4) -> cut after c; d's 4th photo is its last, the listing's end.
+    assert cuts == ["a-b/01.jpg", "a/02.jpg", "big/03.jpg", "big/07.jpg", "c/00.jpg"]
     assert listing_boundaries([], every=4) == []
 
 
@@ -144,3 +145,26 @@ def test_a_no_op_over_several_albums_lists_the_common_prefix_in_ranges(
     assert [o.result.unchanged for o in outcomes] == [4, 3, 4]  # autumn, summer, winter
     assert all(o.result.uploaded == 0 for o in outcomes)
     assert set(s3_requests.counts) == {"ListObjectsV2"}
+    # One request a range: each ends on a recorded key, or holds less than a page.
+    assert dict(s3_requests.counts) == {"ListObjectsV2": 5}
+
+
+def test_albums_of_a_page_each_cost_one_listing_request_each(
+    photos_root, s3, s3_requests, monkeypatch
+):
+    """A range that ended between two albums after a full page needed a second request to
+    find its end; ending on the album's last key, it needs none."""
+    albums = []
+    for name in ("Autumn", "Spring", "Winter"):
+        albums.append(Album.objects.create(name=name, slug=name.lower(), folder=name))
+        for number in range(3):
+            write_photo(photos_root / name / f"{number}.jpg", color=(number, 4, 5))
+    list(sync_albums(albums))
+    monkeypatch.setattr(many, "LIST_PAGE", 3)
+    monkeypatch.setattr(bucket_pool, "LIST_PAGE", 3)
+    s3_requests.reset()
+
+    outcomes = list(sync_albums(albums))
+
+    assert [o.result.unchanged for o in outcomes] == [3, 3, 3]
+    assert dict(s3_requests.counts) == {"ListObjectsV2": 3}

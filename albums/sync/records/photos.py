@@ -75,11 +75,15 @@ def contents_recorded(md5s: list[str]) -> set[str]:
 
 def listing_boundaries(albums: list[Album], *, every: int) -> list[str]:
     """Where the bucket's listing of these albums (under the albums' common prefix, in the
-    order of their keys) can be cut into ranges of about `every` recorded photos: names
-    relative to that prefix, in increasing order. An album's first key ("slug/") starts a
-    range when, with it, the range would hold `every` photos or more; a large album is also
-    cut at every `every`-th of its paths. One query: a row per album, and one per
-    `every` photos (an index-only scan of the album's (album, path) index on PostgreSQL)."""
+    order of their keys) can be cut into ranges of at most `every` recorded photos, each
+    ending on a recorded photo's key: names relative to that prefix, in increasing order.
+    Albums share a range while together they hold no more than `every` photos; the range
+    ends on the last photo of the album before the one that would overflow it, and a large
+    album is also cut at every `every`-th of its paths. A range that ends on a key is one
+    request when it holds a page or less, where one that ended between two albums would
+    need a second to find its end after a full page. One query: a row per album, and one
+    per `every` photos (an index-only scan of the album's (album, path) index on
+    PostgreSQL)."""
     if not albums:
         return []
     slugs = {album.pk: album.slug for album in albums}
@@ -94,28 +98,31 @@ def listing_boundaries(albums: list[Album], *, every: int) -> list[str]:
         f"ROW_NUMBER() OVER (PARTITION BY {album_id} ORDER BY {path}) AS rn, "
         f"COUNT(*) OVER (PARTITION BY {album_id}) AS n "
         f"FROM {quote(photo.db_table)} WHERE {album_id} IN ({', '.join(['%s'] * len(slugs))})"
-        f") ranked WHERE rn = 1 OR rn %% %s = 0"
+        f") ranked WHERE rn = n OR rn %% %s = 0"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, [*slugs, every])
         rows = cursor.fetchall()
     counts: dict[int, int] = {}
+    last: dict[int, str] = {}  # each album's last recorded path (binary order: migration 0005)
     cuts: dict[int, list[str]] = {}
     for row_album, row_path, number, count in rows:
         counts[row_album] = count
-        if number % every == 0 and number < count:  # not after the album's last photo
+        if number == count:
+            last[row_album] = row_path
+        elif number % every == 0:
             cuts.setdefault(row_album, []).append(row_path)
     boundaries: list[str] = []
     since_cut = 0
+    before = ""  # the last key of the album before this one
     for pk in sorted(counts, key=lambda pk: f"{slugs[pk]}/"):
-        # Cut before an album that would fill the range: a range of fewer photos than a
-        # page is one request (ending past it), one of a page that ends on its cut too.
-        if since_cut and since_cut + counts[pk] >= every:
-            boundaries.append(f"{slugs[pk]}/")
+        if since_cut and since_cut + counts[pk] > every:
+            boundaries.append(before)
             since_cut = 0
         paths = cuts.get(pk, [])
         boundaries += [f"{slugs[pk]}/{cut}" for cut in paths]
         since_cut = counts[pk] - len(paths) * every if paths else since_cut + counts[pk]
+        before = f"{slugs[pk]}/{last[pk]}"
     return boundaries
 
 
