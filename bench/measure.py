@@ -122,7 +122,13 @@ class Server:
         self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and script
             [python, str(script), *args], stdout=subprocess.PIPE, stderr=self.log, text=True
         )
-        self.port = json.loads(self.process.stdout.readline())["port"]
+        first = self.process.stdout.readline()
+        if not first:
+            self.process.wait(10)
+            raise RuntimeError(f"the S3 server stopped (exit {self.process.returncode}): "
+                               f"{log.read_text()[-2000:]}")  # fmt: skip
+        self.info = json.loads(first)  # its port, and how it serves listings
+        self.port = self.info["port"]
         self.url = f"http://127.0.0.1:{self.port}"
 
     def requests(self, reset: bool = False) -> dict[str, int]:
