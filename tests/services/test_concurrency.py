@@ -2,7 +2,7 @@
 against a simulated link: each request takes a round trip, and the link carries at most so
 many requests a second, whatever is in flight."""
 
-from albums.sync.bucket.concurrency import FLOOR, HOLD, START, Concurrency
+from albums.sync.bucket.concurrency import FLOOR, HOLD, PERIOD_SECONDS, START, Concurrency
 
 
 class Link:
@@ -92,7 +92,7 @@ def test_slow_down_answers_halve_it_once_a_burst_then_it_grows_again():
 
     assert after_one == concurrency.limit == before // 2
     # Held for a few periods, then it finds the link again.
-    held = link.run(concurrency, seconds=HOLD * 0.5)
+    held = link.run(concurrency, seconds=HOLD * PERIOD_SECONDS)
     assert max(held) == before // 2
     link.run(concurrency, seconds=20)
     assert link.used(concurrency) >= 0.95
