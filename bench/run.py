@@ -128,17 +128,22 @@ class Bench:
         wrong += sorted(k for k in stored.keys() & expected.keys() if stored[k] != expected[k])[:3]
         return f"bucket's keys or sizes differ from the album's, e.g. {', '.join(wrong)}"
 
+    def note_outcome(self, sample, log: Path, shown) -> None:
+        """Notes on `sample` of a run that failed (its log's tail printed, `shown` named) or
+        left the bucket other than the dataset."""
+        if sample.exit_code != 0:
+            sample.notes.append(f"exit code {sample.exit_code} (see {shown})")
+            print(log.read_text()[-2000:], file=sys.stderr)
+        problem = self.check_bucket()
+        if problem:
+            sample.notes.append(problem)
+
     def measure(self, contender, phase: str, repeat: int):
         argv = contender.initial if phase == "initial" else contender.noop
         log = self.logs / f"{contender.name.replace(' ', '_')}-{phase}-{repeat}.log"
         sample = run_process(argv, env=contender.env, cwd=REPO, log=log, server=self.server,
                              reads=self.reads, sizes=self.album.sizes)  # fmt: skip
-        if sample.exit_code != 0:
-            sample.notes.append(f"exit code {sample.exit_code} (see {log})")
-            print(log.read_text()[-2000:], file=sys.stderr)
-        problem = self.check_bucket()
-        if problem:
-            sample.notes.append(problem)
+        self.note_outcome(sample, log, log)
         print(f"  {contender.name:<12} {phase:<8} {sample.wall:7.2f} s  "
               f"{sample.request_total:6d} requests  {sample.rss_mib:6.0f} MiB"
               + ("  " + "; ".join(sample.notes) if sample.notes else ""), flush=True)  # fmt: skip

@@ -301,12 +301,7 @@ class WanBench(Bench):
             cpu_seconds(self.server.serving_pid) - server_cpu,
             load,
         )
-        if sample.exit_code != 0:
-            sample.notes.append(f"exit code {sample.exit_code} (see {log.name})")
-            print(log.read_text()[-2000:], file=sys.stderr)
-        problem = self.check_bucket()
-        if problem:
-            sample.notes.append(problem)
+        self.note_outcome(sample, log, log.name)
         print(f"  {tool.label:<24} {phase:<8} {sample.wall:7.2f} s  "
               f"{sample.request_total:6d} requests  {run.proxy['opened']:4d} connections  "
               f"load {load:.2f}" + ("  " + "; ".join(sample.notes) if sample.notes else ""),
