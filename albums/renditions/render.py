@@ -40,9 +40,10 @@ THUMB_REDUCING_GAP = 2.0
 WEBP_METHOD = 2
 # Renders run on two threads of their own, whoever asks: each holds a photo decoded at the
 # display size's scale (a 24 MP JPEG at half size, 18 MB), and more than the cores would
-# only queue. Their own threads, not the sync's ten: glibc gives each thread that allocates
-# large images an arena of its own, and ten arenas each keeping a decoded photo's worth
-# took a sync of camera JPEGs from 160 to 490 MiB (bench/RESULTS-renditions-sync.md).
+# only queue. Their own threads, not the sync's (up to ALBUMS_SYNC_WORKERS): rendered on
+# ten of those, each with a malloc arena of its own keeping a decoded photo's worth, a sync
+# of camera JPEGs went from 160 to 490 MiB (bench/RESULTS-renditions-sync.md; albums.memory
+# now also limits the arenas).
 RENDER_THREADS = 2
 # EXIF orientation -> the transpose that makes the image upright.
 UPRIGHT = {
